@@ -1,0 +1,21 @@
+// The subcommands of the `kdgrid` binary. Each lives in its own file under src/cli/ and
+// returns a process exit code (DESIGN section 2); errors are thrown, never printed here.
+#pragma once
+
+#include "cli/options.h"
+
+namespace kdgrid {
+
+int runVersion(const CommandLine& cmd);
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const CommandLine& cmd);
+};
+
+inline constexpr Command kCommands[] = {
+    {"version", "print the version and how this binary was built", runVersion},
+};
+
+}  // namespace kdgrid

@@ -1,0 +1,20 @@
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/log.h"
+
+namespace kdgrid {
+
+int runVersion(const CommandLine& cmd) {
+  po::options_description none("version");
+  po::variables_map vm;
+  if (!parseOptions(cmd, none, vm)) return kExitOk;
+  if (worldRank() == 0) {
+    std::printf("kdgrid %s (%s build; CUDA backend %s; oneDNN %s)\n", KDGRID_VERSION,
+                KDGRID_BUILD_TYPE, KDGRID_WITH_CUDA ? "compiled" : "not compiled",
+                KDGRID_DNNL_VERSION);
+  }
+  return kExitOk;
+}
+
+}  // namespace kdgrid
