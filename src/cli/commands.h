@@ -7,6 +7,9 @@
 namespace kdgrid {
 
 int runVersion(const CommandLine& cmd);
+int runTrain(const CommandLine& cmd);
+int runEval(const CommandLine& cmd);
+int runGenerate(const CommandLine& cmd);
 
 struct Command {
   const char* name;
@@ -15,6 +18,9 @@ struct Command {
 };
 
 inline constexpr Command kCommands[] = {
+    {"train", "train a model from scratch or resume it from its run directory", runTrain},
+    {"eval", "mean cross-entropy of a checkpoint on token shards, as one JSON line", runEval},
+    {"generate", "sample text from a checkpoint", runGenerate},
     {"version", "print the version and how this binary was built", runVersion},
 };
 

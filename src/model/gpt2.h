@@ -15,6 +15,7 @@
 #include "model/config.h"
 #include "model/params.h"
 #include "parallel/communicator.h"
+#include "tensor/runtime.h"
 #include "tensor/tensor.h"
 
 namespace kdgrid {
@@ -56,7 +57,7 @@ struct LossSums {
 class Gpt2Stage {
  public:
   Gpt2Stage(const ModelConfig& config, int pp, int stage, Communicator& tp_comm, DType compute,
-            Recompute recompute);
+            Recompute recompute, Runtime& rt);
 
   const ModelConfig& config() const { return config_; }
   const ParameterLayout& layout() const { return layout_; }
@@ -70,9 +71,11 @@ class Gpt2Stage {
   Tensor param(const std::string& name);  // fp32 master view, local shape
   Tensor grad(const std::string& name);
 
-  // Refreshes the compute-precision weight copies from the fp32 masters (after init, load
-  // or an optimizer step). A no-op view in fp32.
+  // Refreshes the compute-precision weight copies from the fp32 masters (after init or a
+  // load; the optimizer writes them itself after a step). Nothing to do in fp32.
   void syncComputeWeights();
+  // The compute-precision copy of params() (bf16/fp16 runs), null in fp32.
+  Tensor* computeCopy() { return compute_ == DType::kF32 ? nullptr : &compute_params_; }
 
   // Forward of one micro-batch. First stage: `ids` [B, T]; other stages: `input` [N, C] from
   // the previous stage. Returns the stage output [N, C] (the next stage's input).
@@ -85,6 +88,10 @@ class Gpt2Stage {
   LossSums headForwardBackward(StageActivations& acts, const uint32_t* targets, float grad_scale,
                                Tensor* dout);
 
+  // Last stage with tp = 1: the logits [vocab_size] at token `row` of the last forward
+  // (sampling).
+  void logitsAt(const StageActivations& acts, int64_t row, float* logits);
+
   // Backward of one micro-batch given d(stage output). Returns d(stage input) [N, C] (empty
   // on the first stage, which ends in the embedding gradient). Parameter grads accumulate.
   Tensor backward(StageActivations& acts, const Tensor& dout);
@@ -94,6 +101,7 @@ class Gpt2Stage {
   void recomputeMlp(int layer, BlockActivations& a);
   Tensor computeWeight(const std::string& name);  // weight in the compute dtype
 
+  Runtime& rt_;
   ModelConfig config_;
   int pp_, stage_;
   StageLayers layers_;

@@ -1,0 +1,55 @@
+// kdgrid eval: mean cross-entropy of a checkpoint over token shards, as ONE JSON line on
+// stdout (DESIGN section 2).
+#include <cmath>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "data/token_stream.h"
+#include "parallel/grid.h"
+#include "train/evaluate.h"
+#include "train/inference.h"
+
+namespace kdgrid {
+
+int runEval(const CommandLine& cmd) {
+  std::string checkpoint, data;
+  int64_t max_tokens = 0;
+  int batch_size = 8;
+  GridConfig grid_config;
+  po::options_description options("Evaluation");
+  options.add_options()
+    ("checkpoint", po::value(&checkpoint)->value_name("CKPT"), "step directory or run directory")
+    ("data", po::value(&data)->value_name("DIR"), "token shards to score")
+    ("max-tokens", po::value(&max_tokens)->default_value(max_tokens), "stop after N target tokens (0 = all)")
+    ("batch-size", po::value(&batch_size)->default_value(batch_size), "windows per forward pass per data-parallel rank");
+  options.add(gridOptions(grid_config));
+  po::variables_map vm;
+  if (!parseOptions(cmd, options, vm)) return kExitOk;
+  KDGRID_OPTION_CHECK(!checkpoint.empty(), "--checkpoint is required");
+  KDGRID_OPTION_CHECK(!data.empty(), "--data is required");
+  KDGRID_OPTION_CHECK(max_tokens >= 0, "--max-tokens must be >= 0");
+  KDGRID_OPTION_CHECK(batch_size >= 1, "--batch-size must be >= 1");
+
+  Runtime rt;
+  InferenceModel m = loadInferenceModel(checkpoint, grid_config, rt);
+  TokenStream stream(data);
+  KDGRID_INPUT_CHECK(stream.vocabSize() <= static_cast<uint32_t>(m.meta.model.vocab_size),
+                     "--data {}: vocab_size {} exceeds the model's {}", data, stream.vocabSize(),
+                     m.meta.model.vocab_size);
+  if (stream.tokenizerSha256() != m.meta.tokenizer_sha256) {
+    log0("warning: --data {} was tokenized with another tokenizer than the checkpoint's", data);
+  }
+  const EvalResult r = evaluateLoss(*m.model, *m.grid, stream, max_tokens, batch_size);
+  KDGRID_INPUT_CHECK(r.tokens > 0, "--data {}: fewer than max_seq + 1 = {} tokens, nothing to score",
+                     data, m.meta.model.max_seq + 1);
+  if (worldRank() == 0) {
+    nlohmann::json line = {{"loss", r.loss}, {"ppl", std::exp(r.loss)}, {"tokens", r.tokens}};
+    std::printf("%s\n", line.dump().c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace kdgrid

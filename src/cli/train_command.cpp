@@ -1,0 +1,21 @@
+#include "cli/commands.h"
+#include "model/config.h"
+#include "parallel/grid.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace kdgrid {
+
+int runTrain(const CommandLine& cmd) {
+  ModelConfig model;
+  TrainConfig train;
+  GridConfig grid;
+  po::options_description options;
+  options.add(modelOptions(model)).add(trainOptions(train)).add(gridOptions(grid));
+  po::variables_map vm;
+  if (!parseOptions(cmd, options, vm)) return kExitOk;
+  train.validate();
+  return runTraining(train, model, grid, dumpIni(options, vm));
+}
+
+}  // namespace kdgrid

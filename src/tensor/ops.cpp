@@ -1,0 +1,269 @@
+// CPU dispatch of the tensor ops: shape checks, then the kernel for the storage type.
+// The CUDA backend adds a `device() == Device::kCuda` branch per op.
+#include "tensor/ops.h"
+
+#include "kernels/cpu/adamw.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/gelu.h"
+#include "kernels/cpu/layernorm.h"
+
+namespace kdgrid::ops {
+namespace {
+
+// Calls f(T{}) with T the C++ type of `dtype`.
+template <typename F>
+void byType(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::kF32: return f(float{});
+    case DType::kBF16: return f(bf16{});
+    case DType::kF16: return f(f16{});
+  }
+}
+
+void requireCpu(const Tensor& t, const char* op) {
+  KDGRID_CHECK(t.device() == Device::kCpu, "{}: {} is not a host tensor (CUDA ops not built here)", op,
+               t.describe());
+}
+
+void requireSame(const Tensor& a, const Tensor& b, const char* op) {
+  KDGRID_CHECK(a.dtype() == b.dtype() && a.numel() == b.numel(), "{}: {} vs {}", op, a.describe(),
+               b.describe());
+}
+
+int64_t rowsOf(const Tensor& t) { return t.numel() / t.dim(-1); }
+
+}  // namespace
+
+void linearForward(Runtime& rt, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b) {
+  requireCpu(x, "linearForward");
+  const int64_t n = rowsOf(x), in = x.dim(-1), out = w.dim(0);
+  KDGRID_CHECK(w.dim(1) == in && y.numel() == n * out && x.dtype() == w.dtype(),
+               "linearForward: x {} w {} y {}", x.describe(), w.describe(), y.describe());
+  cpu::GemmCall call;
+  call.trans_b = true;
+  call.m = n;
+  call.n = out;
+  call.k = in;
+  call.type_a = x.dtype();
+  call.type_b = w.dtype();
+  call.type_c = y.dtype();
+  call.a = x.raw();
+  call.lda = in;
+  call.b = w.raw();
+  call.ldb = in;
+  call.c = y.raw();
+  call.ldc = out;
+  call.bias = b ? b->data<float>() : nullptr;
+  cpu::gemm(rt.gemm, call);
+}
+
+void linearBackward(Runtime& rt, Tensor* dx, bool accumulate, Tensor* dw, Tensor* db,
+                    const Tensor& dy, const Tensor& x, const Tensor& w) {
+  requireCpu(dy, "linearBackward");
+  const int64_t n = rowsOf(x), in = x.dim(-1), out = w.dim(0);
+  KDGRID_CHECK(dy.numel() == n * out && dy.dtype() == x.dtype(), "linearBackward: dy {} x {} w {}",
+               dy.describe(), x.describe(), w.describe());
+  if (dx) {  // dx[n, in] = dy[n, out] . w[out, in]
+    cpu::GemmCall call;
+    call.m = n;
+    call.n = in;
+    call.k = out;
+    call.beta = accumulate ? 1.0f : 0.0f;
+    call.type_a = dy.dtype();
+    call.type_b = w.dtype();
+    call.type_c = dx->dtype();
+    call.a = dy.raw();
+    call.lda = out;
+    call.b = w.raw();
+    call.ldb = in;
+    call.c = dx->raw();
+    call.ldc = in;
+    cpu::gemm(rt.gemm, call);
+  }
+  if (dw) {  // dw[out, in] += dy^T . x, fp32
+    cpu::GemmCall call;
+    call.trans_a = true;
+    call.m = out;
+    call.n = in;
+    call.k = n;
+    call.beta = 1.0f;
+    call.type_a = dy.dtype();
+    call.type_b = x.dtype();
+    call.type_c = DType::kF32;
+    call.a = dy.raw();
+    call.lda = out;
+    call.b = x.raw();
+    call.ldb = in;
+    call.c = dw->data<float>();
+    call.ldc = in;
+    cpu::gemm(rt.gemm, call);
+  }
+  if (db) {
+    byType(dy.dtype(), [&](auto t) {
+      using T = decltype(t);
+      cpu::biasGradColumnSum(db->data<float>(), dy.data<T>(), n, out);
+    });
+  }
+}
+
+void layernormForward(Runtime&, Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x,
+                      const Tensor& w, const Tensor& b) {
+  requireCpu(x, "layernormForward");
+  requireSame(y, x, "layernormForward");
+  byType(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    cpu::layerNormForward(y.data<T>(), mean.data<float>(), rstd.data<float>(), x.data<T>(),
+                          w.data<float>(), b.data<float>(), rowsOf(x), x.dim(-1));
+  });
+}
+
+void layernormBackward(Runtime&, Tensor& dx, bool accumulate, Tensor& dw, Tensor& db,
+                       const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                       const Tensor& w) {
+  requireCpu(x, "layernormBackward");
+  requireSame(dx, x, "layernormBackward");
+  requireSame(dy, x, "layernormBackward");
+  byType(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    cpu::layerNormBackward(dx.data<T>(), dw.data<float>(), db.data<float>(), dy.data<T>(),
+                           x.data<T>(), w.data<float>(), mean.data<float>(), rstd.data<float>(),
+                           rowsOf(x), x.dim(-1), accumulate);
+  });
+}
+
+void geluForward(Runtime&, Tensor& y, const Tensor& x) {
+  requireCpu(x, "geluForward");
+  requireSame(y, x, "geluForward");
+  byType(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    cpu::geluForward(y.data<T>(), x.data<T>(), x.numel());
+  });
+}
+
+void geluBackward(Runtime&, Tensor& dx, const Tensor& dy, const Tensor& x) {
+  requireCpu(x, "geluBackward");
+  requireSame(dx, x, "geluBackward");
+  byType(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    cpu::geluBackward(dx.data<T>(), dy.data<T>(), x.data<T>(), x.numel());
+  });
+}
+
+void add(Runtime&, Tensor& out, const Tensor& a, const Tensor& b) {
+  requireCpu(a, "add");
+  requireSame(out, a, "add");
+  requireSame(a, b, "add");
+  byType(a.dtype(), [&](auto t) {
+    using T = decltype(t);
+    cpu::residualAdd(out.data<T>(), a.data<T>(), b.data<T>(), a.numel());
+  });
+}
+
+void addBias(Runtime& rt, Tensor& y, const Tensor& b) {
+  requireCpu(y, "addBias");
+  const int64_t cols = y.dim(-1), rows = rowsOf(y);
+  KDGRID_CHECK(b.numel() == cols, "addBias: y {} b {}", y.describe(), b.describe());
+  const float* bias = b.data<float>();
+  byType(y.dtype(), [&](auto t) {
+    using T = decltype(t);
+    T* p = y.data<T>();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) p[r * cols + c] = T(toFloat(p[r * cols + c]) + bias[c]);
+    }
+  });
+}
+
+void embeddingForward(Runtime&, Tensor& out, const uint32_t* ids, int64_t B, int64_t T,
+                      const Tensor& tok_emb, int64_t vocab_start, const Tensor* pos_emb) {
+  requireCpu(out, "embeddingForward");
+  KDGRID_CHECK(out.numel() == B * T * tok_emb.dim(1), "embeddingForward: out {} tok_emb {}",
+               out.describe(), tok_emb.describe());
+  byType(out.dtype(), [&](auto t) {
+    using Ty = decltype(t);
+    cpu::embeddingForward(out.data<Ty>(), ids, tok_emb.data<float>(),
+                          pos_emb ? pos_emb->data<float>() : nullptr, B, T, tok_emb.dim(1),
+                          vocab_start, tok_emb.dim(0), pos_emb != nullptr);
+  });
+}
+
+void embeddingBackward(Runtime&, Tensor& dtok_emb, Tensor* dpos_emb, const Tensor& dout,
+                       const uint32_t* ids, int64_t B, int64_t T, int64_t vocab_start) {
+  requireCpu(dout, "embeddingBackward");
+  byType(dout.dtype(), [&](auto t) {
+    using Ty = decltype(t);
+    cpu::embeddingBackward(dtok_emb.data<float>(), dpos_emb ? dpos_emb->data<float>() : nullptr,
+                           dout.data<Ty>(), ids, B, T, dtok_emb.dim(1), vocab_start,
+                           dtok_emb.dim(0));
+  });
+}
+
+void attentionForward(Runtime&, Tensor& out, Tensor& lse, const Tensor& qkv, int64_t B, int64_t T,
+                      int64_t n_head_local, int window) {
+  requireCpu(qkv, "attentionForward");
+  const int64_t C = out.dim(-1);
+  KDGRID_CHECK(qkv.numel() == B * T * 3 * C && out.numel() == B * T * C &&
+                   lse.numel() == B * n_head_local * T && C % n_head_local == 0,
+               "attentionForward: qkv {} out {} lse {}", qkv.describe(), out.describe(), lse.describe());
+  byType(qkv.dtype(), [&](auto t) {
+    using Ty = decltype(t);
+    cpu::attentionForward(out.data<Ty>(), lse.data<float>(), qkv.data<Ty>(), B, T, C,
+                          C / n_head_local, window);
+  });
+}
+
+void attentionBackward(Runtime&, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
+                       const Tensor& out, const Tensor& lse, int64_t B, int64_t T,
+                       int64_t n_head_local, int window) {
+  requireCpu(qkv, "attentionBackward");
+  requireSame(dqkv, qkv, "attentionBackward");
+  requireSame(dout, out, "attentionBackward");
+  const int64_t C = out.dim(-1);
+  byType(qkv.dtype(), [&](auto t) {
+    using Ty = decltype(t);
+    cpu::attentionBackward(dqkv.data<Ty>(), dout.data<Ty>(), qkv.data<Ty>(), out.data<Ty>(),
+                           lse.data<float>(), B, T, C, C / n_head_local, window);
+  });
+}
+
+void convert(Runtime&, Tensor& dst, const Tensor& src) {
+  requireCpu(src, "convert");
+  KDGRID_CHECK(dst.numel() == src.numel(), "convert: {} -> {}", src.describe(), dst.describe());
+  byType(dst.dtype(), [&](auto d) {
+    byType(src.dtype(), [&](auto s) {
+      using D = decltype(d);
+      using S = decltype(s);
+      if constexpr (std::is_same_v<D, S>) {
+        std::copy_n(src.data<S>(), src.numel(), dst.data<D>());
+      } else if constexpr (std::is_same_v<D, float> || std::is_same_v<S, float>) {
+        cpu::convertBuffer(dst.data<D>(), src.data<S>(), src.numel());
+      } else {
+        KDGRID_CHECK(false, "convert: {} -> {} is not supported", src.describe(), dst.describe());
+      }
+    });
+  });
+}
+
+void xentRowStats(Runtime&, float* local_max, float* local_sum, float* target_logit,
+                  const Tensor& logits, const uint32_t* targets, const VocabShard& shard) {
+  requireCpu(logits, "xentRowStats");
+  cpu::xentRowStats(local_max, local_sum, target_logit, logits.data<float>(), targets,
+                    rowsOf(logits), {shard.start, shard.size, shard.valid});
+}
+
+void xentRescaleSums(Runtime&, float* sums, const float* local_max, const float* global_max,
+                     int64_t rows) {
+  cpu::xentRescaleSums(sums, local_max, global_max, rows);
+}
+
+void xentBackwardInPlace(Runtime&, Tensor& logits, const float* global_max, const float* global_sum,
+                         const uint32_t* targets, const VocabShard& shard, float row_scale) {
+  requireCpu(logits, "xentBackwardInPlace");
+  cpu::xentBackwardInPlace(logits.data<float>(), global_max, global_sum, targets, rowsOf(logits),
+                           {shard.start, shard.size, shard.valid}, row_scale);
+}
+
+}  // namespace kdgrid::ops

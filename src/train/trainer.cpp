@@ -1,0 +1,231 @@
+#include "train/trainer.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "checkpoints/checkpoint.h"
+#include "core/log.h"
+#include "data/loader.h"
+#include "data/shards.h"
+#include "model/gpt2.h"
+#include "optim/adamw.h"
+#include "tensor/ops.h"
+#include "tensor/runtime.h"
+#include "train/evaluate.h"
+#include "train/metrics.h"
+#include "train/stop_signal.h"
+
+namespace kdgrid {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+DType parsePrecision(const std::string& p) {
+  return p == "bf16" ? DType::kBF16 : p == "fp16" ? DType::kF16 : DType::kF32;
+}
+
+double peakMemoryMb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+// fp16 dynamic loss scaling: halve on overflow (step skipped), double after this many clean
+// steps. 2^16 start and a 1000-step window follow common mixed-precision practice.
+constexpr float kInitialLossScale = 65536.0f;
+constexpr int64_t kLossScaleWindow = 1000;
+
+// Sum of squared gradients this rank is responsible for in the global norm: tensors
+// replicated over tp are counted by tp rank 0 only, and tok_emb (held by the first and last
+// stage, gradients already summed) by the first stage only.
+double localGradSquares(const Gpt2Stage& model, const float* grads, int tp_rank) {
+  double sum = 0;
+  for (const LocalParam& p : model.layout().params()) {
+    if (p.tp_replicated && tp_rank != 0) continue;
+    if (p.spec.name == "tok_emb" && !model.firstStage()) continue;
+    sum += cpu::sumSquares(grads + p.offset, p.numel());
+  }
+  return sum;
+}
+
+void writeProgress(int64_t step, int64_t steps, double loss, double tok_s, double step_s) {
+  if (worldRank() != 0 || !isatty(STDERR_FILENO)) return;
+  const double eta = (steps - step) * step_s;
+  std::fprintf(stderr, "\r[kdgrid] step %lld/%lld  loss %.4f  %.0f tok/s  ETA %02d:%02d   ",
+               static_cast<long long>(step), static_cast<long long>(steps), loss, tok_s,
+               int(eta / 60), int(eta) % 60);
+  if (step == steps) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std::string& config_ini) {
+  installStopHandlers();
+  const std::vector<DataSource> sources = parseDataSources(tc.data);
+  const TokenShardInfo first_shard = readTokenShardInfo(listShards(sources[0].dir, kTokensFormat)[0]);
+  mc.resolve(first_shard.vocab_size);
+  mc.validate();
+  gc.resolve(worldSize(), mc);
+  KDGRID_OPTION_CHECK(gc.pp == 1, "--pp {}: pipeline parallelism is not available yet (use --pp 1)", gc.pp);
+  KDGRID_OPTION_CHECK(gc.tp == 1 || tc.precision == "fp32",
+                      "--tp {} needs --precision fp32 for now", gc.tp);
+  ProcessGrid grid(gc);
+  log0("{}", grid.describe());
+  log0("model: {}", mc.summary());
+
+  namespace fs = std::filesystem;
+  if (worldRank() == 0) {
+    fs::create_directories(fs::path(tc.run_dir) / "checkpoints");
+    std::ofstream(fs::path(tc.run_dir) / "config.ini") << config_ini;
+  }
+  grid.world().barrier();
+  log0("run directory {} (effective configuration in {}/config.ini)", tc.run_dir, tc.run_dir);
+
+  Runtime rt;
+  const DType compute = parsePrecision(tc.precision);
+  Gpt2Stage model(mc, gc.pp, grid.ppRank(), grid.tpComm(), compute, parseRecompute(tc.recompute), rt);
+  AdamW optimizer(model.layout(), cpu::AdamWConfig{.weight_decay = static_cast<float>(tc.weight_decay)});
+  RankTensors tensors{&model.layout(), model.params(), optimizer.m().data<float>(),
+                      optimizer.v().data<float>(), grid.dpRank() == 0};
+
+  TrainingState state;
+  state.loss_scale = compute == DType::kF16 ? kInitialLossScale : 1.0f;
+  std::optional<std::string> resume;
+  if (!tc.no_resume) resume = resolveCheckpoint(tc.run_dir);
+  if (resume) {
+    state = loadCheckpoint(*resume, tensors);
+    log0("resumed from {} at step {}", *resume, state.step);
+  } else {
+    initializeParameters(model.layout(), tc.seed, model.params());
+  }
+  model.syncComputeWeights();
+  if (state.step >= tc.steps) {
+    log0("run already at step {} of --steps {}: nothing to do", state.step, tc.steps);
+    return kExitOk;
+  }
+
+  const int64_t T = mc.max_seq;
+  LoaderConfig lc;
+  lc.sources = sources;
+  lc.seq_len = static_cast<uint32_t>(T + 1);
+  lc.seed = tc.seed;
+  lc.micro_batch = tc.batch_size;
+  lc.grad_accum = tc.grad_accum;
+  lc.dp = gc.dp;
+  lc.dp_rank = grid.dpRank();
+  DataLoader loader(lc, state.cursor);
+  CheckpointMeta meta{mc, fmt::format("{},{},{}", gc.dp, gc.pp, gc.tp), config_ini,
+                      loader.tokenizerSha256()};
+
+  std::unique_ptr<MetricsWriter> metrics;
+  if (worldRank() == 0) metrics = std::make_unique<MetricsWriter>(tc.run_dir);
+  const int64_t global_tokens = int64_t(gc.dp) * tc.batch_size * tc.grad_accum * T;
+  const size_t n_params = model.layout().totalElements();
+  std::vector<uint32_t> inputs(tc.batch_size * T), targets(tc.batch_size * T);
+  std::optional<TokenStream> val_data;
+  if (!tc.val_data.empty()) {
+    val_data.emplace(tc.val_data);
+    KDGRID_INPUT_CHECK(val_data->tokenizerSha256() == loader.tokenizerSha256(),
+                       "--val-data {} was tokenized with another tokenizer than --data", tc.val_data);
+  }
+
+  std::string last_saved;
+  while (state.step < tc.steps) {
+    const auto t0 = Clock::now();
+    StepBatch batch = loader.next();
+    std::fill(model.grads(), model.grads() + n_params, 0.0f);
+
+    // Forward and backward of each micro-batch; gradients accumulate, scaled so that their
+    // sum over the global batch is the gradient of the mean loss (times the loss scale).
+    double ce_sum = 0;
+    const float grad_scale = state.loss_scale / static_cast<float>(global_tokens);
+    for (int m = 0; m < tc.grad_accum; ++m) {
+      const uint32_t* windows = batch.tokens.data() + size_t(m) * tc.batch_size * (T + 1);
+      for (int b = 0; b < tc.batch_size; ++b) {
+        std::copy_n(windows + b * (T + 1), T, inputs.begin() + b * T);
+        std::copy_n(windows + b * (T + 1) + 1, T, targets.begin() + b * T);
+      }
+      StageActivations acts;
+      model.forward(acts, inputs.data(), nullptr, tc.batch_size, T);
+      Tensor dout;
+      ce_sum += model.headForwardBackward(acts, targets.data(), grad_scale, &dout).ce_sum;
+      model.backward(acts, dout);
+    }
+
+    // Data parallel: sum gradients and losses over replicas.
+    grid.dpComm().allReduceSum(model.grads(), n_params);
+    grid.dpComm().allReduceSum(&ce_sum, 1);
+    const double loss = ce_sum / global_tokens;
+
+    double squares = localGradSquares(model, model.grads(), grid.tpRank());
+    grid.tpComm().allReduceSum(&squares, 1);
+    grid.ppComm().allReduceSum(&squares, 1);
+    const double grad_norm = std::sqrt(squares) / state.loss_scale;  // unscaled
+    const double lr = learningRate(tc, state.step);
+    const bool overflow = !std::isfinite(grad_norm);
+    if (overflow && compute == DType::kF16) {
+      // Skip the step: weights and optimizer state stay as they are.
+      state.loss_scale /= 2;
+      state.good_steps = 0;
+      log0("step {}: gradient overflow at loss scale {}, step skipped, scale halved", state.step + 1,
+           state.loss_scale * 2);
+    } else {
+      KDGRID_CHECK(!overflow, "step {}: the gradient norm is not finite (loss {})", state.step + 1, loss);
+      const double clip = tc.grad_clip > 0 && grad_norm > tc.grad_clip ? tc.grad_clip / grad_norm : 1.0;
+      optimizer.step(model.params(), model.grads(), model.computeCopy(), static_cast<float>(lr),
+                     static_cast<float>(clip / state.loss_scale), state.step + 1);
+      if (compute == DType::kF16 && ++state.good_steps >= kLossScaleWindow) {
+        state.loss_scale *= 2;
+        state.good_steps = 0;
+      }
+    }
+    state.step += 1;
+    state.tokens_seen += global_tokens;
+    state.cursor = batch.cursor_after;
+    const double step_s = std::chrono::duration<double>(Clock::now() - t0).count();
+
+    nlohmann::json record = {{"step", state.step},
+                             {"tokens_seen", state.tokens_seen},
+                             {"loss", loss},
+                             {"ce", loss},
+                             {"lr", lr},
+                             {"grad_norm", grad_norm},
+                             {"loss_scale", state.loss_scale},
+                             {"step_time_s", step_s},
+                             {"tokens_per_s", global_tokens / step_s},
+                             {"mem_peak_mb", peakMemoryMb()},
+                             {"skipped", overflow}};
+    const bool last = state.step == tc.steps;
+    if (val_data && (last || (tc.eval_every > 0 && state.step % tc.eval_every == 0))) {
+      const EvalResult val = evaluateLoss(model, grid, *val_data, tc.val_tokens, tc.batch_size);
+      record["val_loss"] = val.loss;
+    }
+    if (metrics) metrics->write(record);
+    writeProgress(state.step, tc.steps, loss, global_tokens / step_s, step_s);
+
+    int64_t stop = stopRequested() ? 1 : 0;
+    grid.world().allReduceMax(&stop, 1);
+    const bool save = last || stop || (tc.save_every > 0 && state.step % tc.save_every == 0);
+    if (save) {
+      const bool improved = record.contains("val_loss") &&
+                            (state.best_val_loss == 0 || record["val_loss"].get<double>() < state.best_val_loss);
+      if (improved) state.best_val_loss = record["val_loss"].get<double>();
+      last_saved = saveCheckpoint(tc.run_dir, meta, state, tensors, tc.keep_checkpoints);
+      if (improved && worldRank() == 0) markBest(tc.run_dir, last_saved);
+      log0("saved {}", last_saved);
+    }
+    if (stop) {
+      log0("stop requested (signal {}): saved step {}, exiting {}", stopSignal(), state.step, kExitStopped);
+      return kExitStopped;
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace kdgrid
