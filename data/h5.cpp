@@ -577,6 +577,13 @@ Group Group::createGroup(const std::string& child) {
   return Group(file_, full, "group", std::move(handle));
 }
 
+void Group::removeLink(const std::string& child) {
+  LibraryLock lock;
+  if (H5Ldelete(id(), child.c_str(), H5P_DEFAULT) < 0) {
+    raise(*file_, fmt::format(", link '{}'", childName(child)), withReason("cannot remove it"));
+  }
+}
+
 Dataset Group::createDataset(const std::string& child, const std::vector<uint64_t>& dims,
                              ElemType file_type, const DatasetOptions& options) {
   LibraryLock lock;
@@ -640,6 +647,14 @@ File File::create(const std::string& path, hid_t fapl) {
   Handle fcpl = untimedCreation(H5P_FILE_CREATE);
   Handle handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl), H5Fclose);
   if (!handle.valid()) raise(*context, "", withReason("cannot create it"));
+  return File(std::move(context), std::move(handle));
+}
+
+File File::openReadWrite(const std::string& path, hid_t fapl) {
+  LibraryLock lock;
+  auto context = std::make_shared<const FileContext>(FileContext{path, Access::kWrite, 0});
+  Handle handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl), H5Fclose);
+  if (!handle.valid()) raise(*context, "", withReason("cannot open it for writing"));
   return File(std::move(context), std::move(handle));
 }
 

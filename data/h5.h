@@ -205,6 +205,7 @@ class Group : public Object {
   Group openGroup(const std::string& child) const;     // fails naming the group when missing
   Dataset openDataset(const std::string& child) const; // fails naming the dataset when missing
   Group createGroup(const std::string& child);
+  void removeLink(const std::string& child);  // unlinks a dataset or group (space is not reclaimed)
 
   // A new dataset of `dims` (1-D or 2-D) stored as `file_type`, chunked per `options`.
   Dataset createDataset(const std::string& child, const std::vector<uint64_t>& dims,
@@ -235,6 +236,8 @@ class File : public Group {
   // one throws UsageError naming it. `fapl` is a file-access property list (e.g. MPI-IO for
   // collective checkpoint reads); the caller keeps ownership.
   static File openRead(const std::string& path, hid_t fapl = H5P_DEFAULT);
+  // Opens an existing file for reading and writing (failures are Error, exit 1).
+  static File openReadWrite(const std::string& path, hid_t fapl = H5P_DEFAULT);
   // Creates (truncates) `path` for writing. Objects created in it record no timestamps, so
   // the same content gives the same bytes.
   static File create(const std::string& path, hid_t fapl = H5P_DEFAULT);
