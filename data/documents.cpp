@@ -9,10 +9,12 @@ std::vector<std::string_view> splitDocuments(std::string_view text) {
   while (pos < text.size()) {
     size_t newline = text.find('\n', pos);
     const size_t line_end = newline == std::string_view::npos ? text.size() : newline + 1;
-    const std::string_view content = text.substr(pos, (newline == std::string_view::npos ? text.size() : newline) - pos);
+    const std::string_view content =
+        text.substr(pos, (newline == std::string_view::npos ? text.size() : newline) - pos);
     const bool blank = content.empty() || content == "\r";
     if (blank) {
-      if (doc_begin != std::string_view::npos) docs.push_back(text.substr(doc_begin, pos - doc_begin));
+      if (doc_begin != std::string_view::npos)
+        docs.push_back(text.substr(doc_begin, pos - doc_begin));
       doc_begin = std::string_view::npos;
     } else if (doc_begin == std::string_view::npos) {
       doc_begin = pos;

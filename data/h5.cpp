@@ -62,7 +62,8 @@ std::string withReason(const std::string& what) {
   return reason.empty() ? what : fmt::format("{} (HDF5: {})", what, reason);
 }
 
-[[noreturn]] void raise(const FileContext& file, const std::string& object, const std::string& what) {
+[[noreturn]] void raise(const FileContext& file, const std::string& object,
+                        const std::string& what) {
   std::string message = fmt::format("HDF5 file '{}'{}: {}", file.path, object, what);
   if (file.access == Access::kRead) throw UsageError(message);
   throw Error(kExitFailure, message);
@@ -114,6 +115,7 @@ uint64_t checkedProduct(const std::vector<uint64_t>& dims, size_t first, bool* o
 }
 
 const char* elemTypeName(ElemType type) {
+  // clang-format off
   switch (type) {
     case ElemType::kU8: return "uint8";
     case ElemType::kI8: return "int8";
@@ -126,6 +128,7 @@ const char* elemTypeName(ElemType type) {
     case ElemType::kF32: return "float32";
     case ElemType::kF64: return "float64";
   }
+  // clang-format on
   return "?";
 }
 
@@ -162,11 +165,14 @@ void Handle::reset() noexcept {
   id_ = H5I_INVALID_HID;
 }
 
-hid_t Handle::release() noexcept { return std::exchange(id_, H5I_INVALID_HID); }
+hid_t Handle::release() noexcept {
+  return std::exchange(id_, H5I_INVALID_HID);
+}
 
 Handle makeType(ElemType type) {
   LibraryLock lock;
   hid_t base = H5T_STD_U8LE;
+  // clang-format off
   switch (type) {
     case ElemType::kU8: base = H5T_STD_U8LE; break;
     case ElemType::kI8: base = H5T_STD_I8LE; break;
@@ -179,6 +185,7 @@ Handle makeType(ElemType type) {
     case ElemType::kF32: base = H5T_IEEE_F32LE; break;
     case ElemType::kF64: base = H5T_IEEE_F64LE; break;
   }
+  // clang-format on
   Handle handle(H5Tcopy(base), H5Tclose);
   bool ok = handle.valid();
   if (ok && type == ElemType::kF16) {
@@ -192,10 +199,14 @@ Handle makeType(ElemType type) {
 
 std::string TypeInfo::describe() const {
   switch (type_class) {
-    case H5T_INTEGER: return fmt::format("{}int{}", is_signed ? "" : "u", size * 8);
-    case H5T_FLOAT: return fmt::format("float{}", size * 8);
-    case H5T_STRING: return "string";
-    default: return fmt::format("HDF5 type class {}", static_cast<int>(type_class));
+    case H5T_INTEGER:
+      return fmt::format("{}int{}", is_signed ? "" : "u", size * 8);
+    case H5T_FLOAT:
+      return fmt::format("float{}", size * 8);
+    case H5T_STRING:
+      return "string";
+    default:
+      return fmt::format("HDF5 type class {}", static_cast<int>(type_class));
   }
 }
 
@@ -267,7 +278,8 @@ std::string Object::readStringAttribute(const std::string& attr) const {
     fail(fmt::format("attribute '{}' is {}, expected a string", attr, info.describe()));
   }
   hssize_t points = attributePoints(handle.get());
-  if (points != 1) fail(fmt::format("attribute '{}' holds {} values, expected one string", attr, points));
+  if (points != 1)
+    fail(fmt::format("attribute '{}' holds {} values, expected one string", attr, points));
 
   if (H5Tis_variable_str(type.get()) > 0) {
     Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
@@ -285,7 +297,8 @@ std::string Object::readStringAttribute(const std::string& attr) const {
   }
   // Fixed length: read with the stored type itself (no conversion), then drop the padding.
   if (file_->access == Access::kRead && info.size > std::max<uint64_t>(file_->size_at_open, 1)) {
-    fail(fmt::format("attribute '{}' declares {} bytes, more than the file holds", attr, info.size));
+    fail(
+        fmt::format("attribute '{}' declares {} bytes, more than the file holds", attr, info.size));
   }
   std::string text(info.size, '\0');
   if (H5Aread(handle.get(), type.get(), text.data()) < 0) {
@@ -299,16 +312,18 @@ std::string Object::readStringAttribute(const std::string& attr) const {
   return text;
 }
 
-void Object::readIntegerAttribute(const std::string& attr, int64_t* as_signed, uint64_t* as_unsigned,
-                                  bool* is_signed) const {
+void Object::readIntegerAttribute(const std::string& attr, int64_t* as_signed,
+                                  uint64_t* as_unsigned, bool* is_signed) const {
   LibraryLock lock;
   Handle handle = openAttribute(attr);
   Handle type(H5Aget_type(handle.get()), H5Tclose);
   if (!type.valid()) fail(withReason(fmt::format("cannot read the type of attribute '{}'", attr)));
   TypeInfo info = typeInfoOf(type.get());
-  if (!info.isInteger()) fail(fmt::format("attribute '{}' is {}, expected an integer", attr, info.describe()));
+  if (!info.isInteger())
+    fail(fmt::format("attribute '{}' is {}, expected an integer", attr, info.describe()));
   hssize_t points = attributePoints(handle.get());
-  if (points != 1) fail(fmt::format("attribute '{}' holds {} values, expected one integer", attr, points));
+  if (points != 1)
+    fail(fmt::format("attribute '{}' holds {} values, expected one integer", attr, points));
   // Any integer of <= 8 bytes converts losslessly to the 64-bit type of the same signedness.
   *is_signed = info.is_signed;
   herr_t rc = info.is_signed ? H5Aread(handle.get(), H5T_NATIVE_INT64, as_signed)
@@ -326,7 +341,8 @@ double Object::readFloatAttribute(const std::string& attr) const {
     fail(fmt::format("attribute '{}' is {}, expected a number", attr, info.describe()));
   }
   hssize_t points = attributePoints(handle.get());
-  if (points != 1) fail(fmt::format("attribute '{}' holds {} values, expected one number", attr, points));
+  if (points != 1)
+    fail(fmt::format("attribute '{}' holds {} values, expected one number", attr, points));
   double value = 0;
   if (H5Aread(handle.get(), H5T_NATIVE_DOUBLE, &value) < 0) {
     fail(withReason(fmt::format("cannot read numeric attribute '{}'", attr)));
@@ -340,11 +356,13 @@ std::string Object::readAttributeAsText(const std::string& attr) const {
   {
     Handle handle = openAttribute(attr);
     Handle type(H5Aget_type(handle.get()), H5Tclose);
-    if (!type.valid()) fail(withReason(fmt::format("cannot read the type of attribute '{}'", attr)));
+    if (!type.valid())
+      fail(withReason(fmt::format("cannot read the type of attribute '{}'", attr)));
     type_class = H5Tget_class(type.get());
   }
   switch (type_class) {
-    case H5T_STRING: return readStringAttribute(attr);
+    case H5T_STRING:
+      return readStringAttribute(attr);
     case H5T_INTEGER: {
       int64_t s = 0;
       uint64_t u = 0;
@@ -352,14 +370,17 @@ std::string Object::readAttributeAsText(const std::string& attr) const {
       readIntegerAttribute(attr, &s, &u, &is_signed);
       return is_signed ? fmt::format("{}", s) : fmt::format("{}", u);
     }
-    case H5T_FLOAT: return fmt::format("{}", readFloatAttribute(attr));
-    default: fail(fmt::format("attribute '{}' is neither a string nor a number", attr));
+    case H5T_FLOAT:
+      return fmt::format("{}", readFloatAttribute(attr));
+    default:
+      fail(fmt::format("attribute '{}' is neither a string nor a number", attr));
   }
 }
 
 namespace {
 
-void writeScalarAttribute(const Object& object, const std::string& attr, hid_t type, const void* value) {
+void writeScalarAttribute(const Object& object, const std::string& attr, hid_t type,
+                          const void* value) {
   LibraryLock lock;
   if (object.hasAttribute(attr) && H5Adelete(object.id(), attr.c_str()) < 0) {
     object.fail(withReason(fmt::format("cannot replace attribute '{}'", attr)));
@@ -402,7 +423,8 @@ Dataset::Dataset(std::shared_ptr<const FileContext> file, std::string name, Hand
   if (rank < 0) fail(withReason("cannot read its dataspace"));
   dims_.resize(static_cast<size_t>(rank));
   static_assert(sizeof(hsize_t) == sizeof(uint64_t));
-  if (rank > 0 && H5Sget_simple_extent_dims(space.get(), reinterpret_cast<hsize_t*>(dims_.data()), nullptr) < 0) {
+  if (rank > 0 && H5Sget_simple_extent_dims(space.get(), reinterpret_cast<hsize_t*>(dims_.data()),
+                                            nullptr) < 0) {
     fail(withReason("cannot read its shape"));
   }
   Handle type(H5Dget_type(id()), H5Tclose);
@@ -425,19 +447,21 @@ void Dataset::checkPlausibleSize() const {
   const uint64_t file_bytes = file_->size_at_open;
   if (filters > 0) {
     if (bytes / kMaxInflation > file_bytes) {
-      fail(fmt::format("shape {} of {} needs {} bytes, implausible for a {}-byte file", shapeText(dims_),
-                       type_.describe(), bytes, file_bytes));
+      fail(fmt::format("shape {} of {} needs {} bytes, implausible for a {}-byte file",
+                       shapeText(dims_), type_.describe(), bytes, file_bytes));
     }
     return;
   }
   if (bytes > file_bytes) {
-    fail(fmt::format("shape {} of {} needs {} bytes but the file holds only {} (truncated or corrupt)",
-                     shapeText(dims_), type_.describe(), bytes, file_bytes));
+    fail(fmt::format(
+        "shape {} of {} needs {} bytes but the file holds only {} (truncated or corrupt)",
+        shapeText(dims_), type_.describe(), bytes, file_bytes));
   }
   uint64_t stored = H5Dget_storage_size(id());
   if (stored < bytes) {
-    fail(fmt::format("holds {} bytes of data but its shape {} of {} needs {} (never written, or corrupt)",
-                     stored, shapeText(dims_), type_.describe(), bytes));
+    fail(fmt::format(
+        "holds {} bytes of data but its shape {} of {} needs {} (never written, or corrupt)",
+        stored, shapeText(dims_), type_.describe(), bytes));
   }
 }
 
@@ -460,7 +484,8 @@ uint64_t Dataset::rowElements() const {
 uint64_t Dataset::checkedRowElements(uint64_t begin, uint64_t count) const {
   if (dims_.empty()) fail("is a scalar, expected an array");
   if (begin > dims_[0] || count > dims_[0] - begin) {
-    fail(fmt::format("rows [{}, {}) requested, but it has {} rows", begin, begin + count, dims_[0]));
+    fail(
+        fmt::format("rows [{}, {}) requested, but it has {} rows", begin, begin + count, dims_[0]));
   }
   return count * rowElements();
 }
@@ -483,9 +508,10 @@ void Dataset::readRows(ElemType mem_type, uint64_t begin, uint64_t count, void* 
   Handle type = makeType(mem_type);
   Handle dxpl = strictTransfer();
   if (H5Dread(id(), type.get(), mem_space.get(), file_space.get(), dxpl.get(), out) < 0) {
-    fail(withReason(fmt::format("cannot read rows [{}, {}) of {} as {} (a value out of range, or "
-                                "corrupt data)",
-                                begin, begin + count, type_.describe(), elemTypeName(mem_type))));
+    fail(
+        withReason(fmt::format("cannot read rows [{}, {}) of {} as {} (a value out of range, or "
+                               "corrupt data)",
+                               begin, begin + count, type_.describe(), elemTypeName(mem_type))));
   }
 }
 
@@ -499,7 +525,8 @@ std::string Dataset::readBytes() const {
   return bytes;
 }
 
-void Dataset::writeRows(ElemType mem_type, uint64_t begin, uint64_t num_elements, const void* data) {
+void Dataset::writeRows(ElemType mem_type, uint64_t begin, uint64_t num_elements,
+                        const void* data) {
   LibraryLock lock;
   const uint64_t row = rowElements();
   KDGRID_CHECK(row > 0 && num_elements % row == 0, "{}: writing {} elements, not whole rows of {}",
@@ -553,7 +580,8 @@ Group Group::openGroup(const std::string& child) const {
   const std::string full = childName(child);
   if (!contains(child)) raise(*file_, fmt::format(", group '{}'", full), "missing");
   Handle handle(H5Gopen2(id(), child.c_str(), H5P_DEFAULT), H5Gclose);
-  if (!handle.valid()) raise(*file_, fmt::format(", group '{}'", full), withReason("cannot open it as a group"));
+  if (!handle.valid())
+    raise(*file_, fmt::format(", group '{}'", full), withReason("cannot open it as a group"));
   return Group(file_, full, "group", std::move(handle));
 }
 
@@ -573,7 +601,8 @@ Group Group::createGroup(const std::string& child) {
   const std::string full = childName(child);
   Handle gcpl = untimedCreation(H5P_GROUP_CREATE);
   Handle handle(H5Gcreate2(id(), child.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
-  if (!handle.valid()) raise(*file_, fmt::format(", group '{}'", full), withReason("cannot create it"));
+  if (!handle.valid())
+    raise(*file_, fmt::format(", group '{}'", full), withReason("cannot create it"));
   return Group(file_, full, "group", std::move(handle));
 }
 
@@ -588,8 +617,9 @@ Dataset Group::createDataset(const std::string& child, const std::vector<uint64_
                              ElemType file_type, const DatasetOptions& options) {
   LibraryLock lock;
   const std::string full = childName(child);
-  KDGRID_CHECK(!dims.empty(), "HDF5 file '{}', dataset '{}': a dataset needs at least one dimension",
-               file_->path, full);
+  KDGRID_CHECK(!dims.empty(),
+               "HDF5 file '{}', dataset '{}': a dataset needs at least one dimension", file_->path,
+               full);
   Handle type = makeType(file_type);
   std::vector<hsize_t> extent(dims.begin(), dims.end());
   Handle space(H5Screate_simple(static_cast<int>(extent.size()), extent.data(), nullptr), H5Sclose);
@@ -601,14 +631,19 @@ Dataset Group::createDataset(const std::string& child, const std::vector<uint64_
     bool overflow = false;
     const uint64_t row_bytes = checkedProduct(dims, 1, &overflow) * H5Tget_size(type.get());
     std::vector<hsize_t> chunk = extent;
-    chunk[0] = std::clamp<uint64_t>(options.chunk_bytes / std::max<uint64_t>(row_bytes, 1), 1, dims[0]);
+    chunk[0] =
+        std::clamp<uint64_t>(options.chunk_bytes / std::max<uint64_t>(row_bytes, 1), 1, dims[0]);
     ok = !overflow && H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()) >= 0;
-    if (ok && options.deflate_level > 0) ok = H5Pset_deflate(dcpl.get(), options.deflate_level) >= 0;
+    if (ok && options.deflate_level > 0)
+      ok = H5Pset_deflate(dcpl.get(), options.deflate_level) >= 0;
   }
-  if (!ok) raise(*file_, fmt::format(", dataset '{}'", full), withReason("cannot set up its layout"));
-  Handle handle(H5Dcreate2(id(), child.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+  if (!ok)
+    raise(*file_, fmt::format(", dataset '{}'", full), withReason("cannot set up its layout"));
+  Handle handle(H5Dcreate2(id(), child.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(),
+                           H5P_DEFAULT),
                 H5Dclose);
-  if (!handle.valid()) raise(*file_, fmt::format(", dataset '{}'", full), withReason("cannot create it"));
+  if (!handle.valid())
+    raise(*file_, fmt::format(", dataset '{}'", full), withReason("cannot create it"));
   return Dataset(file_, full, std::move(handle));
 }
 
@@ -627,7 +662,8 @@ File File::openRead(const std::string& path, hid_t fapl) {
   if (is_hdf5 == 0) {
     throw UsageError(fmt::format("HDF5 file '{}': not an HDF5 file (no HDF5 signature)", path));
   }
-  if (is_hdf5 < 0) throw UsageError(fmt::format("HDF5 file '{}': {}", path, withReason("cannot read it")));
+  if (is_hdf5 < 0)
+    throw UsageError(fmt::format("HDF5 file '{}': {}", path, withReason("cannot read it")));
   Handle handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), H5Fclose);
   if (!handle.valid()) {
     throw UsageError(fmt::format("HDF5 file '{}': {}", path,
@@ -670,7 +706,8 @@ void File::close() {
   LibraryLock lock;
   const ssize_t open_objects = H5Fget_obj_count(
       id(), H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR | H5F_OBJ_LOCAL);
-  KDGRID_CHECK(open_objects == 0, "{}: close() with {} objects still open", describe(), open_objects);
+  KDGRID_CHECK(open_objects == 0, "{}: close() with {} objects still open", describe(),
+               open_objects);
   if (file_->access == Access::kWrite && H5Fflush(id(), H5F_SCOPE_LOCAL) < 0) {
     fail(withReason("cannot flush it"));
   }

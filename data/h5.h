@@ -54,8 +54,8 @@ class Handle {
 
   hid_t get() const { return id_; }
   bool valid() const { return id_ >= 0; }
-  void reset() noexcept;       // closes now; errors are ignored (see File::close)
-  hid_t release() noexcept;    // gives up ownership
+  void reset() noexcept;     // closes now; errors are ignored (see File::close)
+  hid_t release() noexcept;  // gives up ownership
 
  private:
   hid_t id_ = H5I_INVALID_HID;
@@ -66,19 +66,24 @@ class Handle {
 // layout matches numpy/h5py float16).
 enum class ElemType { kU8, kI8, kU16, kU32, kI32, kU64, kI64, kF16, kF32, kF64 };
 
-template <typename T> constexpr ElemType elemTypeOf() {
-  if constexpr (std::is_same_v<T, uint8_t>) return ElemType::kU8;
-  else if constexpr (std::is_same_v<T, int8_t>) return ElemType::kI8;
-  else if constexpr (std::is_same_v<T, uint16_t>) return ElemType::kU16;
-  else if constexpr (std::is_same_v<T, uint32_t>) return ElemType::kU32;
-  else if constexpr (std::is_same_v<T, int32_t>) return ElemType::kI32;
-  else if constexpr (std::is_same_v<T, uint64_t>) return ElemType::kU64;
-  else if constexpr (std::is_same_v<T, int64_t>) return ElemType::kI64;
-  else if constexpr (std::is_same_v<T, f16>) return ElemType::kF16;
-  else if constexpr (std::is_same_v<T, float>) return ElemType::kF32;
-  else if constexpr (std::is_same_v<T, double>) return ElemType::kF64;
-  else static_assert(sizeof(T) == 0, "no HDF5 element type for this C++ type");
+// The element type of a C++ type; a type without one does not compile.
+template <typename T>
+constexpr ElemType elemTypeOf() {
+  static_assert(sizeof(T) == 0, "no HDF5 element type for this C++ type");
+  return ElemType::kU8;
 }
+// clang-format off
+template <> constexpr ElemType elemTypeOf<uint8_t>() { return ElemType::kU8; }
+template <> constexpr ElemType elemTypeOf<int8_t>() { return ElemType::kI8; }
+template <> constexpr ElemType elemTypeOf<uint16_t>() { return ElemType::kU16; }
+template <> constexpr ElemType elemTypeOf<uint32_t>() { return ElemType::kU32; }
+template <> constexpr ElemType elemTypeOf<int32_t>() { return ElemType::kI32; }
+template <> constexpr ElemType elemTypeOf<uint64_t>() { return ElemType::kU64; }
+template <> constexpr ElemType elemTypeOf<int64_t>() { return ElemType::kI64; }
+template <> constexpr ElemType elemTypeOf<f16>() { return ElemType::kF16; }
+template <> constexpr ElemType elemTypeOf<float>() { return ElemType::kF32; }
+template <> constexpr ElemType elemTypeOf<double>() { return ElemType::kF64; }
+// clang-format on
 
 // A new HDF5 datatype for `type` (little-endian standard types; native layout on x86).
 Handle makeType(ElemType type);
@@ -119,15 +124,18 @@ class Object {
   // A string attribute, fixed- or variable-length, scalar or a 1-element array.
   std::string readStringAttribute(const std::string& attr) const;
   // An integer attribute of any integer type, checked to fit T.
-  template <typename T> T readIntAttribute(const std::string& attr) const;
+  template <typename T>
+  T readIntAttribute(const std::string& attr) const;
   double readFloatAttribute(const std::string& attr) const;  // float or integer attribute
   // A string, integer or float attribute as text (integers in decimal, floats shortest
   // round-trip form).
   std::string readAttributeAsText(const std::string& attr) const;
 
-  void writeStringAttribute(const std::string& attr, const std::string& value);  // UTF-8, variable length
-  void writeIntAttribute(const std::string& attr, int64_t value);                // int64
-  void writeFloatAttribute(const std::string& attr, double value);               // float64
+  // Scalar attributes, replacing any of the same name: strings as variable-length UTF-8,
+  // integers as int64, floats as float64 (what h5py writes for Python values).
+  void writeStringAttribute(const std::string& attr, const std::string& value);
+  void writeIntAttribute(const std::string& attr, int64_t value);
+  void writeFloatAttribute(const std::string& attr, double value);
 
  protected:
   Object(std::shared_ptr<const FileContext> file, std::string name, const char* kind, Handle handle)
@@ -162,13 +170,15 @@ class Dataset : public Object {
   void expectInteger() const;
 
   // The whole dataset (row-major), converted to T by HDF5.
-  template <typename T> std::vector<T> read() const {
+  template <typename T>
+  std::vector<T> read() const {
     std::vector<T> out(checkedRowElements(0, rank() == 0 ? 0 : dims_[0]));
     readRows(elemTypeOf<T>(), 0, dims_[0], out.data());
     return out;
   }
   // Rows [begin, begin + count) along dimension 0 (elements of 1-D data), converted to T.
-  template <typename T> std::vector<T> readRows(uint64_t begin, uint64_t count) const {
+  template <typename T>
+  std::vector<T> readRows(uint64_t begin, uint64_t count) const {
     std::vector<T> out(checkedRowElements(begin, count));
     readRows(elemTypeOf<T>(), begin, count, out.data());
     return out;
@@ -177,7 +187,8 @@ class Dataset : public Object {
   std::string readBytes() const;
 
   // Writes `data` (row-major) into rows [begin, begin + data.size() / row_elements).
-  template <typename T> void writeRows(uint64_t begin, std::span<const T> data) {
+  template <typename T>
+  void writeRows(uint64_t begin, std::span<const T> data) {
     writeRows(elemTypeOf<T>(), begin, data.size(), data.data());
   }
 
@@ -202,12 +213,13 @@ class Group : public Object {
  public:
   // Whether a link `child` exists (a relative path such as "text/offsets" is allowed).
   bool contains(const std::string& child) const;
-  Group openGroup(const std::string& child) const;     // fails naming the group when missing
-  Dataset openDataset(const std::string& child) const; // fails naming the dataset when missing
+  Group openGroup(const std::string& child) const;      // fails naming the group when missing
+  Dataset openDataset(const std::string& child) const;  // fails naming the dataset when missing
   Group createGroup(const std::string& child);
   void removeLink(const std::string& child);  // unlinks a dataset or group (space is not reclaimed)
 
-  // A new dataset of `dims` (1-D or 2-D) stored as `file_type`, chunked per `options`.
+  // A new dataset of `dims` (rank >= 1; rows along dimension 0) stored as `file_type`, chunked per
+  // `options`.
   Dataset createDataset(const std::string& child, const std::vector<uint64_t>& dims,
                         ElemType file_type, const DatasetOptions& options = {});
   // createDataset + writeRows of all of `data` (data.size() == product of dims).
@@ -254,7 +266,8 @@ class File : public Group {
 
 // --- template definitions ---
 
-template <typename T> T Object::readIntAttribute(const std::string& attr) const {
+template <typename T>
+T Object::readIntAttribute(const std::string& attr) const {
   static_assert(std::is_integral_v<T>);
   int64_t s = 0;
   uint64_t u = 0;

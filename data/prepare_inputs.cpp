@@ -41,10 +41,10 @@ std::string formatMethodCodes(const std::map<int, std::string>& codes) {
 
 // Where each document's provenance comes from while inputs are read.
 struct ProvenanceMerge {
-  bool any = false;                 // some input shard carries provenance columns
-  bool any_token_offset = false;    // ... and some the source_token_offset column
+  bool any = false;               // some input shard carries provenance columns
+  bool any_token_offset = false;  // ... and some the source_token_offset column
   std::map<int, std::string> codes;
-  std::string codes_from;           // the first shard that named codes
+  std::string codes_from;  // the first shard that named codes
   std::map<std::string, std::pair<std::string, std::string>> params;  // name -> (value, shard)
 };
 
@@ -75,7 +75,8 @@ PrepareInputs readPrepareInputs(const std::vector<std::string>& paths, std::stri
       continue;
     }
     KDGRID_INPUT_CHECK(fs::is_directory(status),
-                       "{}: '{}' is neither a text file nor a directory of text shards", option, path);
+                       "{}: '{}' is neither a text file nor a directory of text shards", option,
+                       path);
     for (const std::string& shard_path : listShards(path, kTextFormat)) {
       TextShard shard = readTextShard(shard_path);
       auto bytes = std::make_unique<const std::string>(std::move(shard.bytes));
@@ -101,7 +102,8 @@ PrepareInputs readPrepareInputs(const std::vector<std::string>& paths, std::stri
                            option, it->second.second, shard_path, name, it->second.first, value);
       }
       for (size_t d = 0; d < shard.numDocs(); ++d) {
-        in.docs.push_back(std::string_view(*bytes).substr(shard.offsets[d], shard.offsets[d + 1] - shard.offsets[d]));
+        in.docs.push_back(std::string_view(*bytes).substr(shard.offsets[d],
+                                                          shard.offsets[d + 1] - shard.offsets[d]));
         doc_source.emplace_back(prov->empty() ? nullptr : prov, d);
       }
       in.input_bytes += bytes->size();
@@ -130,10 +132,11 @@ PrepareInputs readPrepareInputs(const std::vector<std::string>& paths, std::stri
     }
     if (any_plain) {
       auto [it, inserted] = merge.codes.emplace(kPlainTextMethod, "none");
-      KDGRID_INPUT_CHECK(inserted || it->second == "none",
-                         "{}: method code {} ('{}' in '{}') is reserved for documents from plain text "
-                         "files",
-                         option, kPlainTextMethod, it->second, merge.codes_from);
+      KDGRID_INPUT_CHECK(
+          inserted || it->second == "none",
+          "{}: method code {} ('{}' in '{}') is reserved for documents from plain text "
+          "files",
+          option, kPlainTextMethod, it->second, merge.codes_from);
     }
     out.method_names = formatMethodCodes(merge.codes);
   }

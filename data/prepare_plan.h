@@ -14,7 +14,9 @@ uint64_t validationPeriod(double val_fraction);
 
 // Document d (0-based, in input order) is a validation document when d % k == k - 1: the k-th,
 // 2k-th, ... documents.
-inline bool isValidationDoc(uint64_t doc, uint64_t period) { return doc % period == period - 1; }
+inline bool isValidationDoc(uint64_t doc, uint64_t period) {
+  return doc % period == period - 1;
+}
 
 // Packs consecutive items with sizes `sizes` into groups, in order, never splitting an item: a
 // group closes as soon as its total reaches `target` (so every group but the last holds at

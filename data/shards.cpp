@@ -20,8 +20,8 @@ namespace fs = std::filesystem;
 // provenance parameter (seed and the augmentation's settings).
 bool isReservedRootAttribute(const std::string& name) {
   static constexpr std::array<const char*, 9> kReserved = {
-      "format", "format_version", "vocab_size", "eot_token", "tokenizer_sha256",
-      "k", "temperature", "teacher_checkpoint", "token_shard"};
+      "format", "format_version", "vocab_size",         "eot_token",  "tokenizer_sha256",
+      "k",      "temperature",    "teacher_checkpoint", "token_shard"};
   return std::any_of(kReserved.begin(), kReserved.end(), [&](const char* r) { return name == r; });
 }
 
@@ -65,10 +65,12 @@ void checkHeader(const h5::File& file, const char* format) {
 }
 
 // Internal check for writers: offsets start at 0, never decrease and end at `length`.
-void checkOffsetsForWrite(const std::string& path, const std::vector<uint64_t>& offsets, uint64_t length) {
+void checkOffsetsForWrite(const std::string& path, const std::vector<uint64_t>& offsets,
+                          uint64_t length) {
   KDGRID_CHECK(!offsets.empty() && offsets.front() == 0 && offsets.back() == length &&
                    std::is_sorted(offsets.begin(), offsets.end()),
-               "writing shard '{}': offsets must start at 0, never decrease and end at {}", path, length);
+               "writing shard '{}': offsets must start at 0, never decrease and end at {}", path,
+               length);
 }
 
 // Reads and validates an offsets dataset: n_docs + 1 values, offsets[0] == 0, non-decreasing,
@@ -83,7 +85,8 @@ std::vector<uint64_t> readOffsets(const h5::Group& root, const std::string& name
   if (offsets[0] != 0) ds.fail(fmt::format("first offset is {}, expected 0", offsets[0]));
   for (size_t i = 1; i < offsets.size(); ++i) {
     if (offsets[i] < offsets[i - 1]) {
-      ds.fail(fmt::format("offsets decrease at index {} ({} after {})", i, offsets[i], offsets[i - 1]));
+      ds.fail(
+          fmt::format("offsets decrease at index {} ({} after {})", i, offsets[i], offsets[i - 1]));
     }
   }
   if (offsets.back() != length) {
@@ -109,15 +112,16 @@ void writeProvenance(h5::File& file, const Provenance& provenance, size_t num_do
     }
   }
   for (const auto& [name, value] : provenance.params) {
-    KDGRID_CHECK(!isReservedRootAttribute(name), "writing shard '{}': parameter name '{}' is reserved",
-                 file.path(), name);
+    KDGRID_CHECK(!isReservedRootAttribute(name),
+                 "writing shard '{}': parameter name '{}' is reserved", file.path(), name);
     file.writeStringAttribute(name, value);
   }
 }
 
 // One provenance column: an integer dataset of n_docs entries.
 template <typename T>
-std::vector<T> readProvenanceColumn(const h5::Group& group, const std::string& name, uint64_t num_docs) {
+std::vector<T> readProvenanceColumn(const h5::Group& group, const std::string& name,
+                                    uint64_t num_docs) {
   h5::Dataset ds = group.openDataset(name);
   ds.expectRank(1);
   ds.expectInteger();
@@ -141,7 +145,8 @@ Provenance readProvenance(const h5::File& file, uint64_t num_docs) {
     provenance.method_names = method.readStringAttribute(kMethodCodesAttribute);
   }
   if (group.contains("source_token_offset")) {
-    provenance.source_token_offset = readProvenanceColumn<int64_t>(group, "source_token_offset", num_docs);
+    provenance.source_token_offset =
+        readProvenanceColumn<int64_t>(group, "source_token_offset", num_docs);
   }
   return provenance;
 }
@@ -179,8 +184,9 @@ void checkTokenIds(const h5::File& file, const std::vector<uint32_t>& ids, uint6
                    uint32_t vocab_size) {
   auto bad = std::find_if(ids.begin(), ids.end(), [&](uint32_t id) { return id >= vocab_size; });
   if (bad != ids.end()) {
-    file.openDataset("tokens").fail(fmt::format("token id {} at index {} is not below vocab_size = {}",
-                                                *bad, first + (bad - ids.begin()), vocab_size));
+    file.openDataset("tokens").fail(
+        fmt::format("token id {} at index {} is not below vocab_size = {}", *bad,
+                    first + (bad - ids.begin()), vocab_size));
   }
 }
 
@@ -192,8 +198,8 @@ void writeTextShard(const std::string& path, const TextShard& shard) {
     writeHeader(file, kTextFormat);
     h5::Group text = file.createGroup("text");
     const auto* bytes = reinterpret_cast<const uint8_t*>(shard.bytes.data());
-    text.writeDataset("bytes", std::span<const uint8_t>(bytes, shard.bytes.size()), {shard.bytes.size()},
-                      h5::ElemType::kU8);
+    text.writeDataset("bytes", std::span<const uint8_t>(bytes, shard.bytes.size()),
+                      {shard.bytes.size()}, h5::ElemType::kU8);
     text.writeDataset("offsets", shard.offsets, h5::ElemType::kU64);
     writeProvenance(file, shard.provenance, shard.numDocs());
   });
@@ -202,8 +208,8 @@ void writeTextShard(const std::string& path, const TextShard& shard) {
 void writeTokenShard(const std::string& path, const TokenShard& shard) {
   checkOffsetsForWrite(path, shard.doc_offsets, shard.tokens.size());
   KDGRID_CHECK(shard.vocab_size > 0 && shard.eot_token < shard.vocab_size,
-               "writing shard '{}': eot_token {} must be below vocab_size {}", path, shard.eot_token,
-               shard.vocab_size);
+               "writing shard '{}': eot_token {} must be below vocab_size {}", path,
+               shard.eot_token, shard.vocab_size);
   KDGRID_CHECK(std::all_of(shard.tokens.begin(), shard.tokens.end(),
                            [&](uint32_t id) { return id < shard.vocab_size; }),
                "writing shard '{}': a token id is not below vocab_size {}", path, shard.vocab_size);
@@ -278,19 +284,22 @@ std::vector<std::string> listShards(const std::string& dir, const std::string& f
       names.push_back(entry.path().filename().string());
     }
   }
-  if (ec) throw UsageError(fmt::format("shard directory '{}': cannot list it: {}", dir, ec.message()));
+  if (ec)
+    throw UsageError(fmt::format("shard directory '{}': cannot list it: {}", dir, ec.message()));
   std::sort(names.begin(), names.end());
   std::vector<std::string> shards;
   for (const std::string& name : names) {
     const std::string path = (fs::path(dir) / name).string();
     h5::File file = h5::File::openRead(path);
     // Other HDF5 files (no `format` attribute) may share the directory.
-    if (file.hasAttribute("format") && file.readStringAttribute("format") == format) shards.push_back(path);
+    if (file.hasAttribute("format") && file.readStringAttribute("format") == format)
+      shards.push_back(path);
   }
   if (shards.empty()) {
-    throw UsageError(fmt::format("shard directory '{}' holds no '{}' shards (*.h5 files whose "
-                                 "attribute 'format' is '{}')",
-                                 dir, format, format));
+    throw UsageError(
+        fmt::format("shard directory '{}' holds no '{}' shards (*.h5 files whose "
+                    "attribute 'format' is '{}')",
+                    dir, format, format));
   }
   return shards;
 }

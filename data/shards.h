@@ -27,7 +27,8 @@ struct Provenance {
   std::vector<int64_t> source_doc;           // [n_docs] index among all input documents
   std::vector<uint8_t> method;               // [n_docs] method code
   std::vector<int64_t> source_token_offset;  // [n_docs] FGSM only
-  std::string method_names;                  // attribute naming codes, e.g. "0=backtranslate,1=perturb"
+  // The /provenance/method attribute `codes` naming each code, e.g. "0=backtranslate,1=perturb".
+  std::string method_names;
   // Seed and parameters, written as root string attributes. Readers return every root
   // attribute that is not part of the format (numbers as decimal text).
   std::map<std::string, std::string> params;

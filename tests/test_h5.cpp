@@ -1,13 +1,12 @@
 // The HDF5 layer: typed round trips, hyperslabs, attributes, strict conversions, size checks
 // before allocation, timestamp-free (reproducible) files, and the library lock under threads.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "data/h5.h"
 #include "test_util.h"
@@ -24,7 +23,9 @@ void expectUsageError(Fn&& fn, const std::vector<std::string>& parts) {
     fn();
     ADD_FAILURE() << "no error";
   } catch (const UsageError& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    for (const auto& p : parts) {
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    }
   }
 }
 
@@ -49,7 +50,8 @@ TEST(H5, TypedRoundTripsAndConversions) {
   }
   h5::File file = h5::File::openRead(path);
   EXPECT_EQ(file.openDataset("u32").read<uint32_t>(), u32);
-  EXPECT_EQ(file.openDataset("u32").read<uint64_t>(), std::vector<uint64_t>(u32.begin(), u32.end()));
+  EXPECT_EQ(file.openDataset("u32").read<uint64_t>(),
+            std::vector<uint64_t>(u32.begin(), u32.end()));
   EXPECT_EQ(file.openDataset("i64").read<int64_t>(), i64);
   EXPECT_EQ(file.openDataset("u16_as_u64").read<uint16_t>(), (std::vector<uint16_t>{1, 2, 3}));
   EXPECT_EQ(file.openDataset("u16_as_u64").type().describe(), "uint64");
@@ -77,7 +79,8 @@ TEST(H5, HyperslabRowsOf1DAnd2D) {
   {
     h5::File file = h5::File::create(path);
     // Tiny chunks so reads cross chunk boundaries.
-    file.writeDataset("m", std::span<const float>(matrix), {7, 3}, ElemType::kF32, {.chunk_bytes = 20});
+    file.writeDataset("m", std::span<const float>(matrix), {7, 3}, ElemType::kF32,
+                      {.chunk_bytes = 20});
     file.writeDataset("v", line, ElemType::kU64, {.chunk_bytes = 64});
     file.close();
   }
@@ -88,7 +91,8 @@ TEST(H5, HyperslabRowsOf1DAnd2D) {
   EXPECT_EQ(m.readRows<float>(2, 3), std::vector<float>(matrix.begin() + 6, matrix.begin() + 15));
   EXPECT_TRUE(m.readRows<float>(7, 0).empty());
   h5::Dataset v = file.openDataset("v");
-  EXPECT_EQ(v.readRows<uint64_t>(123, 456), std::vector<uint64_t>(line.begin() + 123, line.begin() + 579));
+  EXPECT_EQ(v.readRows<uint64_t>(123, 456),
+            std::vector<uint64_t>(line.begin() + 123, line.begin() + 579));
   expectUsageError([&] { v.readRows<uint64_t>(999, 2); }, {path, "/v", "rows [999, 1001)"});
   expectUsageError([&] { m.expectRank(1); }, {path, "/m"});
 }
@@ -140,7 +144,8 @@ TEST(H5, AttributesOfEveryKind) {
   EXPECT_EQ(file.openGroup("g").readIntAttribute<uint8_t>("n"), 6);
   expectUsageError([&] { file.readIntAttribute<uint32_t>("big"); }, {path, "big", "out of range"});
   expectUsageError([&] { file.readIntAttribute<uint64_t>("neg"); }, {path, "neg", "out of range"});
-  expectUsageError([&] { file.readIntAttribute<int64_t>("name"); }, {path, "name", "expected an integer"});
+  expectUsageError([&] { file.readIntAttribute<int64_t>("name"); },
+                   {path, "name", "expected an integer"});
   expectUsageError([&] { file.readStringAttribute("big"); }, {path, "big", "expected a string"});
   expectUsageError([&] { file.readStringAttribute("nope"); }, {path, "missing attribute 'nope'"});
   expectUsageError([&] { file.openGroup("g").readStringAttribute("x"); }, {path, "group '/g'"});
@@ -151,7 +156,8 @@ TEST(H5, OpenReadRejectsMissingNonHdf5AndTruncatedFiles) {
   expectUsageError([&] { h5::File::openRead(dir / "none.h5"); }, {dir / "none.h5", "no such file"});
   expectUsageError([&] { h5::File::openRead(dir.path()); }, {dir.path(), "directory"});
   std::ofstream(dir / "text.h5") << "just some text, not HDF5\n";
-  expectUsageError([&] { h5::File::openRead(dir / "text.h5"); }, {dir / "text.h5", "not an HDF5 file"});
+  expectUsageError([&] { h5::File::openRead(dir / "text.h5"); },
+                   {dir / "text.h5", "not an HDF5 file"});
 
   const std::string good = dir / "good.h5";
   {
@@ -160,11 +166,13 @@ TEST(H5, OpenReadRejectsMissingNonHdf5AndTruncatedFiles) {
     file.close();
   }
   const auto size = std::filesystem::file_size(good);
-  for (uintmax_t cut : {uintmax_t{0}, uintmax_t{8}, uintmax_t{100}, uintmax_t{1000}, size / 2, size - 1}) {
+  for (uintmax_t cut :
+       {uintmax_t{0}, uintmax_t{8}, uintmax_t{100}, uintmax_t{1000}, size / 2, size - 1}) {
     const std::string cut_path = dir / fmt::format("cut_{}.h5", cut);
     std::filesystem::copy_file(good, cut_path);
     std::filesystem::resize_file(cut_path, cut);
-    expectUsageError([&] { h5::File::openRead(cut_path).openDataset("d").read<uint32_t>(); }, {cut_path});
+    expectUsageError([&] { h5::File::openRead(cut_path).openDataset("d").read<uint32_t>(); },
+                     {cut_path});
   }
 }
 
@@ -226,7 +234,8 @@ assert f.attrs['i'] == -7 and f.attrs['i'].dtype == np.int64
 print('ok')
 )";
   std::string out;
-  EXPECT_EQ(test::runCommand("/usr/bin/python3 " + (dir / "check.py") + " " + path, &out), 0) << out;
+  EXPECT_EQ(test::runCommand("/usr/bin/python3 " + (dir / "check.py") + " " + path, &out), 0)
+      << out;
 }
 
 // Readers and writers on two threads at once: without the library lock this corrupts HDF5's

@@ -64,7 +64,9 @@ TEST(Prepare, ReadsTextFilesAndShardDirectoriesInOrder) {
   std::ofstream(dir / "a.txt") << "doc one\n\ndoc two\n";
   std::filesystem::create_directory(dir / "shards");
   TextShard s1;
-  s1.bytes = "s1a" "s1b";
+  s1.bytes =
+      "s1a"
+      "s1b";
   s1.offsets = {0, 3, 3, 6};  // an empty document is kept as stored
   writeTextShard(dir / "shards/text_00001.h5", s1);
   TextShard s0;

@@ -1,8 +1,7 @@
 // Shard formats (DESIGN section 6): round trips, every kind of bad input exits 2 naming file
 // and dataset, h5py-written shards load, listShards picks the right files in order.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
@@ -23,13 +22,16 @@ void expectUsageError(Fn&& fn, const std::vector<std::string>& parts) {
     ADD_FAILURE() << "no error";
   } catch (const UsageError& e) {
     EXPECT_EQ(e.exitCode(), kExitUsage);
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    for (const auto& p : parts) {
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    }
   }
 }
 
 TextShard sampleText() {
   TextShard shard;
-  shard.bytes = std::string("first doc\nsecond line\n") + "zwei \xc3\xa4\n" + std::string("\0bin\xff", 5);
+  shard.bytes =
+      std::string("first doc\nsecond line\n") + "zwei \xc3\xa4\n" + std::string("\0bin\xff", 5);
   shard.offsets = {0, 22, 30, 30, 35};  // the third document is empty
   return shard;
 }
@@ -107,7 +109,8 @@ TEST(Shards, TokenRoundTripUint16AndUint32) {
     EXPECT_EQ(info.n_tokens, 7u);
     EXPECT_EQ(info.n_docs, 2u);
     EXPECT_EQ(info.vocab_size, vocab);
-    EXPECT_EQ(readTokenRange(info, 2, 3), std::vector<uint32_t>(shard.tokens.begin() + 2, shard.tokens.begin() + 5));
+    EXPECT_EQ(readTokenRange(info, 2, 3),
+              std::vector<uint32_t>(shard.tokens.begin() + 2, shard.tokens.begin() + 5));
     EXPECT_TRUE(readTokenRange(info, 7, 0).empty());
     expectUsageError([&] { readTokenRange(info, 5, 3); }, {path, "/tokens", "rows [5, 8)"});
   }
@@ -146,8 +149,8 @@ void writeRaw(const std::string& path, const RawTokenShard& raw) {
   file.close();
 }
 
-void expectBadTokenShard(const test::TempDir& dir, const std::string& name, const RawTokenShard& raw,
-                         const std::vector<std::string>& parts) {
+void expectBadTokenShard(const test::TempDir& dir, const std::string& name,
+                         const RawTokenShard& raw, const std::vector<std::string>& parts) {
   SCOPED_TRACE(name);
   const std::string path = dir / (name + ".h5");
   writeRaw(path, raw);
@@ -180,13 +183,15 @@ TEST(Shards, BadTokenShardsNameFileAndDataset) {
   expectBadTokenShard(dir, "no_sha", r, {"tokenizer_sha256"});
   r = {};
   r.offsets = {0, 3, 5};
-  expectBadTokenShard(dir, "offsets_short", r, {"dataset '/doc_offsets'", "last offset is 5", "/tokens", "6"});
+  expectBadTokenShard(dir, "offsets_short", r,
+                      {"dataset '/doc_offsets'", "last offset is 5", "/tokens", "6"});
   r = {};
   r.offsets = {0, 3, 7};
   expectBadTokenShard(dir, "offsets_long", r, {"dataset '/doc_offsets'", "last offset is 7"});
   r = {};
   r.offsets = {0, 4, 2, 6};
-  expectBadTokenShard(dir, "offsets_decrease", r, {"dataset '/doc_offsets'", "decrease at index 2"});
+  expectBadTokenShard(dir, "offsets_decrease", r,
+                      {"dataset '/doc_offsets'", "decrease at index 2"});
   r = {};
   r.offsets = {1, 3, 6};
   expectBadTokenShard(dir, "offsets_start", r, {"dataset '/doc_offsets'", "first offset is 1"});
@@ -199,7 +204,8 @@ TEST(Shards, BadTokenShardsNameFileAndDataset) {
   expectBadTokenShard(dir, "offsets_empty", r, {"dataset '/doc_offsets'", "empty"});
   r = {};
   r.tokens[4] = 100;
-  expectBadTokenShard(dir, "id_too_big", r, {"dataset '/tokens'", "token id 100 at index 4", "vocab_size = 100"});
+  expectBadTokenShard(dir, "id_too_big", r,
+                      {"dataset '/tokens'", "token id 100 at index 4", "vocab_size = 100"});
   r = {};
   r.eot_token = 100;
   expectBadTokenShard(dir, "eot_too_big", r, {"eot_token"});
@@ -211,7 +217,8 @@ TEST(Shards, BadTokenShardsNameFileAndDataset) {
   r = {};
   r.offsets = {0, 3, 5};
   writeRaw(dir / "info_bad.h5", r);
-  expectUsageError([&] { readTokenShardInfo(dir / "info_bad.h5"); }, {dir / "info_bad.h5", "/doc_offsets"});
+  expectUsageError([&] { readTokenShardInfo(dir / "info_bad.h5"); },
+                   {dir / "info_bad.h5", "/doc_offsets"});
   r = {};
   r.tokens[1] = 5000;
   writeRaw(dir / "range_bad.h5", r);
@@ -241,12 +248,14 @@ TEST(Shards, BadTextShardsNameFileAndDataset) {
       f.removeLink("text/offsets");
       f.writeDataset("text/offsets", std::vector<uint64_t>{0, 22, 20, 30, 35}, ElemType::kU64);
     });
-    expectUsageError([&] { readTextShard(p); }, {p, "dataset '/text/offsets'", "decrease at index 2"});
+    expectUsageError([&] { readTextShard(p); },
+                     {p, "dataset '/text/offsets'", "decrease at index 2"});
     p = broken("short", [](h5::File& f) {
       f.removeLink("text/offsets");
       f.writeDataset("text/offsets", std::vector<uint64_t>{0, 22, 34}, ElemType::kU64);
     });
-    expectUsageError([&] { readTextShard(p); }, {p, "dataset '/text/offsets'", "/text/bytes", "35"});
+    expectUsageError([&] { readTextShard(p); },
+                     {p, "dataset '/text/offsets'", "/text/bytes", "35"});
     p = broken("bytes_2d", [](h5::File& f) {
       f.removeLink("text/bytes");
       std::vector<uint8_t> b(35, 'x');
@@ -265,7 +274,8 @@ TEST(Shards, BadTextShardsNameFileAndDataset) {
       g.writeDataset("source_doc", std::vector<int64_t>{1, 2, 3}, ElemType::kI64);
       g.writeDataset("method", std::vector<uint8_t>{0, 0, 0, 0}, ElemType::kU8);
     });
-    expectUsageError([&] { readTextShard(p); }, {p, "dataset '/provenance/source_doc'", "3 entries"});
+    expectUsageError([&] { readTextShard(p); },
+                     {p, "dataset '/provenance/source_doc'", "3 entries"});
   }
   // A token shard is not a text shard, and vice versa.
   writeTokenShard(dir / "tokens.h5", sampleTokens(300));
@@ -283,8 +293,8 @@ TEST(Shards, MissingNonHdf5AndTruncatedFiles) {
   big.doc_offsets = {0, 50000, 100000};
   writeTokenShard(dir / "big.h5", big);
   const auto size = std::filesystem::file_size(dir / "big.h5");
-  for (uintmax_t cut : {uintmax_t{0}, uintmax_t{7}, uintmax_t{96}, uintmax_t{800}, uintmax_t{4096}, size / 3,
-                        size - 100, size - 1}) {
+  for (uintmax_t cut : {uintmax_t{0}, uintmax_t{7}, uintmax_t{96}, uintmax_t{800}, uintmax_t{4096},
+                        size / 3, size - 100, size - 1}) {
     SCOPED_TRACE(cut);
     const std::string path = dir / fmt::format("cut{}.h5", cut);
     std::filesystem::copy_file(dir / "big.h5", path);
@@ -330,7 +340,8 @@ with h5py.File(d + '/tokens32.h5', 'w') as f:
     f['doc_offsets'] = np.cumsum([0, 1, 3])
 )";
   std::string out;
-  ASSERT_EQ(test::runCommand("/usr/bin/python3 " + (dir / "write.py") + " " + dir.path(), &out), 0) << out;
+  ASSERT_EQ(test::runCommand("/usr/bin/python3 " + (dir / "write.py") + " " + dir.path(), &out), 0)
+      << out;
 
   TextShard text = readTextShard(dir / "text.h5");
   EXPECT_EQ(text.bytes, "hello world\nsecond \xc3\xa4 doc\nthird");
@@ -354,7 +365,8 @@ with h5py.File(d + '/tokens32.h5', 'w') as f:
   EXPECT_EQ(wide.tokens, (std::vector<uint32_t>{69999, 1, 65536, 69999}));
   EXPECT_EQ(wide.vocab_size, 70000u);
   EXPECT_EQ(wide.tokenizer_sha256.size(), 64u);
-  EXPECT_EQ(readTokenRange(readTokenShardInfo(dir / "tokens32.h5"), 1, 2), (std::vector<uint32_t>{1, 65536}));
+  EXPECT_EQ(readTokenRange(readTokenShardInfo(dir / "tokens32.h5"), 1, 2),
+            (std::vector<uint32_t>{1, 65536}));
 }
 
 // What we write, h5py reads with the contract's names, dtypes and attributes.
@@ -382,7 +394,8 @@ with h5py.File(d + '/x.h5', 'r') as f:
 print('ok')
 )";
   std::string out;
-  EXPECT_EQ(test::runCommand("/usr/bin/python3 " + (dir / "read.py") + " " + dir.path(), &out), 0) << out;
+  EXPECT_EQ(test::runCommand("/usr/bin/python3 " + (dir / "read.py") + " " + dir.path(), &out), 0)
+      << out;
 }
 
 TEST(Shards, ListShardsFiltersByFormatInNameOrder) {
@@ -399,11 +412,15 @@ TEST(Shards, ListShardsFiltersByFormatInNameOrder) {
   std::ofstream(dir / "d/notes.txt") << "not a shard";
   writeTokenShard(dir / "d/tokens_00001.h5.tmp", sampleTokens(300));  // only *.h5 counts
   EXPECT_EQ(listShards(dir / "d", kTokensFormat),
-            (std::vector<std::string>{dir / "d/a_first.h5", dir / "d/tokens_00002.h5", dir / "d/tokens_00010.h5"}));
-  EXPECT_EQ(listShards(dir / "d", kTextFormat), (std::vector<std::string>{dir / "d/text_00000.h5"}));
+            (std::vector<std::string>{dir / "d/a_first.h5", dir / "d/tokens_00002.h5",
+                                      dir / "d/tokens_00010.h5"}));
+  EXPECT_EQ(listShards(dir / "d", kTextFormat),
+            (std::vector<std::string>{dir / "d/text_00000.h5"}));
   expectUsageError([&] { listShards(dir / "d", kTopkFormat); }, {dir / "d", kTopkFormat});
-  expectUsageError([&] { listShards(dir / "nowhere", kTextFormat); }, {dir / "nowhere", "no such directory"});
-  expectUsageError([&] { listShards(dir / "d/notes.txt", kTextFormat); }, {"notes.txt", "not a directory"});
+  expectUsageError([&] { listShards(dir / "nowhere", kTextFormat); },
+                   {dir / "nowhere", "no such directory"});
+  expectUsageError([&] { listShards(dir / "d/notes.txt", kTextFormat); },
+                   {"notes.txt", "not a directory"});
   std::ofstream(dir / "d/broken.h5") << "garbage";
   expectUsageError([&] { listShards(dir / "d", kTextFormat); }, {dir / "d/broken.h5"});
 }

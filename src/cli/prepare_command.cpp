@@ -41,6 +41,7 @@ struct PrepareOptions {
 
   po::options_description describe() {
     po::options_description o("Prepare");
+    // clang-format off
     o.add_options()
         ("input", po::value(&input)->multitoken()->required()->value_name("PATH..."),
          "text files (documents separated by blank lines) or directories of kdgrid-text shards")
@@ -51,6 +52,7 @@ struct PrepareOptions {
          "every round(1/F)-th document goes to validation; F in (0, 0.5]")
         ("shard-tokens", po::value(&shard_tokens)->default_value(shard_tokens)->value_name("N"),
          "a shard takes whole documents until it holds at least N tokens");
+    // clang-format on
     return o;
   }
 
@@ -115,7 +117,7 @@ struct ShardJob {
   int split = 0;       // 0 = train, 1 = val
   uint64_t index = 0;  // within the split
   uint64_t begin = 0, end = 0;
-  int owner = 0;       // the rank that writes it
+  int owner = 0;  // the rank that writes it
 };
 
 struct Plan {
@@ -125,7 +127,8 @@ struct Plan {
   std::vector<int> doc_owner;                 // [n_docs] rank writing the document's shard
 };
 
-Plan makePlan(const std::vector<uint64_t>& counts, uint64_t period, uint64_t shard_tokens, int world) {
+Plan makePlan(const std::vector<uint64_t>& counts, uint64_t period, uint64_t shard_tokens,
+              int world) {
   Plan plan;
   for (uint64_t d = 0; d < counts.size(); ++d) {
     const int split = isValidationDoc(d, period) ? 1 : 0;
@@ -140,7 +143,9 @@ Plan makePlan(const std::vector<uint64_t>& counts, uint64_t period, uint64_t sha
     for (uint64_t s = 0; s + 1 < bounds.size(); ++s) {
       const int owner = static_cast<int>(plan.shards.size() % static_cast<size_t>(world));
       plan.shards.push_back({split, s, bounds[s], bounds[s + 1], owner});
-      for (uint64_t i = bounds[s]; i < bounds[s + 1]; ++i) plan.doc_owner[plan.docs[split][i]] = owner;
+      for (uint64_t i = bounds[s]; i < bounds[s + 1]; ++i) {
+        plan.doc_owner[plan.docs[split][i]] = owner;
+      }
     }
   }
   return plan;
@@ -183,7 +188,8 @@ void encodeShare(const Tokenizer& tok, const std::vector<std::string_view>& docs
 // the tokens of every document it owns (and no others). Messages are cut in pieces of at most
 // kPiece tokens so any size fits MPI's int counts.
 void exchangeTokens(const std::vector<uint64_t>& firsts, const std::vector<uint64_t>& counts,
-                    const std::vector<int>& doc_owner, std::vector<std::vector<uint32_t>>& doc_tokens) {
+                    const std::vector<int>& doc_owner,
+                    std::vector<std::vector<uint32_t>>& doc_tokens) {
   constexpr uint64_t kPiece = uint64_t{1} << 28;
   const int world = worldSize(), me = worldRank();
   std::vector<std::vector<uint32_t>> send(world), recv(world);
@@ -199,9 +205,11 @@ void exchangeTokens(const std::vector<uint64_t>& firsts, const std::vector<uint6
       const int n = static_cast<int>(std::min(kPiece, buf.size() - at));
       MPI_Request request;
       if (is_send) {
-        KDGRID_MPI(MPI_Isend(buf.data() + at, n, MPI_UINT32_T, peer, static_cast<int>(piece), MPI_COMM_WORLD, &request));
+        KDGRID_MPI(MPI_Isend(buf.data() + at, n, MPI_UINT32_T, peer, static_cast<int>(piece),
+                             MPI_COMM_WORLD, &request));
       } else {
-        KDGRID_MPI(MPI_Irecv(buf.data() + at, n, MPI_UINT32_T, peer, static_cast<int>(piece), MPI_COMM_WORLD, &request));
+        KDGRID_MPI(MPI_Irecv(buf.data() + at, n, MPI_UINT32_T, peer, static_cast<int>(piece),
+                             MPI_COMM_WORLD, &request));
       }
       requests.push_back(request);
     }
@@ -209,7 +217,9 @@ void exchangeTokens(const std::vector<uint64_t>& firsts, const std::vector<uint6
   for (int src = 0; src < world; ++src) {
     if (src == me) continue;
     uint64_t n = 0;
-    for (uint64_t d = firsts[src]; d < firsts[src + 1]; ++d) n += doc_owner[d] == me ? counts[d] : 0;
+    for (uint64_t d = firsts[src]; d < firsts[src + 1]; ++d) {
+      if (doc_owner[d] == me) n += counts[d];
+    }
     recv[src].resize(n);
     post(recv[src], src, false);
   }
@@ -246,8 +256,9 @@ std::vector<uint64_t> gatherCounts(const std::vector<uint64_t>& firsts,
 }
 
 // Writes one shard's text file and token file (same documents).
-void writeShardPair(const std::string& dir, const std::string& name_suffix, const std::vector<uint64_t>& split_docs,
-                    const ShardJob& job, const PrepareInputs& in, const Tokenizer& tok,
+void writeShardPair(const std::string& dir, const std::string& name_suffix,
+                    const std::vector<uint64_t>& split_docs, const ShardJob& job,
+                    const PrepareInputs& in, const Tokenizer& tok,
                     const std::vector<std::vector<uint32_t>>& doc_tokens) {
   TextShard text;
   TokenShard tokens;
@@ -287,6 +298,9 @@ int runPrepare(const CommandLine& cmd) {
   if (!parseOptions(cmd, opt.describe(), vm)) return kExitOk;
   opt.validate();
   const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   const int world = worldSize(), me = worldRank();
   const uint64_t period = validationPeriod(opt.val_fraction);
 
@@ -303,10 +317,11 @@ int runPrepare(const CommandLine& cmd) {
                       "--val-fraction {}: the {} split would be empty ({} documents in the input, "
                       "every {}-th goes to validation)",
                       opt.val_fraction, n_val == 0 ? "validation" : "training", n_docs, period);
-  KDGRID_OPTION_CHECK(n_docs < INT_MAX, "--input: {} documents; prepare handles fewer than {} per run",
-                     n_docs, INT_MAX);
-  log0("prepare: {} documents, {:.2f} MB from {} text files and {} text shards", n_docs,
-       in.input_bytes / 1e6, in.num_text_files, in.num_text_shards);
+  KDGRID_OPTION_CHECK(n_docs < INT_MAX,
+                      "--input: {} documents; prepare handles fewer than {} per run", n_docs,
+                      INT_MAX);
+  log0("prepare: {} documents, {:.2f} MB from {} text files and {} text shards ({:.2f} s)", n_docs,
+       in.input_bytes / 1e6, in.num_text_files, in.num_text_shards, elapsed());
   agreeOnOutcome([&] {
     if (me == 0) makeOutputDirs(opt.out);
   });
@@ -316,6 +331,7 @@ int runPrepare(const CommandLine& cmd) {
   const std::vector<uint64_t> firsts = encodeRanges(in.docs, world);
   encodeShare(*tok, in.docs, firsts[me], firsts[me + 1], doc_tokens);
   const std::vector<uint64_t> counts = gatherCounts(firsts, doc_tokens);
+  log0("prepare: encoded ({:.2f} s)", elapsed());
 
   // 4. The plan, the same on every rank; 5. tokens to the shards' owners; 6. write.
   const Plan plan = makePlan(counts, period, static_cast<uint64_t>(opt.shard_tokens), world);
@@ -325,25 +341,26 @@ int runPrepare(const CommandLine& cmd) {
     for (const ShardJob& job : plan.shards) {
       if (job.owner != me) continue;
       const std::string dir = (fs::path(opt.out) / (job.split == 0 ? "train" : "val")).string();
-      writeShardPair(dir, fmt::format("{:0{}}.h5", job.index, digits), plan.docs[job.split], job, in,
-                     *tok, doc_tokens);
+      writeShardPair(dir, fmt::format("{:0{}}.h5", job.index, digits), plan.docs[job.split], job,
+                     in, *tok, doc_tokens);
     }
   });
 
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = elapsed();
   if (me == 0) {
     for (int split = 0; split < 2; ++split) {
       const auto shards = std::count_if(plan.shards.begin(), plan.shards.end(),
                                         [&](const ShardJob& j) { return j.split == split; });
       std::printf("prepare: %-5s %10zu docs %12llu tokens %5lld shards -> %s\n",
                   split == 0 ? "train" : "val", plan.docs[split].size(),
-                  static_cast<unsigned long long>(plan.tokens[split]), static_cast<long long>(shards),
+                  static_cast<unsigned long long>(plan.tokens[split]),
+                  static_cast<long long>(shards),
                   (fs::path(opt.out) / (split == 0 ? "train" : "val")).c_str());
     }
-    std::printf("prepare: %.2f MB of text in %.2f s = %.2f MB/s on %d rank%s (tokenizer sha256 %s)\n",
-                in.input_bytes / 1e6, seconds, in.input_bytes / 1e6 / seconds, world,
-                world == 1 ? "" : "s", tok->sha256().c_str());
+    std::printf(
+        "prepare: %.2f MB of text in %.2f s = %.2f MB/s on %d rank%s (tokenizer sha256 %s)\n",
+        in.input_bytes / 1e6, seconds, in.input_bytes / 1e6 / seconds, world, world == 1 ? "" : "s",
+        tok->sha256().c_str());
     std::fflush(stdout);
   }
   return kExitOk;
