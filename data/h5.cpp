@@ -82,8 +82,9 @@ H5T_conv_ret_t abortOnLoss(H5T_conv_except_t except, hid_t, hid_t, void*, void*,
   }
 }
 
-Handle strictTransfer() {
-  Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+// A copy of `base` (or a new dataset-transfer list) that aborts lossy conversions.
+Handle strictTransfer(hid_t base) {
+  Handle dxpl(base == H5P_DEFAULT ? H5Pcreate(H5P_DATASET_XFER) : H5Pcopy(base), H5Pclose);
   KDGRID_CHECK(dxpl.valid() && H5Pset_type_conv_cb(dxpl.get(), abortOnLoss, nullptr) >= 0,
                "HDF5: cannot create a transfer property list: {}", hdf5Reason());
   return dxpl;
@@ -490,7 +491,8 @@ uint64_t Dataset::checkedRowElements(uint64_t begin, uint64_t count) const {
   return count * rowElements();
 }
 
-void Dataset::readRows(ElemType mem_type, uint64_t begin, uint64_t count, void* out) const {
+void Dataset::readRows(ElemType mem_type, uint64_t begin, uint64_t count, void* out,
+                       hid_t transfer) const {
   LibraryLock lock;
   const uint64_t n = checkedRowElements(begin, count);
   if (n == 0) return;
@@ -506,7 +508,7 @@ void Dataset::readRows(ElemType mem_type, uint64_t begin, uint64_t count, void* 
     fail(withReason("cannot select rows to read"));
   }
   Handle type = makeType(mem_type);
-  Handle dxpl = strictTransfer();
+  Handle dxpl = strictTransfer(transfer);
   if (H5Dread(id(), type.get(), mem_space.get(), file_space.get(), dxpl.get(), out) < 0) {
     fail(
         withReason(fmt::format("cannot read rows [{}, {}) of {} as {} (a value out of range, or "
@@ -525,8 +527,8 @@ std::string Dataset::readBytes() const {
   return bytes;
 }
 
-void Dataset::writeRows(ElemType mem_type, uint64_t begin, uint64_t num_elements,
-                        const void* data) {
+void Dataset::writeRows(ElemType mem_type, uint64_t begin, uint64_t num_elements, const void* data,
+                        hid_t transfer) {
   LibraryLock lock;
   const uint64_t row = rowElements();
   KDGRID_CHECK(row > 0 && num_elements % row == 0, "{}: writing {} elements, not whole rows of {}",
@@ -546,7 +548,7 @@ void Dataset::writeRows(ElemType mem_type, uint64_t begin, uint64_t num_elements
     fail(withReason("cannot select rows to write"));
   }
   Handle type = makeType(mem_type);
-  Handle dxpl = strictTransfer();
+  Handle dxpl = strictTransfer(transfer);
   if (H5Dwrite(id(), type.get(), mem_space.get(), file_space.get(), dxpl.get(), data) < 0) {
     fail(withReason(fmt::format("cannot write rows [{}, {}) from {} as {}", begin, begin + count,
                                 elemTypeName(mem_type), type_.describe())));

@@ -187,14 +187,18 @@ class Dataset : public Object {
   std::string readBytes() const;
 
   // Writes `data` (row-major) into rows [begin, begin + data.size() / row_elements).
+  // `transfer` is a dataset-transfer property list to start from (e.g. collective MPI-IO for
+  // checkpoints); the caller keeps ownership.
   template <typename T>
-  void writeRows(uint64_t begin, std::span<const T> data) {
-    writeRows(elemTypeOf<T>(), begin, data.size(), data.data());
+  void writeRows(uint64_t begin, std::span<const T> data, hid_t transfer = H5P_DEFAULT) {
+    writeRows(elemTypeOf<T>(), begin, data.size(), data.data(), transfer);
   }
 
   // Low-level forms of the templates above: `out` / `data` holds elements of `mem_type`.
-  void readRows(ElemType mem_type, uint64_t begin, uint64_t count, void* out) const;
-  void writeRows(ElemType mem_type, uint64_t begin, uint64_t num_elements, const void* data);
+  void readRows(ElemType mem_type, uint64_t begin, uint64_t count, void* out,
+                hid_t transfer = H5P_DEFAULT) const;
+  void writeRows(ElemType mem_type, uint64_t begin, uint64_t num_elements, const void* data,
+                 hid_t transfer = H5P_DEFAULT);
   uint64_t rowElements() const;  // elements per row along dimension 0 (1 for 1-D)
   // count * rowElements(), after checking rank >= 1 and begin + count <= dims()[0].
   uint64_t checkedRowElements(uint64_t begin, uint64_t count) const;

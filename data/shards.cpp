@@ -259,17 +259,45 @@ TokenShardInfo readTokenShardInfo(const std::string& path) {
   return readTokenHeader(file).info;
 }
 
-std::vector<uint32_t> readTokenRange(const TokenShardInfo& info, uint64_t begin, uint64_t count) {
-  h5::File file = h5::File::openRead(info.path);
-  h5::Dataset tokens = file.openDataset("tokens");
-  tokens.expectRank(1);
-  if (tokens.dims()[0] != info.n_tokens) {
-    tokens.fail(fmt::format("holds {} tokens, but {} when the shard was opened (file replaced?)",
-                            tokens.dims()[0], info.n_tokens));
+struct TokenShardReader::Impl {
+  explicit Impl(const TokenShardInfo& shard)
+      : info(shard), file(h5::File::openRead(shard.path)), tokens(file.openDataset("tokens")) {
+    tokens.expectRank(1);
+    tokens.expectInteger();
+    if (tokens.dims()[0] != info.n_tokens) {
+      tokens.fail(fmt::format("holds {} tokens, but {} when the shard was opened (file replaced?)",
+                              tokens.dims()[0], info.n_tokens));
+    }
   }
-  std::vector<uint32_t> ids = tokens.readRows<uint32_t>(begin, count);
-  checkTokenIds(file, ids, begin, info.vocab_size);
+
+  TokenShardInfo info;
+  h5::File file;
+  h5::Dataset tokens;  // declared after `file`: closed before it
+};
+
+TokenShardReader::TokenShardReader(const TokenShardInfo& info)
+    : impl_(std::make_unique<Impl>(info)) {}
+TokenShardReader::~TokenShardReader() = default;
+TokenShardReader::TokenShardReader(TokenShardReader&&) noexcept = default;
+TokenShardReader& TokenShardReader::operator=(TokenShardReader&&) noexcept = default;
+
+const TokenShardInfo& TokenShardReader::info() const {
+  return impl_->info;
+}
+
+std::vector<uint32_t> TokenShardReader::read(uint64_t begin, uint64_t count) const {
+  std::vector<uint32_t> ids = impl_->tokens.readRows<uint32_t>(begin, count);
+  auto bad = std::find_if(ids.begin(), ids.end(),
+                          [&](uint32_t id) { return id >= impl_->info.vocab_size; });
+  if (bad != ids.end()) {
+    impl_->tokens.fail(fmt::format("token id {} at index {} is not below vocab_size = {}", *bad,
+                                   begin + (bad - ids.begin()), impl_->info.vocab_size));
+  }
   return ids;
+}
+
+std::vector<uint32_t> readTokenRange(const TokenShardInfo& info, uint64_t begin, uint64_t count) {
+  return TokenShardReader(info).read(begin, count);
 }
 
 std::vector<std::string> listShards(const std::string& dir, const std::string& format) {

@@ -112,6 +112,13 @@ TEST(Shards, TokenRoundTripUint16AndUint32) {
     EXPECT_EQ(readTokenRange(info, 2, 3),
               std::vector<uint32_t>(shard.tokens.begin() + 2, shard.tokens.begin() + 5));
     EXPECT_TRUE(readTokenRange(info, 7, 0).empty());
+    TokenShardReader opened(info);
+    TokenShardReader reader = std::move(opened);
+    EXPECT_EQ(reader.info().n_tokens, 7u);
+    for (uint64_t begin = 0; begin < 7; ++begin) {
+      EXPECT_EQ(reader.read(begin, 7 - begin),
+                std::vector<uint32_t>(shard.tokens.begin() + begin, shard.tokens.end()));
+    }
     expectUsageError([&] { readTokenRange(info, 5, 3); }, {path, "/tokens", "rows [5, 8)"});
   }
 }
@@ -224,6 +231,11 @@ TEST(Shards, BadTokenShardsNameFileAndDataset) {
   writeRaw(dir / "range_bad.h5", r);
   TokenShardInfo info = readTokenShardInfo(dir / "range_bad.h5");
   EXPECT_EQ(readTokenRange(info, 2, 3), (std::vector<uint32_t>{99, 3, 4}));
+  expectUsageError([&] { TokenShardReader(info).read(1, 1); },
+                   {dir / "range_bad.h5", "/tokens", "token id 5000 at index 1"});
+  info.n_tokens = 5;  // as if the file changed after the header was read
+  expectUsageError([&] { TokenShardReader{info}; }, {dir / "range_bad.h5", "/tokens", "replaced"});
+  info.n_tokens = 6;
   expectUsageError([&] { readTokenRange(info, 0, 3); }, {dir / "range_bad.h5", "/tokens", "5000"});
 }
 
