@@ -70,13 +70,15 @@ class PairTable {
   }
 
   // Replaces every occurrence of `pair` (left to right, non-overlapping) by `merged`.
-  void merge(uint64_t pair, uint32_t merged) {
+  // Returns the number of words rewritten (> 0 for a pair with a positive count).
+  size_t merge(uint64_t pair, uint32_t merged) {
     const uint32_t a = pairLeft(pair), b = pairRight(pair);
     std::vector<uint32_t> affected = std::move(where_[pair]);
     std::sort(affected.begin(), affected.end());
     affected.erase(std::unique(affected.begin(), affected.end()), affected.end());
     deltas_.clear();
     std::vector<uint32_t> rewritten;
+    size_t words_rewritten = 0;
     for (uint32_t w : affected) {
       const auto& s = words_[w];
       rewritten.clear();
@@ -90,6 +92,7 @@ class PairTable {
         }
       }
       if (rewritten.size() == s.size()) continue;  // stale entry: the word no longer has it
+      ++words_rewritten;
       // The word's pairs before and after, with opposite signs; unchanged ones cancel below.
       const int64_t c = counts_[w];
       for (size_t i = 0; i + 1 < s.size(); ++i) deltas_.push_back({pairKey(s[i], s[i + 1]), -c});
@@ -121,6 +124,7 @@ class PairTable {
       }
     }
     where_.erase(pair);
+    return words_rewritten;
   }
 
  private:
@@ -196,7 +200,10 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& files, uint32_t vocab
     auto [it, fresh] = id_of.emplace(bytes, static_cast<uint32_t>(tokens.size()));
     if (fresh) tokens.push_back(std::move(bytes));
     merges.emplace_back(left, right);
-    table.merge(*best, it->second);
+    // A pair with a positive count occurs somewhere; if the bookkeeping ever disagreed, the
+    // same pair would be picked forever.
+    KDGRID_CHECK(table.merge(*best, it->second) > 0, "BPE training: pair ({}, {}) has a count "
+                 "but occurs in no word", left, right);
     const size_t learned = tokens.size() - 256;
     if (progress && fresh && (learned % report_every == 0 || learned == wanted)) {
       progress(learned, wanted);
