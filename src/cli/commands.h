@@ -7,6 +7,8 @@
 namespace kdgrid {
 
 int runVersion(const CommandLine& cmd);
+int runTokenizer(const CommandLine& cmd);
+int runPrepare(const CommandLine& cmd);
 
 struct Command {
   const char* name;
@@ -16,6 +18,8 @@ struct Command {
 
 inline constexpr Command kCommands[] = {
     {"version", "print the version and how this binary was built", runVersion},
+    {"tokenizer", "train a byte-level BPE tokenizer on text files; write it as JSON", runTokenizer},
+    {"prepare", "text files -> text shards and token shards (train/validation split)", runPrepare},
 };
 
 }  // namespace kdgrid
