@@ -7,6 +7,7 @@
 namespace kdgrid {
 
 int runVersion(const CommandLine& cmd);
+int runSampleCorpus(const CommandLine& cmd);
 
 struct Command {
   const char* name;
@@ -16,6 +17,8 @@ struct Command {
 
 inline constexpr Command kCommands[] = {
     {"version", "print the version and how this binary was built", runVersion},
+    {"sample-corpus", "write the built-in English sample corpus (fortunes + WordNet glosses)",
+     runSampleCorpus},
 };
 
 }  // namespace kdgrid
