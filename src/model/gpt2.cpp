@@ -1,0 +1,273 @@
+#include "model/gpt2.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "tensor/ops.h"
+
+namespace kdgrid {
+
+Recompute parseRecompute(const std::string& name) {
+  if (name == "none") return Recompute::kNone;
+  if (name == "selective") return Recompute::kSelective;
+  if (name == "full") return Recompute::kFull;
+  throw UsageError("--recompute must be none, selective or full (got '" + name + "')");
+}
+
+namespace {
+// Rows of logits handled at once by the LM head: bounds the [rows, V_local] fp32 buffer
+// (e.g. 256 x 50304 x 4 B = 51 MB) whatever the micro-batch size.
+constexpr int64_t kHeadChunkRows = 256;
+
+std::string blockName(int layer, const char* what) {
+  return "blocks." + std::to_string(layer) + "." + what;
+}
+}  // namespace
+
+Gpt2Stage::Gpt2Stage(const ModelConfig& config, int pp, int stage, Communicator& tp_comm,
+                     DType compute, Recompute recompute)
+    : config_(config),
+      pp_(pp),
+      stage_(stage),
+      layers_(stageLayers(config.n_layer, pp, stage)),
+      tp_(tp_comm),
+      compute_(compute),
+      recompute_(recompute),
+      layout_(config, pp, stage, tp_comm.size(), tp_comm.rank()) {
+  const int tp = tp_.size();
+  c_local_ = config_.d_model / tp;
+  f_local_ = config_.d_ff / tp;
+  nh_local_ = config_.n_head / tp;
+  vocab_local_ = vocabRowsPerRank(config_.vocab_size, tp);
+  vocab_start_ = tp_.rank() * vocab_local_;
+  params_ = Tensor::zeros({static_cast<int64_t>(layout_.totalElements())}, DType::kF32);
+  grads_ = Tensor::zeros({static_cast<int64_t>(layout_.totalElements())}, DType::kF32);
+  if (compute_ != DType::kF32) {
+    compute_params_ = Tensor::zeros({static_cast<int64_t>(layout_.totalElements())}, compute_);
+  }
+}
+
+Tensor Gpt2Stage::param(const std::string& name) {
+  const LocalParam& p = layout_.find(name);
+  return Tensor::view(params() + p.offset, {p.local_rows, p.local_cols}, DType::kF32);
+}
+
+Tensor Gpt2Stage::grad(const std::string& name) {
+  const LocalParam& p = layout_.find(name);
+  return Tensor::view(grads() + p.offset, {p.local_rows, p.local_cols}, DType::kF32);
+}
+
+Tensor Gpt2Stage::computeWeight(const std::string& name) {
+  if (compute_ == DType::kF32) return param(name);
+  const LocalParam& p = layout_.find(name);
+  return Tensor::view(static_cast<char*>(compute_params_.raw()) + p.offset * dtypeSize(compute_),
+                      {p.local_rows, p.local_cols}, compute_);
+}
+
+void Gpt2Stage::syncComputeWeights() {
+  if (compute_ == DType::kF32) return;
+  ops::convert(compute_params_, params_);
+}
+
+const Tensor& Gpt2Stage::forward(StageActivations& acts, const uint32_t* ids, const Tensor* input,
+                                 int64_t B, int64_t T) {
+  const int64_t N = B * T, C = config_.d_model;
+  acts.B = B;
+  acts.T = T;
+  acts.blocks.resize(layers_.end - layers_.begin);
+  Tensor x = Tensor::zeros({N, C}, compute_);
+  if (firstStage()) {
+    acts.ids.assign(ids, ids + N);
+    // Vocab-parallel embedding: each tp rank adds its rows; tp rank 0 adds the positions.
+    Tensor pos = param("pos_emb");
+    ops::embeddingForward(x, ids, B, T, param("tok_emb"), vocab_start_,
+                          tp_.rank() == 0 ? &pos : nullptr);
+    if (tp_.size() > 1) {
+      KDGRID_CHECK(compute_ == DType::kF32, "tensor parallelism runs in fp32 for now");
+      tp_.allReduceSum(x.data<float>(), x.numel());
+    }
+  } else {
+    KDGRID_CHECK(input && input->numel() == N * C, "stage input missing or mis-sized");
+    std::memcpy(x.raw(), input->raw(), x.bytes());
+  }
+  for (int l = layers_.begin; l < layers_.end; ++l) {
+    BlockActivations& a = acts.blocks[l - layers_.begin];
+    a.x_in = x;
+    Tensor x_out = Tensor::zeros({N, C}, compute_);
+    blockForward(l, a, B, T, x_out);
+    if (recompute_ == Recompute::kFull) a = BlockActivations{a.x_in};
+    else if (recompute_ == Recompute::kSelective) a.fc1 = a.gelu = Tensor();
+    x = x_out;
+  }
+  acts.out = x;
+  if (lastStage()) {
+    acts.lnf = Tensor::zeros({N, C}, compute_);
+    acts.lnf_mean = Tensor::zeros({N}, DType::kF32);
+    acts.lnf_rstd = Tensor::zeros({N}, DType::kF32);
+    ops::layernormForward(acts.lnf, acts.lnf_mean, acts.lnf_rstd, acts.out, param("ln_f.weight"),
+                          param("ln_f.bias"));
+  }
+  return acts.out;
+}
+
+void Gpt2Stage::blockForward(int l, BlockActivations& a, int64_t B, int64_t T, Tensor& x_out) {
+  const int64_t N = B * T, C = config_.d_model;
+  auto w = [&](const char* what) { return computeWeight(blockName(l, what)); };
+  auto p = [&](const char* what) { return param(blockName(l, what)); };
+  a.ln1 = Tensor::zeros({N, C}, compute_);
+  a.ln1_mean = Tensor::zeros({N}, DType::kF32);
+  a.ln1_rstd = Tensor::zeros({N}, DType::kF32);
+  ops::layernormForward(a.ln1, a.ln1_mean, a.ln1_rstd, a.x_in, p("ln1.weight"), p("ln1.bias"));
+  a.qkv = Tensor::zeros({N, 3 * c_local_}, compute_);
+  Tensor qkv_b = p("attn.qkv.bias");
+  ops::linearForward(a.qkv, a.ln1, w("attn.qkv.weight"), &qkv_b);
+  a.att = Tensor::zeros({N, c_local_}, compute_);
+  a.att_lse = Tensor::zeros({B, nh_local_, T}, DType::kF32);
+  ops::attentionForward(a.att, a.att_lse, a.qkv, B, T, nh_local_, config_.attn_window);
+  // Row-parallel projection: partial sums over tp, then the (replicated) bias once.
+  Tensor proj = Tensor::zeros({N, C}, compute_);
+  ops::linearForward(proj, a.att, w("attn.out.weight"), nullptr);
+  if (tp_.size() > 1) tp_.allReduceSum(proj.data<float>(), proj.numel());
+  Tensor out_b = p("attn.out.bias");
+  ops::addBias(proj, out_b);
+  a.x_mid = Tensor::zeros({N, C}, compute_);
+  ops::add(a.x_mid, a.x_in, proj);
+
+  a.ln2 = Tensor::zeros({N, C}, compute_);
+  a.ln2_mean = Tensor::zeros({N}, DType::kF32);
+  a.ln2_rstd = Tensor::zeros({N}, DType::kF32);
+  ops::layernormForward(a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p("ln2.weight"), p("ln2.bias"));
+  recomputeMlp(l, a);
+  ops::linearForward(proj, a.gelu, w("mlp.fc2.weight"), nullptr);
+  if (tp_.size() > 1) tp_.allReduceSum(proj.data<float>(), proj.numel());
+  Tensor fc2_b = p("mlp.fc2.bias");
+  ops::addBias(proj, fc2_b);
+  ops::add(x_out, a.x_mid, proj);
+}
+
+// fc1 and GELU from ln2: the forward's MLP front half, also what selective recompute redoes.
+void Gpt2Stage::recomputeMlp(int l, BlockActivations& a) {
+  const int64_t N = a.ln2.dim(0);
+  a.fc1 = Tensor::zeros({N, f_local_}, compute_);
+  Tensor fc1_b = param(blockName(l, "mlp.fc1.bias"));
+  ops::linearForward(a.fc1, a.ln2, computeWeight(blockName(l, "mlp.fc1.weight")), &fc1_b);
+  a.gelu = Tensor::zeros({N, f_local_}, compute_);
+  ops::geluForward(a.gelu, a.fc1);
+}
+
+LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* targets,
+                                        float grad_scale, Tensor* dout) {
+  KDGRID_CHECK(lastStage(), "the LM head runs on the last stage");
+  const int64_t N = acts.B * acts.T, C = config_.d_model;
+  const bool backward = grad_scale > 0;
+  const int64_t valid = std::max<int64_t>(0, std::min(vocab_local_, config_.vocab_size - vocab_start_));
+  Tensor emb = computeWeight("tok_emb");  // [V_local, C], the tied LM head
+  Tensor demb = grad("tok_emb");
+  Tensor dlnf;
+  if (backward) dlnf = Tensor::zeros({N, C}, compute_);
+  Tensor logits = Tensor::zeros({std::min(N, kHeadChunkRows), vocab_local_}, DType::kF32);
+  Tensor dlogits_c;  // dlogits in the compute dtype (bf16/fp16 runs)
+  if (backward && compute_ != DType::kF32) dlogits_c = Tensor::zeros(logits.shape(), compute_);
+  std::vector<float> row_max, row_sum, target_logit;
+  LossSums sums;
+  for (int64_t r0 = 0; r0 < N; r0 += kHeadChunkRows) {
+    const int64_t n = std::min(kHeadChunkRows, N - r0);
+    Tensor x = acts.lnf.rows(r0, n);
+    Tensor lg = logits.rows(0, n);
+    ops::linearForward(lg, x, emb, nullptr);  // [n, V_local] fp32 accumulate
+    row_max.assign(n, 0.f);
+    row_sum.assign(n, 0.f);
+    target_logit.assign(n, 0.f);
+    ops::xentRowMax(row_max.data(), lg, valid);
+    tp_.allReduceMax(row_max.data(), n);
+    ops::xentRowSumExp(row_sum.data(), target_logit.data(), lg, valid, row_max.data(),
+                       targets + r0, vocab_start_);
+    // One all-reduce for both statistics.
+    std::vector<float> both(2 * n);
+    std::copy(row_sum.begin(), row_sum.end(), both.begin());
+    std::copy(target_logit.begin(), target_logit.end(), both.begin() + n);
+    tp_.allReduceSum(both.data(), both.size());
+    std::copy(both.begin(), both.begin() + n, row_sum.begin());
+    for (int64_t i = 0; i < n; ++i) {
+      if (targets[r0 + i] == UINT32_MAX) continue;
+      sums.ce_sum += std::log(double(both[i])) + row_max[i] - both[n + i];
+      sums.tokens += 1;
+    }
+    if (!backward) continue;
+    ops::xentBackwardInPlace(lg, valid, row_max.data(), row_sum.data(), targets + r0,
+                             vocab_start_, grad_scale);
+    Tensor dx = dlnf.rows(r0, n);
+    if (compute_ == DType::kF32) {
+      ops::linearBackward(&dx, false, &demb, nullptr, lg, x, emb);
+    } else {
+      Tensor dlc = dlogits_c.rows(0, n);
+      ops::convert(dlc, lg);
+      ops::linearBackward(&dx, false, &demb, nullptr, dlc, x, emb);
+    }
+  }
+  if (backward) {
+    // The LM head's input gradient is a partial sum over the vocabulary shards.
+    if (tp_.size() > 1) tp_.allReduceSum(dlnf.data<float>(), dlnf.numel());
+    *dout = Tensor::zeros({N, C}, compute_);
+    Tensor dw = grad("ln_f.weight"), db = grad("ln_f.bias");
+    ops::layernormBackward(*dout, false, dw, db, dlnf, acts.out, acts.lnf_mean, acts.lnf_rstd,
+                           param("ln_f.weight"));
+  }
+  return sums;
+}
+
+Tensor Gpt2Stage::backward(StageActivations& acts, const Tensor& dout) {
+  const int64_t B = acts.B, T = acts.T, N = B * T, C = config_.d_model;
+  Tensor dx = Tensor::zeros({N, C}, compute_);
+  std::memcpy(dx.raw(), dout.raw(), dx.bytes());
+  Tensor dmid = Tensor::zeros({N, C}, compute_);
+  Tensor dgelu = Tensor::zeros({N, f_local_}, compute_);
+  Tensor datt = Tensor::zeros({N, c_local_}, compute_);
+  Tensor dqkv = Tensor::zeros({N, 3 * c_local_}, compute_);
+  Tensor dln = Tensor::zeros({N, C}, compute_);
+  for (int l = layers_.end - 1; l >= layers_.begin; --l) {
+    BlockActivations& a = acts.blocks[l - layers_.begin];
+    if (recompute_ == Recompute::kFull) {
+      Tensor unused = Tensor::zeros({N, C}, compute_);
+      blockForward(l, a, B, T, unused);
+    } else if (recompute_ == Recompute::kSelective) {
+      recomputeMlp(l, a);
+    }
+    auto w = [&](const char* what) { return computeWeight(blockName(l, what)); };
+    auto p = [&](const char* what) { return param(blockName(l, what)); };
+    auto g = [&](const char* what) { return grad(blockName(l, what)); };
+    // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid)))): dx is d x_out.
+    Tensor dw = g("mlp.fc2.weight"), db = g("mlp.fc2.bias");
+    ops::linearBackward(&dgelu, false, &dw, &db, dx, a.gelu, w("mlp.fc2.weight"));
+    ops::geluBackward(dgelu, dgelu, a.fc1);
+    dw = g("mlp.fc1.weight");
+    db = g("mlp.fc1.bias");
+    ops::linearBackward(&dln, false, &dw, &db, dgelu, a.ln2, w("mlp.fc1.weight"));
+    if (tp_.size() > 1) tp_.allReduceSum(dln.data<float>(), dln.numel());
+    std::memcpy(dmid.raw(), dx.raw(), dx.bytes());  // residual path
+    dw = g("ln2.weight");
+    db = g("ln2.bias");
+    ops::layernormBackward(dmid, true, dw, db, dln, a.x_mid, a.ln2_mean, a.ln2_rstd, p("ln2.weight"));
+    // x_mid = x_in + out(attention(qkv(ln1(x_in)))): dmid is d x_mid.
+    dw = g("attn.out.weight");
+    db = g("attn.out.bias");
+    ops::linearBackward(&datt, false, &dw, &db, dmid, a.att, w("attn.out.weight"));
+    ops::attentionBackward(dqkv, datt, a.qkv, a.att, a.att_lse, B, T, nh_local_, config_.attn_window);
+    dw = g("attn.qkv.weight");
+    db = g("attn.qkv.bias");
+    ops::linearBackward(&dln, false, &dw, &db, dqkv, a.ln1, w("attn.qkv.weight"));
+    if (tp_.size() > 1) tp_.allReduceSum(dln.data<float>(), dln.numel());
+    std::memcpy(dx.raw(), dmid.raw(), dx.bytes());
+    dw = g("ln1.weight");
+    db = g("ln1.bias");
+    ops::layernormBackward(dx, true, dw, db, dln, a.x_in, a.ln1_mean, a.ln1_rstd, p("ln1.weight"));
+    if (recompute_ != Recompute::kNone) a = BlockActivations{a.x_in};
+  }
+  if (!firstStage()) return dx;
+  Tensor dtok = grad("tok_emb"), dpos = grad("pos_emb");
+  // dx is identical on every tp rank, so each computes the (replicated) position gradient.
+  ops::embeddingBackward(dtok, &dpos, dx, acts.ids.data(), B, T, vocab_start_);
+  return Tensor();
+}
+
+}  // namespace kdgrid

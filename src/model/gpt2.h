@@ -1,0 +1,110 @@
+// GPT-2 (DESIGN section 4) as run by one rank of the grid: the layers of its pipeline stage,
+// sliced for its tensor-parallel index (Megatron: column-parallel QKV and fc1, row-parallel
+// attn.out and fc2, vocab-parallel embedding / LM head / cross-entropy).
+//
+// Tensor-parallel communication points (tp comm), forward | backward:
+//   embedding output      all-reduce |  -
+//   attn.out, fc2 output  all-reduce |  -
+//   ln1 / ln2 output       -         |  all-reduce of its gradient (column-parallel inputs)
+//   cross-entropy         max/sum all-reduces of row statistics (no full-vocab logits)
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+#include "model/params.h"
+#include "parallel/communicator.h"
+#include "tensor/tensor.h"
+
+namespace kdgrid {
+
+enum class Recompute : uint8_t {
+  kNone,       // keep every activation backward needs
+  kSelective,  // drop the MLP's [N, d_ff] activations (fc1 output, GELU output); recompute them
+  kFull,       // keep only each block's input; recompute the whole block in backward
+};
+Recompute parseRecompute(const std::string& name);
+
+// What backward needs from one micro-batch's forward on this stage. `x` tensors are the
+// residual stream [N, C]; local widths are C_local = C / tp and F_local = d_ff / tp.
+struct BlockActivations {
+  Tensor x_in;                       // [N, C] block input (always kept)
+  Tensor ln1, ln1_mean, ln1_rstd;    // [N, C], [N], [N]
+  Tensor qkv;                        // [N, 3 C_local]
+  Tensor att, att_lse;               // [N, C_local], [B, nh_local, T]
+  Tensor x_mid;                      // [N, C] after the attention residual add
+  Tensor ln2, ln2_mean, ln2_rstd;    // [N, C], [N], [N]
+  Tensor fc1, gelu;                  // [N, F_local] each (dropped under selective/full)
+};
+
+struct StageActivations {
+  int64_t B = 0, T = 0;
+  std::vector<uint32_t> ids;         // [B, T] inputs (first stage) — kept for the embedding grad
+  std::vector<BlockActivations> blocks;
+  Tensor out;                        // [N, C] stage output (last block's residual)
+  Tensor lnf, lnf_mean, lnf_rstd;    // last stage: final LayerNorm
+};
+
+// Per-micro-batch loss statistics on the last stage (sums, so they add over micro-batches
+// and ranks).
+struct LossSums {
+  double ce_sum = 0;     // sum of cross-entropy over target tokens, nats
+  int64_t tokens = 0;
+};
+
+class Gpt2Stage {
+ public:
+  Gpt2Stage(const ModelConfig& config, int pp, int stage, Communicator& tp_comm, DType compute,
+            Recompute recompute);
+
+  const ModelConfig& config() const { return config_; }
+  const ParameterLayout& layout() const { return layout_; }
+  bool firstStage() const { return stage_ == 0; }
+  bool lastStage() const { return stage_ == pp_ - 1; }
+  DType computeType() const { return compute_; }
+
+  // Flat fp32 buffers over layout(): master weights and gradients.
+  float* params() { return params_.data<float>(); }
+  float* grads() { return grads_.data<float>(); }
+  Tensor param(const std::string& name);  // fp32 master view, local shape
+  Tensor grad(const std::string& name);
+
+  // Refreshes the compute-precision weight copies from the fp32 masters (after init, load
+  // or an optimizer step). A no-op view in fp32.
+  void syncComputeWeights();
+
+  // Forward of one micro-batch. First stage: `ids` [B, T]; other stages: `input` [N, C] from
+  // the previous stage. Returns the stage output [N, C] (the next stage's input).
+  const Tensor& forward(StageActivations& acts, const uint32_t* ids, const Tensor* input,
+                        int64_t B, int64_t T);
+
+  // Last stage: cross-entropy of the targets [B, T] (ids >= vocab or UINT32_MAX are skipped),
+  // and, when `grad_scale` > 0, its backward with d loss / d logit scaled by grad_scale (e.g.
+  // loss_scale / global tokens), leaving d out in `dout` [N, C].
+  LossSums headForwardBackward(StageActivations& acts, const uint32_t* targets, float grad_scale,
+                               Tensor* dout);
+
+  // Backward of one micro-batch given d(stage output). Returns d(stage input) [N, C] (empty
+  // on the first stage, which ends in the embedding gradient). Parameter grads accumulate.
+  Tensor backward(StageActivations& acts, const Tensor& dout);
+
+ private:
+  void blockForward(int layer, BlockActivations& a, int64_t B, int64_t T, Tensor& x_out);
+  void recomputeMlp(int layer, BlockActivations& a);
+  Tensor computeWeight(const std::string& name);  // weight in the compute dtype
+
+  ModelConfig config_;
+  int pp_, stage_;
+  StageLayers layers_;
+  Communicator& tp_;
+  DType compute_;
+  Recompute recompute_;
+  ParameterLayout layout_;
+  Tensor params_, grads_;   // fp32 flat [layout_.totalElements()]
+  Tensor compute_params_;   // compute-dtype copy of params_ (bf16/fp16 runs only)
+  int64_t vocab_start_ = 0, vocab_local_ = 0;
+  int64_t c_local_ = 0, f_local_ = 0, nh_local_ = 0;
+};
+
+}  // namespace kdgrid

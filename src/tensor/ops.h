@@ -1,0 +1,75 @@
+// Tensor ops used by the model, dispatched on device and storage type to kernels/cpu (and
+// kernels/cuda when tensors live on a GPU). Shapes are checked here; kernels trust them.
+// Conventions: activations [N, C] row-major with N = batch * seq tokens; weights [out, in]
+// (checkpoint layout); parameter gradients are fp32 and ACCUMULATE (+=), so gradient
+// accumulation over micro-batches needs no extra buffers; activation gradients overwrite
+// unless `accumulate` is set.
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/tensor.h"
+
+namespace kdgrid::ops {
+
+// y[N, out] = x[N, in] . w[out, in]^T (+ b[out], fp32). x, w, y share one dtype.
+void linearForward(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b);
+// dx[N, in] (=, or += when accumulate) = dy[N, out] . w[out, in];
+// dw[out, in] += dy^T . x (fp32); db[out] += column sums of dy (fp32). Null pointers skip.
+void linearBackward(Tensor* dx, bool accumulate, Tensor* dw, Tensor* db, const Tensor& dy,
+                    const Tensor& x, const Tensor& w);
+
+// y, mean[N], rstd[N] (fp32) = LayerNorm(x) with fp32 weight/bias [C], eps 1e-5.
+void layernormForward(Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
+                      const Tensor& b);
+// dx (=, or += when accumulate); dw, db += (fp32).
+void layernormBackward(Tensor& dx, bool accumulate, Tensor& dw, Tensor& db, const Tensor& dy,
+                       const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& w);
+
+void geluForward(Tensor& y, const Tensor& x);
+void geluBackward(Tensor& dx, const Tensor& dy, const Tensor& x);  // dx overwritten
+
+// out = a + b (same shape/dtype; out may alias a).
+void add(Tensor& out, const Tensor& a, const Tensor& b);
+
+// out[N, C] = tok_emb[ids - vocab_start] (ids in this rank's rows, else 0) + pos_emb[t]
+// (only when add_positions). ids: [B, T] uint32 (N = B * T), tok_emb and pos_emb fp32 masters
+// converted to out's dtype.
+void embeddingForward(Tensor& out, const uint32_t* ids, int64_t B, int64_t T,
+                      const Tensor& tok_emb, int64_t vocab_start, const Tensor* pos_emb);
+void embeddingBackward(Tensor& dtok_emb, Tensor* dpos_emb, const Tensor& dout,
+                       const uint32_t* ids, int64_t B, int64_t T, int64_t vocab_start);
+
+// Causal attention over qkv [B, T, 3 * C_local] -> out [B, T, C_local], saving lse
+// [B, nh_local, T] (fp32). window 0 = full causal.
+void attentionForward(Tensor& out, Tensor& lse, const Tensor& qkv, int64_t B, int64_t T,
+                      int64_t n_head_local, int window);
+void attentionBackward(Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& out,
+                       const Tensor& lse, int64_t B, int64_t T, int64_t n_head_local, int window);
+
+// Converts between storage types (same shape).
+void convert(Tensor& dst, const Tensor& src);
+
+}  // namespace kdgrid::ops
+
+namespace kdgrid::ops {
+
+// Vocab-parallel cross-entropy pieces over logits [n, V_local] (fp32) holding vocabulary ids
+// [vocab_start, vocab_start + V_local); columns >= valid_cols are padding (excluded).
+// targets: [n] global ids; UINT32_MAX = ignore the row.
+void xentRowMax(float* row_max, const Tensor& logits, int64_t valid_cols);
+// After row_max was MAX-reduced over tp: local sum of exp(logit - max), and the target's
+// logit if it falls in this rank's range (else 0); both are SUM-reduced by the caller.
+void xentRowSumExp(float* row_sum, float* target_logit, const Tensor& logits, int64_t valid_cols,
+                   const float* row_max, const uint32_t* targets, int64_t vocab_start);
+// logits <- (softmax - onehot(target)) * row_scale, in place.
+void xentBackwardInPlace(Tensor& logits, int64_t valid_cols, const float* row_max,
+                         const float* row_sum, const uint32_t* targets, int64_t vocab_start,
+                         float row_scale);
+
+}  // namespace kdgrid::ops
+
+namespace kdgrid::ops {
+// y[N, C] += b[C] (fp32 bias broadcast over rows).
+void addBias(Tensor& y, const Tensor& b);
+}  // namespace kdgrid::ops
