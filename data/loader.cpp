@@ -129,11 +129,11 @@ struct DataLoader::Impl {
   std::thread worker;
   std::mutex mutex;
   std::condition_variable changed;
-  bool started = false;             // next() has been called (only next() touches it)
-  bool requested = false;           // next() wants a batch the worker has not started
+  bool started = false;    // next() has been called (only next() touches it)
+  bool requested = false;  // next() wants a batch the worker has not started
   bool stopping = false;
-  std::optional<StepBatch> ready;   // the produced batch, waiting for next()
-  std::exception_ptr error;         // what the worker threw; rethrown by every later next()
+  std::optional<StepBatch> ready;  // the produced batch, waiting for next()
+  std::exception_ptr error;        // what the worker threw; rethrown by every later next()
 
   Impl(const LoaderConfig& cfg, DataCursor start);
   ~Impl();
@@ -145,10 +145,11 @@ struct DataLoader::Impl {
   void workerLoop();
 };
 
-DataLoader::Impl::Impl(const LoaderConfig& cfg, DataCursor start) : config(cfg), produce_cursor(start) {
+DataLoader::Impl::Impl(const LoaderConfig& cfg, DataCursor start)
+    : config(cfg), produce_cursor(start) {
   KDGRID_INPUT_CHECK(!config.sources.empty(), "--data: no data directory given");
-  KDGRID_INPUT_CHECK(config.seq_len >= 2, "--max-seq: a window needs max_seq + 1 >= 2 tokens, got {}",
-                     config.seq_len);
+  KDGRID_INPUT_CHECK(config.seq_len >= 2,
+                     "--max-seq: a window needs max_seq + 1 >= 2 tokens, got {}", config.seq_len);
   KDGRID_INPUT_CHECK(config.micro_batch >= 1, "--batch-size must be at least 1");
   KDGRID_INPUT_CHECK(config.grad_accum >= 1, "--grad-accum must be at least 1");
   KDGRID_INPUT_CHECK(config.dp >= 1 && config.dp_rank < config.dp,
@@ -285,9 +286,9 @@ StepBatch DataLoader::Impl::produce() {
   for (uint64_t s = 0; s < per_rank; ++s) {
     const EpochPlan& p = planFor(at.epoch);
     const uint64_t sample = p.order[at.position];
-    const size_t i = std::upper_bound(source_first_sample.begin(), source_first_sample.end(),
-                                      sample) -
-                     source_first_sample.begin() - 1;
+    const size_t i =
+        std::upper_bound(source_first_sample.begin(), source_first_sample.end(), sample) -
+        source_first_sample.begin() - 1;
     // Beyond a source's window count the same permutation repeats (weights that oversample).
     const uint64_t j = (sample - source_first_sample[i]) % sources[i].windows;
     readWindow(sources[i], p.source_order[i][j], batch.tokens.data() + s * config.seq_len);
@@ -351,9 +352,17 @@ StepBatch DataLoader::next() {
   return batch;
 }
 
-uint32_t DataLoader::vocabSize() const { return impl_->vocab_size; }
-uint32_t DataLoader::eotToken() const { return impl_->eot_token; }
-const std::string& DataLoader::tokenizerSha256() const { return impl_->tokenizer_sha256; }
-uint64_t DataLoader::samplesPerEpoch() const { return impl_->samples_per_epoch; }
+uint32_t DataLoader::vocabSize() const {
+  return impl_->vocab_size;
+}
+uint32_t DataLoader::eotToken() const {
+  return impl_->eot_token;
+}
+const std::string& DataLoader::tokenizerSha256() const {
+  return impl_->tokenizer_sha256;
+}
+uint64_t DataLoader::samplesPerEpoch() const {
+  return impl_->samples_per_epoch;
+}
 
 }  // namespace kdgrid

@@ -28,23 +28,23 @@ inline constexpr char kWordNetDir[] = "/usr/share/wordnet";
 inline constexpr int kGlossesPerDocument = 20;
 
 struct SampleCorpusOptions {
-  std::string out;                         // written as out + ".tmp", then renamed
-  uint64_t max_bytes = 5'000'000;          // upper bound on the file size
+  std::string out;                 // written as out + ".tmp", then renamed
+  uint64_t max_bytes = 5'000'000;  // upper bound on the file size
   std::string fortunes_dir = kFortunesDir;
   std::string wordnet_dir = kWordNetDir;
 };
 
 struct SampleCorpusStats {
-  uint64_t bytes = 0;              // size of the written file
+  uint64_t bytes = 0;  // size of the written file
   uint64_t documents = 0;
-  uint64_t fortune_files = 0;      // fortune files read
+  uint64_t fortune_files = 0;  // fortune files read
   uint64_t fortune_documents = 0;
-  uint64_t fortune_bytes = 0;      // document text only, without separators
+  uint64_t fortune_bytes = 0;  // document text only, without separators
   uint64_t wordnet_documents = 0;
   uint64_t wordnet_glosses = 0;
   uint64_t wordnet_bytes = 0;
-  uint64_t replaced_bytes = 0;     // invalid UTF-8 sequences replaced by U+FFFD
-  bool truncated = false;          // stopped by max_bytes before both sources ran out
+  uint64_t replaced_bytes = 0;  // invalid UTF-8 sequences replaced by U+FFFD
+  bool truncated = false;       // stopped by max_bytes before both sources ran out
 };
 
 // Builds the corpus. Throws UsageError naming the directory and the Debian package to install

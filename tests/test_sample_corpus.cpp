@@ -82,14 +82,14 @@ TEST(SampleCorpus, WordNetSentence) {
   EXPECT_EQ(wordnetSentence(kAbleLine, "f:2"),
             "able: (usually followed by `to') having the necessary means. Examples: \"able to "
             "swim\"; \"she was able; truly able\".");
-  EXPECT_EQ(wordnetSentence("00022686 29 v 02 perk_up 1 energize(a) 0 000 | cause to be alert",
-                            "f:3"),
-            "perk up, energize: cause to be alert.");
+  EXPECT_EQ(
+      wordnetSentence("00022686 29 v 02 perk_up 1 energize(a) 0 000 | cause to be alert", "f:3"),
+      "perk up, energize: cause to be alert.");
   EXPECT_EQ(wordnetSentence("00000001 29 v 01 go 0 000 | \"go away!\"", "f:4"),
             "go. Example: \"go away!\".");
-  for (const char* bad : {"00001740 00 a 01 able 0 005 no gloss here",
-                          "00001740 00 a zz able 0 000 | gloss",
-                          "00001740 00 a 03 able 0 000 | gloss"}) {
+  for (const char* bad :
+       {"00001740 00 a 01 able 0 005 no gloss here", "00001740 00 a zz able 0 000 | gloss",
+        "00001740 00 a 03 able 0 000 | gloss"}) {
     try {
       wordnetSentence(bad, "data.adj:17");
       ADD_FAILURE() << "accepted: " << bad;
