@@ -8,6 +8,7 @@ namespace kdgrid {
 
 int runVersion(const CommandLine& cmd);
 int runSampleCorpus(const CommandLine& cmd);
+int runTokenizer(const CommandLine& cmd);
 
 struct Command {
   const char* name;
@@ -19,6 +20,7 @@ inline constexpr Command kCommands[] = {
     {"version", "print the version and how this binary was built", runVersion},
     {"sample-corpus", "write the built-in English sample corpus (fortunes + WordNet glosses)",
      runSampleCorpus},
+    {"tokenizer", "train a byte-level BPE tokenizer on text files; write it as JSON", runTokenizer},
 };
 
 }  // namespace kdgrid
