@@ -7,6 +7,7 @@
 namespace kdgrid {
 
 int runVersion(const CommandLine& cmd);
+int runSampleCorpus(const CommandLine& cmd);
 int runTokenizer(const CommandLine& cmd);
 int runPrepare(const CommandLine& cmd);
 
@@ -18,6 +19,8 @@ struct Command {
 
 inline constexpr Command kCommands[] = {
     {"version", "print the version and how this binary was built", runVersion},
+    {"sample-corpus", "write the built-in English sample corpus (fortunes + WordNet glosses)",
+     runSampleCorpus},
     {"tokenizer", "train a byte-level BPE tokenizer on text files; write it as JSON", runTokenizer},
     {"prepare", "text files -> text shards and token shards (train/validation split)", runPrepare},
 };
