@@ -19,6 +19,8 @@ inline constexpr char kTextFormat[] = "kdgrid-text";
 inline constexpr char kTokensFormat[] = "kdgrid-tokens";
 inline constexpr char kTopkFormat[] = "kdgrid-teacher-topk";
 inline constexpr int kShardFormatVersion = 1;
+// String attribute of /provenance/method naming each code, e.g. "0=backtranslate,1=perturb".
+inline constexpr char kMethodCodesAttribute[] = "codes";
 
 // Where augmented documents came from (DESIGN section 6). Empty vectors = not augmented.
 struct Provenance {
@@ -26,7 +28,9 @@ struct Provenance {
   std::vector<uint8_t> method;               // [n_docs] method code
   std::vector<int64_t> source_token_offset;  // [n_docs] FGSM only
   std::string method_names;                  // attribute naming codes, e.g. "0=backtranslate,1=perturb"
-  std::map<std::string, std::string> params; // seed and parameters, written as root attributes
+  // Seed and parameters, written as root string attributes. Readers return every root
+  // attribute that is not part of the format (numbers as decimal text).
+  std::map<std::string, std::string> params;
   bool empty() const { return source_doc.empty(); }
 };
 
