@@ -1,6 +1,8 @@
 #include "checkpoints/checkpoint.h"
 
 #include <mpi.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cstring>
@@ -150,6 +152,33 @@ void writeOptimizerFile(const std::string& path, const TrainingState& state, con
   file.close();
 }
 
+// Fails early, before any HDF5 file exists, when the files cannot fit: the file-size limit
+// (ulimit -f) of any rank or the free space on rank 0's view of the file system is below the
+// tensor bytes (their metadata adds a little more). HDF5 1.10 cannot close a file it failed
+// to flush and then crashes at exit (HDFFV-11052), so the usual "disk full" is best caught here.
+void checkRoom(const std::string& ckpt_dir, const std::string& final_dir, uint64_t model_bytes,
+               uint64_t optimizer_bytes) {
+  std::optional<Failure> local;
+  const uint64_t largest = std::max(model_bytes, optimizer_bytes);
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < largest) {
+    local = Failure{0, fmt::format("the file size limit (ulimit -f) of rank {} is {} bytes, below the {} "
+                                   "bytes of tensor data of one file", worldRank(), limit.rlim_cur, largest)};
+  }
+  struct statvfs fs_info {};
+  if (!local && worldRank() == 0 && statvfs(ckpt_dir.c_str(), &fs_info) == 0) {
+    const uint64_t free_bytes = static_cast<uint64_t>(fs_info.f_bavail) * fs_info.f_frsize;
+    if (free_bytes < model_bytes + optimizer_bytes) {
+      local = Failure{1, fmt::format("'{}' has {} bytes free, the checkpoint needs at least {}", ckpt_dir,
+                                     free_bytes, model_bytes + optimizer_bytes)};
+    }
+  }
+  if (const std::optional<Failure> first = firstFailure(local)) {
+    throw Error(kExitFailure, fmt::format("cannot save checkpoint '{}' (earlier checkpoints and 'latest' are "
+                                          "untouched): {}", final_dir, first->message));
+  }
+}
+
 // --- reading ---
 
 // What the ranks read of each dataset, numbered kind * P + i over the checkpoint's P
@@ -233,6 +262,9 @@ std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& met
   });
   // The broadcast inside runOnRankZero orders every rank after the directory exists.
   const std::vector<ParamSpec> specs = gpt2ParamSpecs(meta.model);
+  uint64_t model_bytes = 0;
+  for (const ParamSpec& spec : specs) model_bytes += static_cast<uint64_t>(spec.rows * spec.cols) * sizeof(float);
+  checkRoom(ckpt_dir, final_dir, model_bytes, tensors.m ? 2 * model_bytes : 0);
   try {
     writeModelFile((fs::path(tmp_dir) / kModelFileName).string(), meta, state, tensors, specs);
     writeOptimizerFile((fs::path(tmp_dir) / kOptimizerFileName).string(), state, tensors, specs);
