@@ -1,5 +1,7 @@
 #include "checkpoints/checkpoint.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <mpi.h>
 #include <sys/resource.h>
 #include <sys/statvfs.h>
@@ -8,8 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <unordered_map>
-
-#include <fmt/ranges.h>
 
 #include "checkpoints/agreement.h"
 #include "checkpoints/checkpoint_dir.h"

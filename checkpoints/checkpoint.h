@@ -75,11 +75,15 @@ std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& met
 // Points RUN_DIR/checkpoints/best at an existing complete step directory (rank 0 only).
 void markBest(const std::string& run_dir, const std::string& step_dir);
 
-// Resolves a CKPT argument: a step_NNNNNNNN directory as is, or a run directory's `latest`.
-// Returns the chosen step directory, after verifying checksums: a named step directory
-// with a bad checksum throws UsageError naming the dataset; for a run directory, a bad
-// `latest` falls back to the newest intact checkpoint with a warning (UsageError when none is
-// left). nullopt when a run directory has no checkpoint yet.
+// Collective over MPI_COMM_WORLD. Resolves a CKPT argument: a step_NNNNNNNN directory as is,
+// or a run directory's `latest` (its checkpoints/ directory is accepted too). Returns the
+// chosen step directory, after verifying it whole (verify.h: every dataset read and its
+// checksum recomputed, the work dealt over the ranks): a named step directory with a bad
+// checksum, a missing file or dataset throws UsageError naming them; for a run directory, a bad
+// or missing `latest` falls back to the newest intact step directory with a warning from rank
+// 0 (UsageError listing the problems when none is left; `*.tmp` leftovers are never
+// candidates). nullopt when a run directory has no checkpoint yet. Every rank gets the same
+// answer: rank 0 looks at the file system and broadcasts what it found.
 std::optional<std::string> resolveCheckpoint(const std::string& ckpt_or_run_dir);
 
 // Reads metadata (root and /model attributes) without loading tensors. Any rank, alone.

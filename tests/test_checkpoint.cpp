@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -58,6 +59,14 @@ std::vector<Grid> gridsFor(int world, const ModelConfig& c) {
     }
   }
   return grids;
+}
+
+// The grid of `world` ranks that slices the most: largest pp * tp, then both axes used.
+Grid mostSliced(int world, const ModelConfig& c) {
+  const std::vector<Grid> grids = gridsFor(world, c);
+  return *std::max_element(grids.begin(), grids.end(), [](const Grid& a, const Grid& b) {
+    return std::make_pair(a.pp * a.tp, std::min(a.pp, a.tp)) < std::make_pair(b.pp * b.tp, std::min(b.pp, b.tp));
+  });
 }
 
 // Fills every local tensor from keyed full logical tensors (drawNormal(seed, name) over the
@@ -331,7 +340,7 @@ TEST(Checkpoint, AnyGridLoadsAnyGrid) {
 
 TEST(Checkpoint, CorruptionIsNamedAndRunDirFallsBack) {
   const ModelConfig c = smallModel();
-  const Grid g = gridsFor(worldSize(), c).back();
+  const Grid g = mostSliced(worldSize(), c);
   test::TempDir dir("kdgrid-ckpt");
   const std::string step1 = saveOn(dir.path(), c, g, 1);
   const std::string step2 = saveOn(dir.path(), c, g, 2);
@@ -426,7 +435,7 @@ TEST(Checkpoint, PruneKeepsNewestAndBest) {
 
 TEST(Checkpoint, SaveWithoutRoomFailsCleanly) {
   const ModelConfig c = smallModel();
-  const Grid g = gridsFor(worldSize(), c).back();
+  const Grid g = mostSliced(worldSize(), c);
   test::TempDir dir("kdgrid-ckpt");
   const std::string step1 = saveOn(dir.path(), c, g, 1);
 
@@ -541,7 +550,7 @@ TEST(Checkpoint, LoadErrorsNameFileAndDataset) {
 // the checksums recomputed with numpy from the README's description.
 TEST(Checkpoint, H5pyReadsTheContract) {
   const ModelConfig c = smallModel();
-  const Grid g = gridsFor(worldSize(), c).back();  // the most sliced grid of this world
+  const Grid g = mostSliced(worldSize(), c);
   test::TempDir dir("kdgrid-ckpt");
   const std::string step = saveOn(dir.path(), c, g, 9);
   if (worldRank() == 0) {
