@@ -24,7 +24,8 @@ std::string broadcastString(const std::string& text, int root) {
   KDGRID_MPI(MPI_Bcast(&size, 1, MPI_UINT64_T, root, MPI_COMM_WORLD));
   std::string out = rankInWorld() == root ? text : std::string(size, '\0');
   if (size > 0) {
-    KDGRID_CHECK(size <= static_cast<uint64_t>(INT_MAX), "broadcast of {} bytes is too large", size);
+    KDGRID_CHECK(size <= static_cast<uint64_t>(INT_MAX), "broadcast of {} bytes is too large",
+                 size);
     KDGRID_MPI(MPI_Bcast(out.data(), static_cast<int>(size), MPI_CHAR, root, MPI_COMM_WORLD));
   }
   return out;
@@ -35,7 +36,8 @@ std::vector<std::string> broadcastStrings(const std::vector<std::string>& texts,
   KDGRID_MPI(MPI_Bcast(&count, 1, MPI_UINT64_T, root, MPI_COMM_WORLD));
   const bool is_root = rankInWorld() == root;
   std::vector<std::string> out;
-  for (uint64_t i = 0; i < count; ++i) out.push_back(broadcastString(is_root ? texts[i] : std::string(), root));
+  for (uint64_t i = 0; i < count; ++i)
+    out.push_back(broadcastString(is_root ? texts[i] : std::string(), root));
   return out;
 }
 

@@ -61,7 +61,8 @@ std::vector<h5::Block> blocksOf(const LocalParam& p) {
 
 std::vector<float> pack(const LocalParam& p, const float* local) {
   std::vector<float> packed;
-  for (const Segment& s : segmentsOf(p)) packed.insert(packed.end(), local + s.local, local + s.local + s.cols);
+  for (const Segment& s : segmentsOf(p))
+    packed.insert(packed.end(), local + s.local, local + s.local + s.cols);
   return packed;
 }
 
@@ -83,7 +84,9 @@ uint64_t partialChecksum(const LocalParam& p, const float* local) {
   return sum;
 }
 
-const char* momentGroup(int kind) { return kind == 1 ? kFirstMomentGroup : kSecondMomentGroup; }
+const char* momentGroup(int kind) {
+  return kind == 1 ? kFirstMomentGroup : kSecondMomentGroup;
+}
 
 // The same value on every rank, or an internal error (a caller bug: ranks disagree).
 void checkSameOnAllRanks(int value, const char* what) {
@@ -109,9 +112,10 @@ void writeTensorGroup(h5::Group& group, const std::vector<ParamSpec>& specs, con
     std::vector<float> packed;
     if (t.layout->has(spec.name)) {
       const LocalParam& p = t.layout->find(spec.name);
-      KDGRID_CHECK(p.spec.rows == spec.rows && p.spec.cols == spec.cols,
-                   "parameter '{}' is [{}, {}] in the layout but [{}, {}] in the checkpoint's model",
-                   spec.name, p.spec.rows, p.spec.cols, spec.rows, spec.cols);
+      KDGRID_CHECK(
+          p.spec.rows == spec.rows && p.spec.cols == spec.cols,
+          "parameter '{}' is [{}, {}] in the layout but [{}, {}] in the checkpoint's model",
+          spec.name, p.spec.rows, p.spec.cols, spec.rows, spec.cols);
       if (writesTensor(t, p)) {
         blocks = blocksOf(p);
         packed = pack(p, flat + p.offset);
@@ -123,7 +127,8 @@ void writeTensorGroup(h5::Group& group, const std::vector<ParamSpec>& specs, con
   }
   KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, sums.data(), static_cast<int>(sums.size()), MPI_UINT64_T,
                            MPI_SUM, MPI_COMM_WORLD));
-  for (size_t i = 0; i < specs.size(); ++i) h5::writeUInt64Attribute(datasets[i], kChecksumAttribute, sums[i]);
+  for (size_t i = 0; i < specs.size(); ++i)
+    h5::writeUInt64Attribute(datasets[i], kChecksumAttribute, sums[i]);
 }
 
 void writeModelFile(const std::string& path, const CheckpointMeta& meta, const TrainingState& state,
@@ -161,21 +166,26 @@ void checkRoom(const std::string& ckpt_dir, const std::string& final_dir, uint64
   std::optional<Failure> local;
   const uint64_t largest = std::max(model_bytes, optimizer_bytes);
   struct rlimit limit {};
-  if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < largest) {
-    local = Failure{0, fmt::format("the file size limit (ulimit -f) of rank {} is {} bytes, below the {} "
-                                   "bytes of tensor data of one file", worldRank(), limit.rlim_cur, largest)};
+  if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+      limit.rlim_cur < largest) {
+    local = Failure{
+        0, fmt::format("the file size limit (ulimit -f) of rank {} is {} bytes, below the {} "
+                       "bytes of tensor data of one file",
+                       worldRank(), limit.rlim_cur, largest)};
   }
   struct statvfs fs_info {};
   if (!local && worldRank() == 0 && statvfs(ckpt_dir.c_str(), &fs_info) == 0) {
     const uint64_t free_bytes = static_cast<uint64_t>(fs_info.f_bavail) * fs_info.f_frsize;
     if (free_bytes < model_bytes + optimizer_bytes) {
-      local = Failure{1, fmt::format("'{}' has {} bytes free, the checkpoint needs at least {}", ckpt_dir,
-                                     free_bytes, model_bytes + optimizer_bytes)};
+      local = Failure{1, fmt::format("'{}' has {} bytes free, the checkpoint needs at least {}",
+                                     ckpt_dir, free_bytes, model_bytes + optimizer_bytes)};
     }
   }
   if (const std::optional<Failure> first = firstFailure(local)) {
-    throw Error(kExitFailure, fmt::format("cannot save checkpoint '{}' (earlier checkpoints and 'latest' are "
-                                          "untouched): {}", final_dir, first->message));
+    throw Error(kExitFailure,
+                fmt::format("cannot save checkpoint '{}' (earlier checkpoints and 'latest' are "
+                            "untouched): {}",
+                            final_dir, first->message));
   }
 }
 
@@ -242,13 +252,15 @@ RankTensors rankTensorsFor(const ProcessGrid& grid, const ParameterLayout& layou
 }
 
 bool writesTensor(const RankTensors& t, const LocalParam& p) {
-  return t.writer && (!p.tp_replicated || t.tp_rank == 0) && (p.spec.name != "tok_emb" || t.pp_rank == 0);
+  return t.writer && (!p.tp_replicated || t.tp_rank == 0) &&
+         (p.spec.name != "tok_emb" || t.pp_rank == 0);
 }
 
 std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& meta,
                            const TrainingState& state, const RankTensors& tensors, int keep) {
   KDGRID_CHECK(tensors.layout && tensors.params, "saveCheckpoint needs a layout and parameters");
-  KDGRID_CHECK((tensors.m == nullptr) == (tensors.v == nullptr), "saveCheckpoint needs both m and v, or neither");
+  KDGRID_CHECK((tensors.m == nullptr) == (tensors.v == nullptr),
+               "saveCheckpoint needs both m and v, or neither");
   checkSameOnAllRanks(tensors.m != nullptr, "whether to save AdamW moments");
   const std::string ckpt_dir = checkpointsDir(run_dir);
   const std::string name = stepDirName(state.step);
@@ -263,20 +275,23 @@ std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& met
   // The broadcast inside runOnRankZero orders every rank after the directory exists.
   const std::vector<ParamSpec> specs = gpt2ParamSpecs(meta.model);
   uint64_t model_bytes = 0;
-  for (const ParamSpec& spec : specs) model_bytes += static_cast<uint64_t>(spec.rows * spec.cols) * sizeof(float);
+  for (const ParamSpec& spec : specs)
+    model_bytes += static_cast<uint64_t>(spec.rows * spec.cols) * sizeof(float);
   checkRoom(ckpt_dir, final_dir, model_bytes, tensors.m ? 2 * model_bytes : 0);
   try {
     writeModelFile((fs::path(tmp_dir) / kModelFileName).string(), meta, state, tensors, specs);
     writeOptimizerFile((fs::path(tmp_dir) / kOptimizerFileName).string(), state, tensors, specs);
   } catch (const Error& e) {
     throw Error(e.exitCode(), fmt::format("cannot save checkpoint '{}' (earlier checkpoints and "
-                                          "'latest' are untouched): {}", final_dir, e.what()));
+                                          "'latest' are untouched): {}",
+                                          final_dir, e.what()));
   }
   runOnRankZero([&] {
     fsyncDirectoryTree(tmp_dir);
     publishDirectory(tmp_dir, final_dir);
     writePointer(ckpt_dir, kLatestFile, name);
-    for (const std::string& gone : pruneCheckpoints(ckpt_dir, keep)) log0("removed old checkpoint {}", gone);
+    for (const std::string& gone : pruneCheckpoints(ckpt_dir, keep))
+      log0("removed old checkpoint {}", gone);
   });
   return final_dir;
 }
@@ -296,7 +311,8 @@ CheckpointMeta readCheckpointMeta(const std::string& step_dir) {
 
 TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors) {
   KDGRID_CHECK(tensors.layout && tensors.params, "loadCheckpoint needs a layout and parameters");
-  KDGRID_CHECK((tensors.m == nullptr) == (tensors.v == nullptr), "loadCheckpoint needs both m and v, or neither");
+  KDGRID_CHECK((tensors.m == nullptr) == (tensors.v == nullptr),
+               "loadCheckpoint needs both m and v, or neither");
   const bool moments = tensors.m != nullptr;
   checkSameOnAllRanks(moments, "whether to load AdamW moments");
   const std::string model_path = (fs::path(step_dir) / kModelFileName).string();
@@ -317,7 +333,8 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
       specs = gpt2ParamSpecs(header.meta.model);
       for (size_t i = 0; i < specs.size(); ++i) index.emplace(specs[i].name, i);
       tally.emplace(3 * specs.size());
-      readTensorGroup(model.openGroup(kModelGroup), 0, specs, index, tensors, tensors.params, *tally);
+      readTensorGroup(model.openGroup(kModelGroup), 0, specs, index, tensors, tensors.params,
+                      *tally);
     } catch (const std::exception& e) {
       local = Failure{0, e.what()};
     }
@@ -333,8 +350,10 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
     try {
       state = readOptimizerHeader(optimizer);
       if (state.step != header.step) {
-        optimizer.fail(fmt::format("holds step {}, but {} holds step {}: the files do not belong "
-                                   "together", state.step, model_path, header.step));
+        optimizer.fail(
+            fmt::format("holds step {}, but {} holds step {}: the files do not belong "
+                        "together",
+                        state.step, model_path, header.step));
       }
       for (int kind = 1; kind <= 2; ++kind) {
         readTensorGroup(optimizer.openGroup(momentGroup(kind)), kind, specs, index, tensors,
@@ -358,16 +377,23 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
   for (int slot = 0; slot < static_cast<int>(specs.size()) * kinds && !local; ++slot) {
     const ParamSpec& spec = specs[slot % specs.size()];
     const std::string where = fmt::format(
-        "HDF5 file '{}', dataset '/{}/{}'", slot < static_cast<int>(specs.size()) ? model_path : optimizer_path,
-        slot < static_cast<int>(specs.size()) ? kModelGroup : momentGroup(slot / specs.size()), spec.name);
+        "HDF5 file '{}', dataset '/{}/{}'",
+        slot < static_cast<int>(specs.size()) ? model_path : optimizer_path,
+        slot < static_cast<int>(specs.size()) ? kModelGroup : momentGroup(slot / specs.size()),
+        spec.name);
     if (t.read[slot] == 0) {
-      local = Failure{1 + slot, fmt::format("{}: no rank's model has this parameter (the checkpoint's "
-                                            "model is larger than the one loading it)", where)};
+      local =
+          Failure{1 + slot, fmt::format("{}: no rank's model has this parameter (the checkpoint's "
+                                        "model is larger than the one loading it)",
+                                        where)};
     } else if (t.read[slot] > 0 && tensors.layout->has(spec.name)) {
-      KDGRID_CHECK(t.counted[slot] > 0, "{}: no rank counted it: set RankTensors::writer on one replica", where);
+      KDGRID_CHECK(t.counted[slot] > 0,
+                   "{}: no rank counted it: set RankTensors::writer on one replica", where);
       if (t.sums[slot] != t.stored[slot]) {
-        local = Failure{1 + slot, fmt::format("{}: checksum mismatch (stored {:#018x}, computed {:#018x}): "
-                                              "the data is corrupt", where, t.stored[slot], t.sums[slot])};
+        local = Failure{1 + slot,
+                        fmt::format("{}: checksum mismatch (stored {:#018x}, computed {:#018x}): "
+                                    "the data is corrupt",
+                                    where, t.stored[slot], t.sums[slot])};
       }
     }
   }
@@ -390,13 +416,16 @@ std::optional<std::string> resolveCheckpoint(const std::string& path) {
       plan = {fmt::format("checkpoint '{}' does not exist", path)};
     } else if (!fs::is_directory(p, ec)) {
       kind = kError;
-      plan = {fmt::format("checkpoint '{}' is not a directory (expected a step_NNNNNNNN directory or a "
-                          "run directory)", path)};
+      plan = {
+          fmt::format("checkpoint '{}' is not a directory (expected a step_NNNNNNNN directory or a "
+                      "run directory)",
+                      path)};
     } else if (parseStepDirName(baseName(path)) || fs::exists(p / kModelFileName, ec)) {
       kind = kStepDir;
       plan = {path};
     } else {
-      const std::string ckpt_dir = fs::is_directory(p / "checkpoints", ec) ? checkpointsDir(path) : path;
+      const std::string ckpt_dir =
+          fs::is_directory(p / "checkpoints", ec) ? checkpointsDir(path) : path;
       std::optional<std::string> latest;
       try {
         latest = readPointer(ckpt_dir, kLatestFile);
@@ -407,13 +436,15 @@ std::optional<std::string> resolveCheckpoint(const std::string& path) {
         plan.push_back((fs::path(ckpt_dir) / *latest).string());
         latest_first = true;
       } else if (latest) {
-        log0("warning: '{}' names {}, which does not exist", (fs::path(ckpt_dir) / kLatestFile).string(), *latest);
+        log0("warning: '{}' names {}, which does not exist",
+             (fs::path(ckpt_dir) / kLatestFile).string(), *latest);
       }
       for (const std::string& name : listStepDirs(ckpt_dir)) {
         if (!latest || name != *latest) plan.push_back((fs::path(ckpt_dir) / name).string());
       }
       if (!latest && !plan.empty()) {
-        log0("warning: '{}' has no '{}' file; trying its step directories, newest first", ckpt_dir, kLatestFile);
+        log0("warning: '{}' has no '{}' file; trying its step directories, newest first", ckpt_dir,
+             kLatestFile);
       }
       kind = plan.empty() ? kNone : kRunDir;
     }
@@ -424,27 +455,33 @@ std::optional<std::string> resolveCheckpoint(const std::string& path) {
   plan = broadcastStrings(plan, 0);
 
   switch (kind) {
-    case kError: throw UsageError(plan.at(0));
-    case kNone: return std::nullopt;
+    case kError:
+      throw UsageError(plan.at(0));
+    case kNone:
+      return std::nullopt;
     case kStepDir: {
       if (const auto problem = verifyCheckpoint(plan.at(0))) {
         throw UsageError(fmt::format("checkpoint '{}' is damaged: {}", plan[0], *problem));
       }
       return plan[0];
     }
-    default: break;
+    default:
+      break;
   }
   std::vector<std::string> problems;
   for (size_t i = 0; i < plan.size(); ++i) {
     const auto problem = verifyCheckpoint(plan[i]);
     if (!problem) {
-      if (i > 0 || !latest_flag) log0("warning: resuming from {}, the newest intact checkpoint", plan[i]);
+      if (i > 0 || !latest_flag)
+        log0("warning: resuming from {}, the newest intact checkpoint", plan[i]);
       return plan[i];
     }
-    log0("warning: checkpoint '{}' is damaged, falling back to an older one: {}", plan[i], *problem);
+    log0("warning: checkpoint '{}' is damaged, falling back to an older one: {}", plan[i],
+         *problem);
     problems.push_back(fmt::format("{}: {}", plan[i], *problem));
   }
-  throw UsageError(fmt::format("no intact checkpoint in '{}':\n  {}", path, fmt::join(problems, "\n  ")));
+  throw UsageError(
+      fmt::format("no intact checkpoint in '{}':\n  {}", path, fmt::join(problems, "\n  ")));
 }
 
 }  // namespace kdgrid

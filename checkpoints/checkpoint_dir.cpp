@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -32,7 +31,9 @@ void checkSys(int rc, const char* what, const std::string& path) {
 
 }  // namespace
 
-std::string checkpointsDir(const std::string& run_dir) { return (fs::path(run_dir) / "checkpoints").string(); }
+std::string checkpointsDir(const std::string& run_dir) {
+  return (fs::path(run_dir) / "checkpoints").string();
+}
 
 std::string stepDirName(int64_t step) {
   KDGRID_CHECK(step >= 0, "negative step {}", step);
@@ -41,7 +42,8 @@ std::string stepDirName(int64_t step) {
 
 std::optional<int64_t> parseStepDirName(const std::string& name) {
   const size_t prefix = std::strlen(kStepPrefix);
-  if (name.size() < prefix + kStepDigits || name.compare(0, prefix, kStepPrefix) != 0) return std::nullopt;
+  if (name.size() < prefix + kStepDigits || name.compare(0, prefix, kStepPrefix) != 0)
+    return std::nullopt;
   if (name.size() > prefix + 18) return std::nullopt;  // would overflow int64
   int64_t step = 0;
   for (size_t i = prefix; i < name.size(); ++i) {
@@ -79,9 +81,11 @@ std::optional<std::string> readPointer(const std::string& ckpt_dir, const std::s
   std::string text(kMaxPointerBytes + 1, '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<size_t>(in.gcount()));
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+    text.pop_back();
   KDGRID_INPUT_CHECK(parseStepDirName(text).has_value(),
-                     "checkpoint pointer file '{}' does not hold a step_NNNNNNNN name", path.string());
+                     "checkpoint pointer file '{}' does not hold a step_NNNNNNNN name",
+                     path.string());
   return text;
 }
 
@@ -129,7 +133,8 @@ void publishDirectory(const std::string& tmp_dir, const std::string& final_dir) 
   const std::string parent = fs::path(final_dir).parent_path().string();
   std::error_code ec;
   if (!fs::exists(final_dir, ec)) {
-    checkSys(::rename(tmp_dir.c_str(), final_dir.c_str()), "cannot rename checkpoint to", final_dir);
+    checkSys(::rename(tmp_dir.c_str(), final_dir.c_str()), "cannot rename checkpoint to",
+             final_dir);
   } else {
     // Same step saved again: swap atomically, then drop the old copy (now under tmp_dir).
     checkSys(::renameat2(AT_FDCWD, tmp_dir.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE),
@@ -147,7 +152,8 @@ std::vector<std::string> pruneCheckpoints(const std::string& ckpt_dir, int keep)
   std::vector<fs::path> leftovers;
   for (const fs::directory_entry& e : fs::directory_iterator(ckpt_dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (name.size() > std::strlen(kTmpSuffix) && name.ends_with(kTmpSuffix)) leftovers.push_back(e.path());
+    if (name.size() > std::strlen(kTmpSuffix) && name.ends_with(kTmpSuffix))
+      leftovers.push_back(e.path());
   }
   KDGRID_CHECK(!ec, "cannot list checkpoint directory '{}': {}", ckpt_dir, ec.message());
   std::set<std::string> protect;

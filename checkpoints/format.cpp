@@ -45,8 +45,8 @@ void checkFormatAttributes(const h5::File& file) {
   }
   const int64_t version = file.readIntAttribute<int64_t>("format_version");
   if (version != kCheckpointFormatVersion) {
-    file.fail(fmt::format("format_version {} is not supported (this build reads version {})", version,
-                          kCheckpointFormatVersion));
+    file.fail(fmt::format("format_version {} is not supported (this build reads version {})",
+                          version, kCheckpointFormatVersion));
   }
   const std::string algorithm = file.readStringAttribute("checksum_algorithm");
   if (algorithm != kChecksumAlgorithm) {
@@ -67,7 +67,8 @@ void writeModelAttributes(h5::Group& group, const ModelConfig& c) {
 
 ModelConfig readModelAttributes(const h5::Group& group) {
   const std::string architecture = group.readStringAttribute("architecture");
-  if (architecture != "gpt2") group.fail(fmt::format("architecture '{}' is not 'gpt2'", architecture));
+  if (architecture != "gpt2")
+    group.fail(fmt::format("architecture '{}' is not 'gpt2'", architecture));
   ModelConfig c;
   c.n_layer = readBounded(group, "n_layer", 1, kMaxLayers);
   c.n_head = readBounded(group, "n_head", 1, kMaxDimension);

@@ -1,5 +1,6 @@
 #include "checkpoints/verify.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <vector>
 
@@ -27,12 +28,11 @@ void verifyTensor(const h5::Dataset& ds) {
     sum += checksumRun(values.data(), values.size(), begin * row);
   }
   if (sum != stored) {
-    ds.fail(fmt::format("checksum mismatch (stored {:#018x}, computed {:#018x}): the data is corrupt",
-                        stored, sum));
+    ds.fail(
+        fmt::format("checksum mismatch (stored {:#018x}, computed {:#018x}): the data is corrupt",
+                    stored, sum));
   }
 }
-
-std::string failureText(const std::exception& e) { return e.what(); }
 
 }  // namespace
 
@@ -52,18 +52,19 @@ std::optional<std::string> verifyCheckpoint(const std::string& step_dir) {
       const h5::File optimizer = h5::File::openRead(optimizer_path);
       const TrainingState state = readOptimizerHeader(optimizer);
       if (state.step != header.step) {
-        optimizer.fail(fmt::format("holds step {}, but {} holds step {}: the files do not belong "
-                                   "together", state.step, model_path, header.step));
+        optimizer.fail(
+            fmt::format("holds step {}, but {} holds step {}: the files do not belong together",
+                        state.step, model_path, header.step));
       }
       moments = optimizer.contains(kFirstMomentGroup);
       if (moments != optimizer.contains(kSecondMomentGroup)) {
         optimizer.fail("has only one of the groups /m and /v");
       }
     } catch (const std::exception& e) {
-      local = Failure{1, failureText(e)};
+      local = Failure{1, e.what()};
     }
   } catch (const std::exception& e) {
-    local = Failure{0, failureText(e)};
+    local = Failure{0, e.what()};
   }
 
   if (!local) {
@@ -77,10 +78,12 @@ std::optional<std::string> verifyCheckpoint(const std::string& step_dir) {
         const int kind = item / n;  // 0 model, 1 m, 2 v
         std::optional<h5::File>& file = kind == 0 ? model : optimizer;
         if (!file) file = h5::File::openRead(kind == 0 ? model_path : optimizer_path);
-        const char* group = kind == 0 ? kModelGroup : kind == 1 ? kFirstMomentGroup : kSecondMomentGroup;
+        const char* group = kind == 0   ? kModelGroup
+                            : kind == 1 ? kFirstMomentGroup
+                                        : kSecondMomentGroup;
         verifyTensor(openTensor(file->openGroup(group), specs[item % n]));
       } catch (const std::exception& e) {
-        local = Failure{2 + item, failureText(e)};
+        local = Failure{2 + item, e.what()};
       }
     }
   }

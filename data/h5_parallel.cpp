@@ -18,7 +18,8 @@ Handle selectBlocks(const Dataset& dataset, const std::vector<Block>& blocks) {
   Handle space(H5Dget_space(dataset.id()), H5Sclose);
   if (!space.valid()) dataset.fail("cannot read its dataspace" + reasonSuffix());
   const int rank = dataset.rank();
-  if (rank != 1 && rank != 2) dataset.fail(fmt::format("block transfers need 1 or 2 dimensions, it has {}", rank));
+  if (rank != 1 && rank != 2)
+    dataset.fail(fmt::format("block transfers need 1 or 2 dimensions, it has {}", rank));
   const std::vector<uint64_t>& dims = dataset.dims();
   if (blocks.empty()) {
     if (H5Sselect_none(space.get()) < 0) dataset.fail("cannot clear a selection" + reasonSuffix());
@@ -27,10 +28,10 @@ Handle selectBlocks(const Dataset& dataset, const std::vector<Block>& blocks) {
   H5S_seloper_t op = H5S_SELECT_SET;
   for (const Block& b : blocks) {
     const uint64_t ncols = rank == 2 ? dims[1] : 1;
-    if (b.row0 > dims[0] || b.rows > dims[0] - b.row0 || b.col0 > ncols || b.cols > ncols - b.col0 ||
-        (rank == 1 && (b.col0 != 0 || b.cols != 1))) {
-      dataset.fail(fmt::format("block rows [{}, {}) columns [{}, {}) lies outside its shape", b.row0,
-                               b.row0 + b.rows, b.col0, b.col0 + b.cols));
+    if (b.row0 > dims[0] || b.rows > dims[0] - b.row0 || b.col0 > ncols ||
+        b.cols > ncols - b.col0 || (rank == 1 && (b.col0 != 0 || b.cols != 1))) {
+      dataset.fail(fmt::format("block rows [{}, {}) columns [{}, {}) lies outside its shape",
+                               b.row0, b.row0 + b.rows, b.col0, b.col0 + b.cols));
     }
     if (b.rows == 0 || b.cols == 0) continue;
     const hsize_t start[2] = {b.row0, b.col0}, count[2] = {b.rows, b.cols};
@@ -98,7 +99,8 @@ void writeBlocks(Dataset& dataset, ElemType mem_type, const std::vector<Block>& 
   const float dummy = 0;  // HDF5 wants a non-null buffer even for an empty selection
   if (H5Dwrite(dataset.id(), type.get(), mem_space.get(), file_space.get(), dxpl.get(),
                n == 0 ? &dummy : data) < 0) {
-    dataset.fail(fmt::format("cannot write {} elements in {} blocks{}", n, blocks.size(), reasonSuffix()));
+    dataset.fail(
+        fmt::format("cannot write {} elements in {} blocks{}", n, blocks.size(), reasonSuffix()));
   }
 }
 
@@ -113,7 +115,8 @@ void readBlocks(const Dataset& dataset, ElemType mem_type, const std::vector<Blo
   float dummy = 0;
   if (H5Dread(dataset.id(), type.get(), mem_space.get(), file_space.get(), dxpl.get(),
               n == 0 ? &dummy : out) < 0) {
-    dataset.fail(fmt::format("cannot read {} elements in {} blocks{}", n, blocks.size(), reasonSuffix()));
+    dataset.fail(
+        fmt::format("cannot read {} elements in {} blocks{}", n, blocks.size(), reasonSuffix()));
   }
 }
 
@@ -123,8 +126,9 @@ void writeUInt64Attribute(Object& object, const std::string& attr, uint64_t valu
     object.fail(fmt::format("cannot replace attribute '{}'{}", attr, reasonSuffix()));
   }
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle handle(H5Acreate2(object.id(), attr.c_str(), H5T_STD_U64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
-                H5Aclose);
+  Handle handle(
+      H5Acreate2(object.id(), attr.c_str(), H5T_STD_U64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+      H5Aclose);
   if (!handle.valid() || H5Awrite(handle.get(), H5T_NATIVE_UINT64, &value) < 0) {
     object.fail(fmt::format("cannot write attribute '{}'{}", attr, reasonSuffix()));
   }

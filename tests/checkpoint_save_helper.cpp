@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   c.vocab_size = 512;
   c.max_seq = 64;
   ParameterLayout layout(c, 1, 0, 1, 0);
-  std::vector<float> params(layout.totalElements()), m(layout.totalElements(), 0.5f), v(layout.totalElements(), 0.25f);
+  std::vector<float> params(layout.totalElements()), m(layout.totalElements(), 0.5f),
+      v(layout.totalElements(), 0.25f);
   initializeParameters(layout, 7, params.data());
   RankTensors t{&layout, params.data(), m.data(), v.data(), true, 0, 0};
   CheckpointMeta meta{c, "1,1,1", "", ""};

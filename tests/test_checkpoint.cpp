@@ -2,6 +2,7 @@
 // other, grid-independent checksums, corruption detection and fallback, the directory
 // protocol (latest, .tmp leftovers, pruning, a failed save) and the file contract as h5py sees
 // it. Runs under mpirun with 1, 2 and 4 ranks: every grid that fits the world is tried.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <mpi.h>
 #include <signal.h>
@@ -13,8 +14,6 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-
-#include <fmt/format.h>
 
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/checkpoint_dir.h"
@@ -65,7 +64,8 @@ std::vector<Grid> gridsFor(int world, const ModelConfig& c) {
 Grid mostSliced(int world, const ModelConfig& c) {
   const std::vector<Grid> grids = gridsFor(world, c);
   return *std::max_element(grids.begin(), grids.end(), [](const Grid& a, const Grid& b) {
-    return std::make_pair(a.pp * a.tp, std::min(a.pp, a.tp)) < std::make_pair(b.pp * b.tp, std::min(b.pp, b.tp));
+    return std::make_pair(a.pp * a.tp, std::min(a.pp, a.tp)) <
+           std::make_pair(b.pp * b.tp, std::min(b.pp, b.tp));
   });
 }
 
@@ -79,8 +79,8 @@ void fillKeyed(const ParameterLayout& layout, uint64_t seed, float* flat) {
     std::memset(local, 0, p.numel() * sizeof(float));
     for (const Slab& b : p.slabs) {
       for (int64_t r = 0; r < b.rows; ++r) {
-        std::memcpy(local + (b.local_row0 + r) * p.local_cols, full.data() + (b.row0 + r) * p.spec.cols + b.col0,
-                    b.cols * sizeof(float));
+        std::memcpy(local + (b.local_row0 + r) * p.local_cols,
+                    full.data() + (b.row0 + r) * p.spec.cols + b.col0, b.cols * sizeof(float));
       }
     }
   }
@@ -89,9 +89,13 @@ void fillKeyed(const ParameterLayout& layout, uint64_t seed, float* flat) {
 // One rank's share of the model on a grid, with parameters and AdamW moments.
 struct RankModel {
   RankModel(const ModelConfig& c, const Grid& g, int rank)
-      : tp_idx(rank % g.tp), dp_idx(rank / g.tp % g.dp), pp_idx(rank / (g.tp * g.dp)),
+      : tp_idx(rank % g.tp),
+        dp_idx(rank / g.tp % g.dp),
+        pp_idx(rank / (g.tp * g.dp)),
         layout(c, g.pp, pp_idx, g.tp, tp_idx),
-        params(layout.totalElements()), m(layout.totalElements()), v(layout.totalElements()) {}
+        params(layout.totalElements()),
+        m(layout.totalElements()),
+        v(layout.totalElements()) {}
 
   // Initialised the way training starts (params) plus keyed moments.
   void initialize(uint64_t seed) {
@@ -120,12 +124,14 @@ struct RankModel {
   std::vector<float> params, m, v;
 };
 
-int worldRankNow() { return worldRank(); }
+int worldRankNow() {
+  return worldRank();
+}
 
 // Bit-exact comparison of two ranks' buffers over every element of every local tensor
 // (including vocabulary padding, which must be zero in both).
-int countDifferences(const ParameterLayout& layout, const std::vector<float>& a, const std::vector<float>& b,
-                     const std::string& what) {
+int countDifferences(const ParameterLayout& layout, const std::vector<float>& a,
+                     const std::vector<float>& b, const std::string& what) {
   int bad = 0;
   for (const LocalParam& p : layout.params()) {
     if (std::memcmp(a.data() + p.offset, b.data() + p.offset, p.numel() * sizeof(float)) != 0) {
@@ -179,7 +185,8 @@ void expectUsageError(Fn&& fn, const std::vector<std::string>& parts) {
     fn();
     ADD_FAILURE() << "no UsageError";
   } catch (const UsageError& e) {
-    for (const std::string& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    for (const std::string& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
   }
 }
 
@@ -233,7 +240,9 @@ TEST(Checkpoint, ChecksumIsPositionKeyedAndOrderFree) {
   // Any split into pieces adds up to the same value.
   EXPECT_EQ(checksumRun(x.data(), 2, 0) + checksumRun(x.data() + 2, 4, 2), whole);
   // As a [2, 3] tensor: blocks of columns add up too.
-  EXPECT_EQ(checksumBlock(x.data(), 3, 0, 2, 0, 1, 3) + checksumBlock(x.data() + 1, 3, 0, 2, 1, 2, 3), whole);
+  EXPECT_EQ(
+      checksumBlock(x.data(), 3, 0, 2, 0, 1, 3) + checksumBlock(x.data() + 1, 3, 0, 2, 1, 2, 3),
+      whole);
   // Swapping two values, changing one bit, or the sign of zero changes it.
   std::vector<float> y = x;
   std::swap(y[0], y[1]);
@@ -254,7 +263,8 @@ TEST(Checkpoint, RoundTripIsExactOnEveryGrid) {
     test::TempDir dir("kdgrid-ckpt");
     RankModel saved(c, g, worldRank());
     saved.initialize(kSeed);
-    const std::string step_dir = saveCheckpoint(dir.path(), sampleMeta(c, g), sampleState(42), saved.tensors(), 3);
+    const std::string step_dir =
+        saveCheckpoint(dir.path(), sampleMeta(c, g), sampleState(42), saved.tensors(), 3);
     EXPECT_EQ(step_dir, (fs::path(dir.path()) / "checkpoints" / "step_00000042").string());
     EXPECT_EQ(readText(dir / "checkpoints/latest"), "step_00000042\n");
 
@@ -329,8 +339,10 @@ TEST(Checkpoint, AnyGridLoadsAnyGrid) {
           const h5::Dataset ds = view.file->openDataset(view.name);
           const std::vector<float> data = ds.read<float>();
           ASSERT_EQ(data.size(), n) << view.name;
-          EXPECT_EQ(std::memcmp(data.data(), view.buf->data() + p.offset, n * sizeof(float)), 0) << view.name;
-          EXPECT_EQ(ds.readIntAttribute<uint64_t>("checksum"), checksumRun(view.buf->data() + p.offset, n, 0))
+          EXPECT_EQ(std::memcmp(data.data(), view.buf->data() + p.offset, n * sizeof(float)), 0)
+              << view.name;
+          EXPECT_EQ(ds.readIntAttribute<uint64_t>("checksum"),
+                    checksumRun(view.buf->data() + p.offset, n, 0))
               << view.name;
         }
       }
@@ -349,7 +361,8 @@ TEST(Checkpoint, CorruptionIsNamedAndRunDirFallsBack) {
   EXPECT_FALSE(verifyCheckpoint(step2).has_value());
 
   flipBit(step2 + "/model.h5", "/model/blocks.1.mlp.fc1.weight", 5);
-  const std::vector<std::string> named = {"blocks.1.mlp.fc1.weight", "checksum mismatch", "model.h5"};
+  const std::vector<std::string> named = {"blocks.1.mlp.fc1.weight", "checksum mismatch",
+                                          "model.h5"};
   expectUsageError([&] { resolveCheckpoint(step2); }, named);
   // The loader checks on its own too (whole dataset, whichever ranks hold which slabs).
   RankModel model(c, g, worldRank());
@@ -367,7 +380,8 @@ TEST(Checkpoint, CorruptionIsNamedAndRunDirFallsBack) {
   // Damage the older one too (an AdamW moment this time): nothing intact is left.
   flipBit(step1 + "/optimizer.h5", "/v/ln_f.bias", 0);
   expectUsageError([&] { resolveCheckpoint(step1); }, {"/v/ln_f.bias", "checksum mismatch"});
-  expectUsageError([&] { resolveCheckpoint(dir.path()); }, {"no intact checkpoint", "step_00000001", "step_00000002"});
+  expectUsageError([&] { resolveCheckpoint(dir.path()); },
+                   {"no intact checkpoint", "step_00000001", "step_00000002"});
 }
 
 TEST(Checkpoint, LatestMissingOrDanglingUsesNewestStepDir) {
@@ -429,7 +443,8 @@ TEST(Checkpoint, PruneKeepsNewestAndBest) {
   RankModel loaded(c, g, worldRank());
   loaded.poison();
   loadCheckpoint(again, loaded.tensors());
-  countDifferences(expected.layout, expected.params, loaded.params, "params after re-saving a step");
+  countDifferences(expected.layout, expected.params, loaded.params,
+                   "params after re-saving a step");
   EXPECT_FALSE(fs::exists(again + ".tmp"));
 }
 
@@ -442,7 +457,8 @@ TEST(Checkpoint, SaveWithoutRoomFailsCleanly) {
   // Files may not grow beyond 4 KiB on any rank (one tensor file needs ~34 KiB).
   struct rlimit old_limit;
   ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  struct sigaction ignore {}, old_action {};
+  struct sigaction ignore {
+  }, old_action{};
   ignore.sa_handler = SIG_IGN;
   ASSERT_EQ(sigaction(SIGXFSZ, &ignore, &old_action), 0);
   struct rlimit small = old_limit;
@@ -480,11 +496,13 @@ TEST(Checkpoint, SaveWithoutRoomFailsCleanly) {
 TEST(Checkpoint, SaveFailingMidWriteLeavesPreviousIntact) {
   test::TempDir dir("kdgrid-ckpt");
   if (worldRank() == 0) {
-    const std::string helper = (fs::canonical("/proc/self/exe").parent_path() / "checkpoint_save_helper").string();
+    const std::string helper =
+        (fs::canonical("/proc/self/exe").parent_path() / "checkpoint_save_helper").string();
     // A clean environment: the child is its own one-process MPI job, not part of ours.
     const char* home = std::getenv("HOME");
     const std::string run = fmt::format(
-        "env -i PATH=/usr/bin:/bin HOME={} OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 {} {}",
+        "env -i PATH=/usr/bin:/bin HOME={} OMPI_ALLOW_RUN_AS_ROOT=1 "
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 {} {}",
         home ? home : "/tmp", helper, dir.path());
     std::string output;
     ASSERT_EQ(test::runCommand(run + " 1 -1", &output), 0) << output;
@@ -512,18 +530,22 @@ TEST(Checkpoint, LoadErrorsNameFileAndDataset) {
   ModelConfig wider = c;
   wider.d_ff = 32;
   RankModel wide(wider, g, worldRank());
-  expectUsageError([&] { loadCheckpoint(step, wide.tensors()); }, {"model.h5", "blocks.0.mlp.fc1.weight", "shape"});
+  expectUsageError([&] { loadCheckpoint(step, wide.tensors()); },
+                   {"model.h5", "blocks.0.mlp.fc1.weight", "shape"});
   // A model with fewer layers than the checkpoint.
   ModelConfig shallow = c;
   shallow.n_layer = 2;
   if (g.pp <= 2) {
     RankModel small(shallow, g, worldRank());
-    expectUsageError([&] { loadCheckpoint(step, small.tensors()); }, {"blocks.2.", "larger than the one loading it"});
+    expectUsageError([&] { loadCheckpoint(step, small.tensors()); },
+                     {"blocks.2.", "larger than the one loading it"});
   }
 
   // A missing dataset.
-  editOnRankZero(step + "/optimizer.h5", [](hid_t f) { ASSERT_GE(H5Ldelete(f, "/m/pos_emb", H5P_DEFAULT), 0); });
-  expectUsageError([&] { loadCheckpoint(step, model.tensors()); }, {"optimizer.h5", "/m/pos_emb", "missing"});
+  editOnRankZero(step + "/optimizer.h5",
+                 [](hid_t f) { ASSERT_GE(H5Ldelete(f, "/m/pos_emb", H5P_DEFAULT), 0); });
+  expectUsageError([&] { loadCheckpoint(step, model.tensors()); },
+                   {"optimizer.h5", "/m/pos_emb", "missing"});
   expectUsageError([&] { resolveCheckpoint(step); }, {"optimizer.h5", "/m/pos_emb", "missing"});
   // The model-only load does not need it.
   EXPECT_EQ(loadCheckpoint(step, model.tensors(false)).step, 1);
@@ -535,7 +557,8 @@ TEST(Checkpoint, LoadErrorsNameFileAndDataset) {
     ASSERT_GE(H5Awrite(attr, H5T_NATIVE_INT64, &two), 0);
     H5Aclose(attr);
   });
-  expectUsageError([&] { loadCheckpoint(step, model.tensors(false)); }, {"model.h5", "format_version 2"});
+  expectUsageError([&] { loadCheckpoint(step, model.tensors(false)); },
+                   {"model.h5", "format_version 2"});
   expectUsageError([&] { readCheckpointMeta(step); }, {"model.h5", "format_version 2"});
 
   // A missing file.
@@ -555,9 +578,10 @@ TEST(Checkpoint, H5pyReadsTheContract) {
   const std::string step = saveOn(dir.path(), c, g, 9);
   if (worldRank() == 0) {
     std::string output;
-    const int rc = test::runCommand(fmt::format("/usr/bin/python3 {}/tests/check_checkpoint_h5py.py {} {}",
-                                                test::sourceDir(), step, g.text()),
-                                    &output);
+    const int rc =
+        test::runCommand(fmt::format("/usr/bin/python3 {}/tests/check_checkpoint_h5py.py {} {}",
+                                     test::sourceDir(), step, g.text()),
+                         &output);
     EXPECT_EQ(rc, 0) << output;
     EXPECT_NE(output.find("checkpoint contract OK"), std::string::npos) << output;
   }
