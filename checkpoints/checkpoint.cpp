@@ -351,8 +351,7 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
       state = readOptimizerHeader(optimizer);
       if (state.step != header.step) {
         optimizer.fail(
-            fmt::format("holds step {}, but {} holds step {}: the files do not belong "
-                        "together",
+            fmt::format("holds step {}, but {} holds step {}: the files do not belong together",
                         state.step, model_path, header.step));
       }
       for (int kind = 1; kind <= 2; ++kind) {
