@@ -628,7 +628,10 @@ Dataset Group::createDataset(const std::string& child, const std::vector<uint64_
   Handle dcpl = untimedCreation(H5P_DATASET_CREATE);
   bool ok = space.valid();
   const bool empty = std::find(dims.begin(), dims.end(), 0) != dims.end();
-  if (ok && !empty) {
+  if (ok && options.contiguous) {
+    ok = H5Pset_layout(dcpl.get(), H5D_CONTIGUOUS) >= 0 &&
+         H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER) >= 0;
+  } else if (ok && !empty) {
     // Chunks of whole rows, about options.chunk_bytes each (at least one row).
     bool overflow = false;
     const uint64_t row_bytes = checkedProduct(dims, 1, &overflow) * H5Tget_size(type.get());
@@ -715,5 +718,7 @@ void File::close() {
   }
   if (H5Fclose(handle_.release()) < 0) fail(withReason("cannot close it"));
 }
+
+std::string lastErrorReason() { return hdf5Reason(); }
 
 }  // namespace kdgrid::h5

@@ -40,6 +40,10 @@ namespace kdgrid::h5 {
 // to "no mutable globals". Recursive, so helpers may nest.
 std::recursive_mutex& hdf5Mutex();
 
+// HDF5's reason for the last failed call on this thread, for error messages (clears HDF5's
+// error stack). Call with hdf5Mutex() held.
+std::string lastErrorReason();
+
 // One owned HDF5 identifier, closed with its matching H5?close under hdf5Mutex().
 class Handle {
  public:
@@ -156,6 +160,9 @@ class Object {
 struct DatasetOptions {
   uint64_t chunk_bytes = uint64_t{1} << 20;  // target bytes per chunk (whole rows of 2-D data)
   int deflate_level = 0;                     // 0 = uncompressed, 1..9 = gzip level
+  // One contiguous block in the file, no chunking or filters, and no fill values written (the
+  // caller writes every element): checkpoints, written in parallel as hyperslabs.
+  bool contiguous = false;
 };
 
 class Dataset : public Object {
