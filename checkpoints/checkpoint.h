@@ -30,14 +30,31 @@ struct TrainingState {
 };
 
 // What one rank contributes to (and takes from) a checkpoint: its parameter layout and flat
-// fp32 buffers. m and v may be null (model-only loads: eval, generate, teacher).
+// fp32 buffers. m and v may be null (model-only loads: eval, generate, teacher; a save
+// without them writes a model-only checkpoint). They must be null on every rank or on none.
+//
+// Exactly one replica of each tensor element writes it (and, on load, counts it towards the
+// dataset's checksum): a rank writes a tensor it holds when `writer` is set (the caller sets
+// it on data-parallel rank 0) and, for a tensor replicated over tensor parallelism, only when
+// tp_rank == 0, and for tok_emb (held by the first and the last pipeline stage) only when
+// pp_rank == 0. rankTensorsFor() fills these from a ProcessGrid.
 struct RankTensors {
   const ParameterLayout* layout = nullptr;
   float* params = nullptr;  // flat over layout
   float* m = nullptr;       // AdamW first moment, flat over layout
   float* v = nullptr;       // AdamW second moment
   bool writer = false;      // this rank writes its slabs (one replica per tensor writes)
+  int tp_rank = 0;          // tensor-parallel index (tp-replicated tensors: only 0 writes)
+  int pp_rank = 0;          // pipeline stage (tok_emb: only stage 0 writes)
 };
+
+// writer = (dp rank == 0), tp_rank and pp_rank from `grid`. With ZeRO-1 the caller gathers m
+// and v over the data-parallel group first: every rank passes full-layout moments.
+RankTensors rankTensorsFor(const ProcessGrid& grid, const ParameterLayout& layout, float* params,
+                           float* m = nullptr, float* v = nullptr);
+
+// Whether this rank writes `param` (the rule above).
+bool writesTensor(const RankTensors& tensors, const LocalParam& param);
 
 struct CheckpointMeta {
   ModelConfig model;
@@ -48,25 +65,37 @@ struct CheckpointMeta {
 
 // Collective over MPI_COMM_WORLD. Writes RUN_DIR/checkpoints/step_NNNNNNNN.tmp/, fsyncs,
 // renames, then replaces `latest` atomically; then deletes the oldest complete checkpoints
-// beyond `keep` (never the one `best` names). Returns the step directory's path.
+// beyond `keep` (never the one `best` names; keep <= 0 keeps all) and leftovers of crashed
+// saves. Returns the step directory's path. A failure (disk full, ...) throws Error and leaves
+// the previous checkpoints and `latest` as they were; a rank that fails inside collective I/O
+// cannot tell the others, so its exception must end the job (main aborts all ranks).
 std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& meta,
                            const TrainingState& state, const RankTensors& tensors, int keep);
 
 // Points RUN_DIR/checkpoints/best at an existing complete step directory (rank 0 only).
 void markBest(const std::string& run_dir, const std::string& step_dir);
 
-// Resolves a CKPT argument: a step_NNNNNNNN directory as is, or a run directory's `latest`.
-// Returns the chosen step directory, after verifying checksums: a named step directory
-// with a bad checksum throws UsageError naming the dataset; for a run directory, a bad
-// `latest` falls back to the newest intact checkpoint with a warning (UsageError when none is
-// left). nullopt when a run directory has no checkpoint yet.
+// Collective over MPI_COMM_WORLD. Resolves a CKPT argument: a step_NNNNNNNN directory as is,
+// or a run directory's `latest` (its checkpoints/ directory is accepted too). Returns the
+// chosen step directory, after verifying it whole (verify.h: every dataset read and its
+// checksum recomputed, the work dealt over the ranks): a named step directory with a bad
+// checksum, a missing file or dataset throws UsageError naming them; for a run directory, a bad
+// or missing `latest` falls back to the newest intact step directory with a warning from rank
+// 0 (UsageError listing the problems when none is left; `*.tmp` leftovers are never
+// candidates). nullopt when a run directory has no checkpoint yet. Every rank gets the same
+// answer: rank 0 looks at the file system and broadcasts what it found.
 std::optional<std::string> resolveCheckpoint(const std::string& ckpt_or_run_dir);
 
-// Reads metadata (root and /model attributes) without loading tensors.
+// Reads metadata (root and /model attributes) without loading tensors. Any rank, alone.
 CheckpointMeta readCheckpointMeta(const std::string& step_dir);
 
-// Collective over MPI_COMM_WORLD: fills this rank's slabs (and m, v when non-null) and
-// returns the training state. Throws UsageError if the model shape differs from the layout.
+// Collective over MPI_COMM_WORLD: fills this rank's slabs (and m, v when non-null; vocabulary
+// padding rows are zeroed) and returns the training state (a model-only load, m == v ==
+// nullptr, reads only model.h5 and returns step and tokens_seen). Every dataset read is
+// verified whole: the writing replicas' partial checksums are all-reduced. Throws UsageError
+// (the same on every rank) naming the file and dataset when a file, attribute or dataset is
+// missing, a shape differs from the layout, or a checksum does not match. n_head and
+// attn_window do not change shapes: compare readCheckpointMeta().model with your config.
 TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors);
 
 }  // namespace kdgrid

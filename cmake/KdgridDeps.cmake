@@ -37,6 +37,10 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 kdgrid_report("PCRE2" PCRE2_FOUND "${PCRE2_VERSION}")
 
+# SHA-256 of tokenizer files (and checkpoints): libcrypto only.
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+kdgrid_report("OpenSSL libcrypto" OPENSSL_FOUND "${OPENSSL_VERSION}")
+
 find_package(Threads REQUIRED)
 
 find_package(OpenMP REQUIRED COMPONENTS CXX)

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,14 +20,19 @@ inline constexpr char kTextFormat[] = "kdgrid-text";
 inline constexpr char kTokensFormat[] = "kdgrid-tokens";
 inline constexpr char kTopkFormat[] = "kdgrid-teacher-topk";
 inline constexpr int kShardFormatVersion = 1;
+// String attribute of /provenance/method naming each code, e.g. "0=backtranslate,1=perturb".
+inline constexpr char kMethodCodesAttribute[] = "codes";
 
 // Where augmented documents came from (DESIGN section 6). Empty vectors = not augmented.
 struct Provenance {
   std::vector<int64_t> source_doc;           // [n_docs] index among all input documents
   std::vector<uint8_t> method;               // [n_docs] method code
   std::vector<int64_t> source_token_offset;  // [n_docs] FGSM only
-  std::string method_names;                  // attribute naming codes, e.g. "0=backtranslate,1=perturb"
-  std::map<std::string, std::string> params; // seed and parameters, written as root attributes
+  // The /provenance/method attribute `codes` naming each code, e.g. "0=backtranslate,1=perturb".
+  std::string method_names;
+  // Seed and parameters, written as root string attributes. Readers return every root
+  // attribute that is not part of the format (numbers as decimal text).
+  std::map<std::string, std::string> params;
   bool empty() const { return source_doc.empty(); }
 };
 
@@ -65,8 +71,28 @@ void writeTokenShard(const std::string& path, const TokenShard& shard);
 TextShard readTextShard(const std::string& path);
 TokenShard readTokenShard(const std::string& path);  // full validation incl. ids < vocab_size
 TokenShardInfo readTokenShardInfo(const std::string& path);
-// Tokens [begin, begin + count) of a shard (count <= n_tokens - begin, checked).
+// Tokens [begin, begin + count) of a shard (count <= n_tokens - begin, checked), ids checked
+// < vocab_size. Opens the file for this one read; see TokenShardReader for many reads.
 std::vector<uint32_t> readTokenRange(const TokenShardInfo& info, uint64_t begin, uint64_t count);
+
+// A token shard kept open for repeated range reads (the data loader). Thread-compatible: use
+// one reader per thread (HDF5 calls are serialised by the library lock anyway).
+class TokenShardReader {
+ public:
+  // Opens `info.path` and checks /tokens still holds info.n_tokens ids.
+  explicit TokenShardReader(const TokenShardInfo& info);
+  ~TokenShardReader();
+  TokenShardReader(TokenShardReader&&) noexcept;
+  TokenShardReader& operator=(TokenShardReader&&) noexcept;
+
+  const TokenShardInfo& info() const;
+  // As readTokenRange.
+  std::vector<uint32_t> read(uint64_t begin, uint64_t count) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Every `*.h5` in `dir` whose root `format` attribute equals `format`, in file-name order.
 // Throws UsageError when `dir` does not exist or holds none.

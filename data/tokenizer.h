@@ -8,19 +8,37 @@
 // differently) can be imported: nothing assumes byte b has id b.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace kdgrid {
 
+class Pretokenizer;
+
+// Limits of the vocabulary size: 256 byte tokens + end-of-text at least; at most 2^31 ids so
+// that an id always fits an int32 as well.
+inline constexpr uint32_t kMinVocabSize = 257;
+inline constexpr uint32_t kMaxVocabSize = 1u << 31;
+
 class Tokenizer {
  public:
-  // Trains on the concatenated contents of `files` until vocab_size ids exist.
-  // `progress(merges_done, merges_total)` is called now and then (may be empty).
+  // Trains on the contents of `files` (each file pre-tokenised on its own) until vocab_size
+  // ids exist: byte b has id b, merged tokens take 256.. in the order they are learned, the
+  // end-of-text token `<|endoftext|>` is vocab_size - 1. Each step merges the most frequent
+  // adjacent pair (ties: lowest (left id, right id)), so training is deterministic. A merge
+  // whose bytes already form a token reuses that id (as Hugging Face's trainer does), so
+  // numMerges() >= vocab_size - 257. Throws UsageError naming --vocab-size when vocab_size is
+  // out of range or the data has too few distinct pairs to reach it, and naming the file
+  // when one cannot be read.
+  // `progress(tokens_learned, tokens_wanted)` is called now and then (may be empty).
   static Tokenizer train(const std::vector<std::string>& files, uint32_t vocab_size,
                          const std::function<void(size_t, size_t)>& progress = {});
   // Throws UsageError naming the file on a missing or corrupt file.
@@ -35,7 +53,49 @@ class Tokenizer {
   // SHA-256 (hex) of the canonical JSON text, recorded in token shards and checkpoints.
   std::string sha256() const;
 
-  // (implementation-defined members follow)
+  // GPT-2 interchange: vocab.json ({"token": id}) and merges.txt ("#version" line, then
+  // "left right" per merge in rank order), both in GPT-2's byte-to-unicode form. The
+  // end-of-text token is the one spelled `<|endoftext|>` (id 50256 in GPT-2). Import throws
+  // UsageError naming the file on anything inconsistent.
+  static Tokenizer fromGpt2Files(const std::string& vocab_json, const std::string& merges_txt);
+  void writeGpt2Files(const std::string& dir) const;  // dir/vocab.json, dir/merges.txt
+
+  // The pre-tokeniser's pieces of `text` (views into it); they tile `text` exactly.
+  std::vector<std::string_view> pieces(std::string_view text) const;
+
+  size_t numMerges() const { return merges_.size(); }
+  // The bytes of token `id` (the end-of-text token: its literal spelling).
+  const std::string& tokenBytes(uint32_t id) const;
+  // The exact text save() writes; sha256() hashes it.
+  std::string canonicalJson() const;
+
+ private:
+  // One merge rule, looked up by its (left id, right id) pair.
+  struct MergeRule {
+    uint32_t rank;    // position in merges_: lower ranks merge first
+    uint32_t result;  // id of the merged token
+  };
+
+  // Validates and indexes; throws UsageError mentioning `source` (a file name, or "training")
+  // on an inconsistent vocabulary.
+  Tokenizer(std::vector<std::string> tokens, std::vector<std::pair<uint32_t, uint32_t>> merges,
+            uint32_t eot, const std::string& source);
+
+  // Appends the BPE ids of one pre-tokenised piece to `out`.
+  void encodePiece(std::string_view piece, std::vector<uint32_t>& out) const;
+  void mergeShortPiece(std::vector<uint32_t>& ids) const;  // O(n^2), for short pieces
+  void mergeLongPiece(std::vector<uint32_t>& ids) const;   // O(n log n) with a heap
+  const MergeRule* findMerge(uint32_t left, uint32_t right) const {
+    auto it = merge_index_.find((uint64_t{left} << 32) | right);
+    return it == merge_index_.end() ? nullptr : &it->second;
+  }
+
+  std::shared_ptr<const Pretokenizer> pretokenizer_;
+  std::vector<std::string> tokens_;                     // [vocab_size] id -> bytes
+  std::vector<std::pair<uint32_t, uint32_t>> merges_;  // [n_merges] rank -> (left id, right id)
+  std::unordered_map<uint64_t, MergeRule> merge_index_;  // (left << 32 | right) -> rule
+  std::array<uint32_t, 256> byte_ids_{};                // byte value -> id of its token
+  uint32_t eot_ = 0;
 };
 
 }  // namespace kdgrid

@@ -7,6 +7,9 @@
 namespace kdgrid {
 
 int runVersion(const CommandLine& cmd);
+int runSampleCorpus(const CommandLine& cmd);
+int runTokenizer(const CommandLine& cmd);
+int runPrepare(const CommandLine& cmd);
 int runTrain(const CommandLine& cmd);
 int runEval(const CommandLine& cmd);
 int runGenerate(const CommandLine& cmd);
@@ -18,6 +21,10 @@ struct Command {
 };
 
 inline constexpr Command kCommands[] = {
+    {"sample-corpus", "write the built-in English sample corpus (fortunes + WordNet glosses)",
+     runSampleCorpus},
+    {"tokenizer", "train a byte-level BPE tokenizer on text files; write it as JSON", runTokenizer},
+    {"prepare", "text files -> text shards and token shards (train/validation split)", runPrepare},
     {"train", "train a model from scratch or resume it from its run directory", runTrain},
     {"eval", "mean cross-entropy of a checkpoint on token shards, as one JSON line", runEval},
     {"generate", "sample text from a checkpoint", runGenerate},

@@ -1,0 +1,486 @@
+#include "checkpoints/checkpoint.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <mpi.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <unordered_map>
+
+#include "checkpoints/agreement.h"
+#include "checkpoints/checkpoint_dir.h"
+#include "checkpoints/checksum.h"
+#include "checkpoints/format.h"
+#include "checkpoints/verify.h"
+#include "core/check.h"
+#include "core/log.h"
+#include "data/h5_parallel.h"
+#include "parallel/grid.h"
+
+namespace kdgrid {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// --- a rank's slabs as HDF5 blocks ---
+
+// One row of one slab: `cols` elements of logical row `row` starting at logical column
+// `col0`, found at element `local` of the local tensor.
+struct Segment {
+  int64_t row, col0, cols, local;
+};
+
+// The rows of p's slabs in row-major order of their logical coordinates: the order in which
+// HDF5 hands over the elements of a selection, so packed buffers line up with blocksOf(p).
+std::vector<Segment> segmentsOf(const LocalParam& p) {
+  std::vector<Segment> segments;
+  for (const Slab& s : p.slabs) {
+    for (int64_t r = 0; r < s.rows; ++r) {
+      segments.push_back({s.row0 + r, s.col0, s.cols, (s.local_row0 + r) * p.local_cols});
+    }
+  }
+  std::sort(segments.begin(), segments.end(), [](const Segment& a, const Segment& b) {
+    return a.row != b.row ? a.row < b.row : a.col0 < b.col0;
+  });
+  return segments;
+}
+
+std::vector<h5::Block> blocksOf(const LocalParam& p) {
+  std::vector<h5::Block> blocks;
+  for (const Slab& s : p.slabs) {
+    blocks.push_back({static_cast<uint64_t>(s.row0), static_cast<uint64_t>(s.rows),
+                      static_cast<uint64_t>(s.col0), static_cast<uint64_t>(s.cols)});
+  }
+  return blocks;
+}
+
+std::vector<float> pack(const LocalParam& p, const float* local) {
+  std::vector<float> packed;
+  for (const Segment& s : segmentsOf(p))
+    packed.insert(packed.end(), local + s.local, local + s.local + s.cols);
+  return packed;
+}
+
+void unpack(const LocalParam& p, const std::vector<float>& packed, float* local) {
+  size_t at = 0;
+  for (const Segment& s : segmentsOf(p)) {
+    std::memcpy(local + s.local, packed.data() + at, s.cols * sizeof(float));
+    at += s.cols;
+  }
+}
+
+// This rank's share of the dataset checksum of p: its slabs' terms (checksum.h).
+uint64_t partialChecksum(const LocalParam& p, const float* local) {
+  uint64_t sum = 0;
+  for (const Slab& s : p.slabs) {
+    sum += checksumBlock(local + s.local_row0 * p.local_cols, p.local_cols, s.row0, s.rows, s.col0,
+                         s.cols, p.spec.cols);
+  }
+  return sum;
+}
+
+const char* momentGroup(int kind) {
+  return kind == 1 ? kFirstMomentGroup : kSecondMomentGroup;
+}
+
+// The same value on every rank, or an internal error (a caller bug: ranks disagree).
+void checkSameOnAllRanks(int value, const char* what) {
+  int lo = value, hi = value;
+  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  KDGRID_CHECK(lo == hi, "ranks disagree on {} ({} vs {})", what, lo, hi);
+}
+
+// --- writing ---
+
+// Collective: one float32 dataset per spec in `group`, this rank's blocks of those it writes,
+// then each dataset's checksum (the writers' partial sums, all-reduced).
+void writeTensorGroup(h5::Group& group, const std::vector<ParamSpec>& specs, const RankTensors& t,
+                      const float* flat) {
+  std::vector<h5::Dataset> datasets;
+  std::vector<uint64_t> sums(specs.size(), 0);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const ParamSpec& spec = specs[i];
+    h5::Dataset ds = group.createDataset(spec.name, datasetShape(spec), h5::ElemType::kF32,
+                                         h5::DatasetOptions{.contiguous = true});
+    std::vector<h5::Block> blocks;
+    std::vector<float> packed;
+    if (t.layout->has(spec.name)) {
+      const LocalParam& p = t.layout->find(spec.name);
+      KDGRID_CHECK(
+          p.spec.rows == spec.rows && p.spec.cols == spec.cols,
+          "parameter '{}' is [{}, {}] in the layout but [{}, {}] in the checkpoint's model",
+          spec.name, p.spec.rows, p.spec.cols, spec.rows, spec.cols);
+      if (writesTensor(t, p)) {
+        blocks = blocksOf(p);
+        packed = pack(p, flat + p.offset);
+        sums[i] = partialChecksum(p, flat + p.offset);
+      }
+    }
+    h5::writeBlocks(ds, h5::ElemType::kF32, blocks, packed.data(), h5::Transfer::kCollective);
+    datasets.push_back(std::move(ds));
+  }
+  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, sums.data(), static_cast<int>(sums.size()), MPI_UINT64_T,
+                           MPI_SUM, MPI_COMM_WORLD));
+  for (size_t i = 0; i < specs.size(); ++i)
+    h5::writeUInt64Attribute(datasets[i], kChecksumAttribute, sums[i]);
+}
+
+void writeModelFile(const std::string& path, const CheckpointMeta& meta, const TrainingState& state,
+                    const RankTensors& t, const std::vector<ParamSpec>& specs) {
+  h5::Handle fapl = h5::mpioFileAccess(MPI_COMM_WORLD);
+  h5::File file = h5::File::create(path, fapl.get());
+  {
+    h5::Group group = file.createGroup(kModelGroup);
+    writeModelHeader(file, group, meta, state);
+    writeTensorGroup(group, specs, t, t.params);
+  }
+  file.close();
+}
+
+void writeOptimizerFile(const std::string& path, const TrainingState& state, const RankTensors& t,
+                        const std::vector<ParamSpec>& specs) {
+  h5::Handle fapl = h5::mpioFileAccess(MPI_COMM_WORLD);
+  h5::File file = h5::File::create(path, fapl.get());
+  writeOptimizerHeader(file, state);
+  if (t.m) {
+    for (int kind = 1; kind <= 2; ++kind) {
+      h5::Group group = file.createGroup(momentGroup(kind));
+      writeTensorGroup(group, specs, t, kind == 1 ? t.m : t.v);
+    }
+  }
+  file.close();
+}
+
+// Fails early, before any HDF5 file exists, when the files cannot fit: the file-size limit
+// (ulimit -f) of any rank or the free space on rank 0's view of the file system is below the
+// tensor bytes (their metadata adds a little more). HDF5 1.10 cannot close a file it failed
+// to flush and then crashes at exit (HDFFV-11052), so the usual "disk full" is best caught here.
+void checkRoom(const std::string& ckpt_dir, const std::string& final_dir, uint64_t model_bytes,
+               uint64_t optimizer_bytes) {
+  std::optional<Failure> local;
+  const uint64_t largest = std::max(model_bytes, optimizer_bytes);
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+      limit.rlim_cur < largest) {
+    local = Failure{
+        0, fmt::format("the file size limit (ulimit -f) of rank {} is {} bytes, below the {} "
+                       "bytes of tensor data of one file",
+                       worldRank(), limit.rlim_cur, largest)};
+  }
+  struct statvfs fs_info {};
+  if (!local && worldRank() == 0 && statvfs(ckpt_dir.c_str(), &fs_info) == 0) {
+    const uint64_t free_bytes = static_cast<uint64_t>(fs_info.f_bavail) * fs_info.f_frsize;
+    if (free_bytes < model_bytes + optimizer_bytes) {
+      local = Failure{1, fmt::format("'{}' has {} bytes free, the checkpoint needs at least {}",
+                                     ckpt_dir, free_bytes, model_bytes + optimizer_bytes)};
+    }
+  }
+  if (const std::optional<Failure> first = firstFailure(local)) {
+    throw Error(kExitFailure,
+                fmt::format("cannot save checkpoint '{}' (earlier checkpoints and 'latest' are "
+                            "untouched): {}",
+                            final_dir, first->message));
+  }
+}
+
+// --- reading ---
+
+// What the ranks read of each dataset, numbered kind * P + i over the checkpoint's P
+// parameters (kind 0 model, 1 m, 2 v), for the all-reduced checks after reading.
+struct LoadTally {
+  explicit LoadTally(size_t n) : sums(n, 0), stored(n, 0), counted(n, 0), read(n, 0) {}
+  std::vector<uint64_t> sums;    // partial checksums of the writing replicas
+  std::vector<uint64_t> stored;  // the checksum attribute (where this rank read the dataset)
+  std::vector<int> counted;      // replicas that contributed to `sums`
+  std::vector<int> read;         // ranks that read the dataset
+};
+
+// Reads this rank's slabs of every tensor of its layout from `group` (independent transfers).
+void readTensorGroup(const h5::Group& group, int kind, const std::vector<ParamSpec>& specs,
+                     const std::unordered_map<std::string, size_t>& index, const RankTensors& t,
+                     float* flat, LoadTally& tally) {
+  for (const LocalParam& p : t.layout->params()) {
+    h5::Dataset ds = openTensor(group, p.spec);  // fails naming it when missing or misshapen
+    const auto found = index.find(p.spec.name);
+    if (found == index.end()) ds.fail("is not a parameter of the checkpoint's model");
+    const size_t slot = kind * specs.size() + found->second;
+    float* local = flat + p.offset;
+    std::memset(local, 0, p.numel() * sizeof(float));  // vocabulary padding rows stay zero
+    const std::vector<h5::Block> blocks = blocksOf(p);
+    std::vector<float> packed(h5::blockElements(blocks));
+    h5::readBlocks(ds, h5::ElemType::kF32, blocks, packed.data(), h5::Transfer::kIndependent);
+    unpack(p, packed, local);
+    tally.stored[slot] = ds.readIntAttribute<uint64_t>(kChecksumAttribute);
+    tally.read[slot] = 1;
+    if (writesTensor(t, p)) {
+      tally.sums[slot] += partialChecksum(p, local);
+      tally.counted[slot] += 1;
+    }
+  }
+}
+
+// Throws the first failure any rank had (the same UsageError on every rank).
+void throwIfAnyFailed(const std::optional<Failure>& local) {
+  if (const std::optional<Failure> first = firstFailure(local)) throw UsageError(first->message);
+}
+
+std::string baseName(const std::string& path) {
+  fs::path p = fs::path(path).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return p.filename().string();
+}
+
+}  // namespace
+
+RankTensors rankTensorsFor(const ProcessGrid& grid, const ParameterLayout& layout, float* params,
+                           float* m, float* v) {
+  RankTensors t;
+  t.layout = &layout;
+  t.params = params;
+  t.m = m;
+  t.v = v;
+  t.writer = grid.dpRank() == 0;
+  t.tp_rank = grid.tpRank();
+  t.pp_rank = grid.ppRank();
+  return t;
+}
+
+bool writesTensor(const RankTensors& t, const LocalParam& p) {
+  return t.writer && (!p.tp_replicated || t.tp_rank == 0) &&
+         (p.spec.name != "tok_emb" || t.pp_rank == 0);
+}
+
+std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& meta,
+                           const TrainingState& state, const RankTensors& tensors, int keep) {
+  KDGRID_CHECK(tensors.layout && tensors.params, "saveCheckpoint needs a layout and parameters");
+  KDGRID_CHECK((tensors.m == nullptr) == (tensors.v == nullptr),
+               "saveCheckpoint needs both m and v, or neither");
+  checkSameOnAllRanks(tensors.m != nullptr, "whether to save AdamW moments");
+  const std::string ckpt_dir = checkpointsDir(run_dir);
+  const std::string name = stepDirName(state.step);
+  const std::string final_dir = (fs::path(ckpt_dir) / name).string();
+  const std::string tmp_dir = final_dir + kTmpSuffix;
+
+  runOnRankZero([&] {
+    fs::create_directories(ckpt_dir);
+    fs::remove_all(tmp_dir);  // a crashed save of the same step
+    fs::create_directory(tmp_dir);
+  });
+  // The broadcast inside runOnRankZero orders every rank after the directory exists.
+  const std::vector<ParamSpec> specs = gpt2ParamSpecs(meta.model);
+  uint64_t model_bytes = 0;
+  for (const ParamSpec& spec : specs)
+    model_bytes += static_cast<uint64_t>(spec.rows * spec.cols) * sizeof(float);
+  checkRoom(ckpt_dir, final_dir, model_bytes, tensors.m ? 2 * model_bytes : 0);
+  try {
+    writeModelFile((fs::path(tmp_dir) / kModelFileName).string(), meta, state, tensors, specs);
+    writeOptimizerFile((fs::path(tmp_dir) / kOptimizerFileName).string(), state, tensors, specs);
+  } catch (const Error& e) {
+    throw Error(e.exitCode(), fmt::format("cannot save checkpoint '{}' (earlier checkpoints and "
+                                          "'latest' are untouched): {}",
+                                          final_dir, e.what()));
+  }
+  runOnRankZero([&] {
+    fsyncDirectoryTree(tmp_dir);
+    publishDirectory(tmp_dir, final_dir);
+    writePointer(ckpt_dir, kLatestFile, name);
+    for (const std::string& gone : pruneCheckpoints(ckpt_dir, keep))
+      log0("removed old checkpoint {}", gone);
+  });
+  return final_dir;
+}
+
+void markBest(const std::string& run_dir, const std::string& step_dir) {
+  const std::string name = baseName(step_dir);
+  const std::string ckpt_dir = checkpointsDir(run_dir);
+  KDGRID_CHECK(parseStepDirName(name) && fs::is_directory(fs::path(ckpt_dir) / name),
+               "markBest: '{}' is not a checkpoint of '{}'", step_dir, run_dir);
+  writePointer(ckpt_dir, kBestFile, name);
+}
+
+CheckpointMeta readCheckpointMeta(const std::string& step_dir) {
+  const h5::File file = h5::File::openRead((fs::path(step_dir) / kModelFileName).string());
+  return readModelHeader(file).meta;
+}
+
+TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors) {
+  KDGRID_CHECK(tensors.layout && tensors.params, "loadCheckpoint needs a layout and parameters");
+  KDGRID_CHECK((tensors.m == nullptr) == (tensors.v == nullptr),
+               "loadCheckpoint needs both m and v, or neither");
+  const bool moments = tensors.m != nullptr;
+  checkSameOnAllRanks(moments, "whether to load AdamW moments");
+  const std::string model_path = (fs::path(step_dir) / kModelFileName).string();
+  const std::string optimizer_path = (fs::path(step_dir) / kOptimizerFileName).string();
+
+  // Opening and closing an MPI-IO file are collective: every rank opens both files whatever
+  // failed before; a failure inside is recorded and agreed on after the file is closed.
+  ModelHeader header;
+  std::vector<ParamSpec> specs;
+  std::unordered_map<std::string, size_t> index;
+  std::optional<LoadTally> tally;
+  {
+    h5::Handle fapl = h5::mpioFileAccess(MPI_COMM_WORLD);
+    const h5::File model = h5::File::openRead(model_path, fapl.get());
+    std::optional<Failure> local;
+    try {
+      header = readModelHeader(model);
+      specs = gpt2ParamSpecs(header.meta.model);
+      for (size_t i = 0; i < specs.size(); ++i) index.emplace(specs[i].name, i);
+      tally.emplace(3 * specs.size());
+      readTensorGroup(model.openGroup(kModelGroup), 0, specs, index, tensors, tensors.params,
+                      *tally);
+    } catch (const std::exception& e) {
+      local = Failure{0, e.what()};
+    }
+    throwIfAnyFailed(local);
+  }
+  TrainingState state;
+  state.step = header.step;
+  state.tokens_seen = header.tokens_seen;
+  if (moments) {
+    h5::Handle fapl = h5::mpioFileAccess(MPI_COMM_WORLD);
+    const h5::File optimizer = h5::File::openRead(optimizer_path, fapl.get());
+    std::optional<Failure> local;
+    try {
+      state = readOptimizerHeader(optimizer);
+      if (state.step != header.step) {
+        optimizer.fail(
+            fmt::format("holds step {}, but {} holds step {}: the files do not belong together",
+                        state.step, model_path, header.step));
+      }
+      for (int kind = 1; kind <= 2; ++kind) {
+        readTensorGroup(optimizer.openGroup(momentGroup(kind)), kind, specs, index, tensors,
+                        kind == 1 ? tensors.m : tensors.v, *tally);
+      }
+    } catch (const std::exception& e) {
+      local = Failure{0, e.what()};
+    }
+    throwIfAnyFailed(local);
+  }
+
+  // Every dataset whole: the writing replicas' partial sums add up to the dataset's checksum
+  // only if each element was counted exactly once and holds the bits that were saved.
+  LoadTally& t = *tally;
+  const int n = static_cast<int>(t.sums.size());
+  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, t.sums.data(), n, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD));
+  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, t.counted.data(), n, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
+  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, t.read.data(), n, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
+  std::optional<Failure> local;
+  const int kinds = moments ? 3 : 1;
+  for (int slot = 0; slot < static_cast<int>(specs.size()) * kinds && !local; ++slot) {
+    const ParamSpec& spec = specs[slot % specs.size()];
+    const std::string where = fmt::format(
+        "HDF5 file '{}', dataset '/{}/{}'",
+        slot < static_cast<int>(specs.size()) ? model_path : optimizer_path,
+        slot < static_cast<int>(specs.size()) ? kModelGroup : momentGroup(slot / specs.size()),
+        spec.name);
+    if (t.read[slot] == 0) {
+      local =
+          Failure{1 + slot, fmt::format("{}: no rank's model has this parameter (the checkpoint's "
+                                        "model is larger than the one loading it)",
+                                        where)};
+    } else if (t.read[slot] > 0 && tensors.layout->has(spec.name)) {
+      KDGRID_CHECK(t.counted[slot] > 0,
+                   "{}: no rank counted it: set RankTensors::writer on one replica", where);
+      if (t.sums[slot] != t.stored[slot]) {
+        local = Failure{1 + slot,
+                        fmt::format("{}: checksum mismatch (stored {:#018x}, computed {:#018x}): "
+                                    "the data is corrupt",
+                                    where, t.stored[slot], t.sums[slot])};
+      }
+    }
+  }
+  throwIfAnyFailed(local);
+  return state;
+}
+
+std::optional<std::string> resolveCheckpoint(const std::string& path) {
+  // Rank 0 looks at the file system and broadcasts the plan; then every rank verifies the
+  // same candidates together, so all reach the same answer.
+  enum Kind { kError = 0, kNone = 1, kStepDir = 2, kRunDir = 3 };
+  int kind = kNone;
+  std::vector<std::string> plan;  // kError: {message}; kStepDir/kRunDir: candidates, best first
+  bool latest_first = false;      // plan[0] is what `latest` names
+  if (worldRank() == 0) {
+    std::error_code ec;
+    const fs::path p(path);
+    if (!fs::exists(p, ec)) {
+      kind = kError;
+      plan = {fmt::format("checkpoint '{}' does not exist", path)};
+    } else if (!fs::is_directory(p, ec)) {
+      kind = kError;
+      plan = {
+          fmt::format("checkpoint '{}' is not a directory (expected a step_NNNNNNNN directory or a "
+                      "run directory)",
+                      path)};
+    } else if (parseStepDirName(baseName(path)) || fs::exists(p / kModelFileName, ec)) {
+      kind = kStepDir;
+      plan = {path};
+    } else {
+      const std::string ckpt_dir =
+          fs::is_directory(p / "checkpoints", ec) ? checkpointsDir(path) : path;
+      std::optional<std::string> latest;
+      try {
+        latest = readPointer(ckpt_dir, kLatestFile);
+      } catch (const UsageError& e) {
+        log0("warning: {}", e.what());
+      }
+      if (latest && fs::is_directory(fs::path(ckpt_dir) / *latest, ec)) {
+        plan.push_back((fs::path(ckpt_dir) / *latest).string());
+        latest_first = true;
+      } else if (latest) {
+        log0("warning: '{}' names {}, which does not exist",
+             (fs::path(ckpt_dir) / kLatestFile).string(), *latest);
+      }
+      for (const std::string& name : listStepDirs(ckpt_dir)) {
+        if (!latest || name != *latest) plan.push_back((fs::path(ckpt_dir) / name).string());
+      }
+      if (!latest && !plan.empty()) {
+        log0("warning: '{}' has no '{}' file; trying its step directories, newest first", ckpt_dir,
+             kLatestFile);
+      }
+      kind = plan.empty() ? kNone : kRunDir;
+    }
+  }
+  KDGRID_MPI(MPI_Bcast(&kind, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  int latest_flag = latest_first;
+  KDGRID_MPI(MPI_Bcast(&latest_flag, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  plan = broadcastStrings(plan, 0);
+
+  switch (kind) {
+    case kError:
+      throw UsageError(plan.at(0));
+    case kNone:
+      return std::nullopt;
+    case kStepDir: {
+      if (const auto problem = verifyCheckpoint(plan.at(0))) {
+        throw UsageError(fmt::format("checkpoint '{}' is damaged: {}", plan[0], *problem));
+      }
+      return plan[0];
+    }
+    default:
+      break;
+  }
+  std::vector<std::string> problems;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const auto problem = verifyCheckpoint(plan[i]);
+    if (!problem) {
+      if (i > 0 || !latest_flag)
+        log0("warning: resuming from {}, the newest intact checkpoint", plan[i]);
+      return plan[i];
+    }
+    log0("warning: checkpoint '{}' is damaged, falling back to an older one: {}", plan[i],
+         *problem);
+    problems.push_back(fmt::format("{}: {}", plan[i], *problem));
+  }
+  throw UsageError(
+      fmt::format("no intact checkpoint in '{}':\n  {}", path, fmt::join(problems, "\n  ")));
+}
+
+}  // namespace kdgrid

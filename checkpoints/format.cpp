@@ -1,0 +1,154 @@
+#include "checkpoints/format.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+
+#include "checkpoints/checksum.h"
+#include "data/h5_parallel.h"
+
+namespace kdgrid {
+
+namespace {
+
+// Upper bounds for header values: far beyond any real model, small enough that shapes built
+// from them cannot overflow (rows * cols < 2^62).
+constexpr int kMaxDimension = 1 << 24;
+constexpr int kMaxLayers = 1 << 16;
+
+int readBounded(const h5::Group& group, const char* attr, int min, int max) {
+  const int value = group.readIntAttribute<int>(attr);
+  if (value < min || value > max) {
+    group.fail(fmt::format("attribute '{}' = {} is outside [{}, {}]", attr, value, min, max));
+  }
+  return value;
+}
+
+}  // namespace
+
+std::vector<uint64_t> datasetShape(const ParamSpec& spec) {
+  if (spec.cols == 1) return {static_cast<uint64_t>(spec.rows)};
+  return {static_cast<uint64_t>(spec.rows), static_cast<uint64_t>(spec.cols)};
+}
+
+void writeFormatAttributes(h5::File& file) {
+  file.writeStringAttribute("format", kCheckpointFormat);
+  file.writeIntAttribute("format_version", kCheckpointFormatVersion);
+  file.writeStringAttribute("checksum_algorithm", kChecksumAlgorithm);
+}
+
+void checkFormatAttributes(const h5::File& file) {
+  const std::string format = file.readStringAttribute("format");
+  if (format != kCheckpointFormat) {
+    file.fail(fmt::format("format is '{}', expected '{}'", format, kCheckpointFormat));
+  }
+  const int64_t version = file.readIntAttribute<int64_t>("format_version");
+  if (version != kCheckpointFormatVersion) {
+    file.fail(fmt::format("format_version {} is not supported (this build reads version {})",
+                          version, kCheckpointFormatVersion));
+  }
+  const std::string algorithm = file.readStringAttribute("checksum_algorithm");
+  if (algorithm != kChecksumAlgorithm) {
+    file.fail(fmt::format("unknown checksum_algorithm '{}'", algorithm));
+  }
+}
+
+void writeModelAttributes(h5::Group& group, const ModelConfig& c) {
+  group.writeStringAttribute("architecture", "gpt2");
+  group.writeIntAttribute("n_layer", c.n_layer);
+  group.writeIntAttribute("n_head", c.n_head);
+  group.writeIntAttribute("d_model", c.d_model);
+  group.writeIntAttribute("d_ff", c.d_ff);
+  group.writeIntAttribute("vocab_size", c.vocab_size);
+  group.writeIntAttribute("max_seq", c.max_seq);
+  group.writeIntAttribute("attn_window", c.attn_window);
+}
+
+ModelConfig readModelAttributes(const h5::Group& group) {
+  const std::string architecture = group.readStringAttribute("architecture");
+  if (architecture != "gpt2")
+    group.fail(fmt::format("architecture '{}' is not 'gpt2'", architecture));
+  ModelConfig c;
+  c.n_layer = readBounded(group, "n_layer", 1, kMaxLayers);
+  c.n_head = readBounded(group, "n_head", 1, kMaxDimension);
+  c.d_model = readBounded(group, "d_model", 1, kMaxDimension);
+  c.d_ff = readBounded(group, "d_ff", 1, kMaxDimension);
+  c.vocab_size = readBounded(group, "vocab_size", 1, kMaxDimension);
+  c.max_seq = readBounded(group, "max_seq", 1, kMaxDimension);
+  c.attn_window = readBounded(group, "attn_window", 0, kMaxDimension);
+  if (c.d_model % c.n_head != 0) {
+    group.fail(fmt::format("d_model {} is not a multiple of n_head {}", c.d_model, c.n_head));
+  }
+  return c;
+}
+
+void writeModelHeader(h5::File& file, h5::Group& model_group, const CheckpointMeta& meta,
+                      const TrainingState& state) {
+  writeFormatAttributes(file);
+  file.writeIntAttribute("step", state.step);
+  file.writeIntAttribute("tokens_seen", state.tokens_seen);
+  file.writeStringAttribute("grid", meta.grid);
+  file.writeStringAttribute("config", meta.config_ini);
+  file.writeStringAttribute("tokenizer_sha256", meta.tokenizer_sha256);
+  writeModelAttributes(model_group, meta.model);
+}
+
+ModelHeader readModelHeader(const h5::File& file) {
+  checkFormatAttributes(file);
+  ModelHeader h;
+  h.step = file.readIntAttribute<int64_t>("step");
+  h.tokens_seen = file.readIntAttribute<int64_t>("tokens_seen");
+  if (h.step < 0 || h.tokens_seen < 0) file.fail("step and tokens_seen must not be negative");
+  h.meta.grid = file.readStringAttribute("grid");
+  h.meta.config_ini = file.readStringAttribute("config");
+  h.meta.tokenizer_sha256 = file.readStringAttribute("tokenizer_sha256");
+  h.meta.model = readModelAttributes(file.openGroup(kModelGroup));
+  return h;
+}
+
+void writeOptimizerHeader(h5::File& file, const TrainingState& state) {
+  writeFormatAttributes(file);
+  file.writeIntAttribute("step", state.step);
+  file.writeIntAttribute("tokens_seen", state.tokens_seen);
+  file.writeFloatAttribute("loss_scale", state.loss_scale);
+  file.writeIntAttribute("good_steps", state.good_steps);
+  file.writeFloatAttribute("best_val_loss", state.best_val_loss);
+  h5::writeUInt64Attribute(file, "cursor_epoch", state.cursor.epoch);
+  h5::writeUInt64Attribute(file, "cursor_position", state.cursor.position);
+}
+
+TrainingState readOptimizerHeader(const h5::File& file) {
+  checkFormatAttributes(file);
+  TrainingState s;
+  s.step = file.readIntAttribute<int64_t>("step");
+  s.tokens_seen = file.readIntAttribute<int64_t>("tokens_seen");
+  s.loss_scale = static_cast<float>(file.readFloatAttribute("loss_scale"));
+  s.good_steps = file.readIntAttribute<int64_t>("good_steps");
+  s.best_val_loss = file.readFloatAttribute("best_val_loss");
+  s.cursor.epoch = file.readIntAttribute<uint64_t>("cursor_epoch");
+  s.cursor.position = file.readIntAttribute<uint64_t>("cursor_position");
+  if (s.step < 0 || s.tokens_seen < 0 || s.good_steps < 0) {
+    file.fail("step, tokens_seen and good_steps must not be negative");
+  }
+  if (!(s.loss_scale > 0) || !std::isfinite(s.loss_scale)) {
+    file.fail(fmt::format("loss_scale {} is not a positive finite number", s.loss_scale));
+  }
+  return s;
+}
+
+h5::Dataset openTensor(const h5::Group& group, const ParamSpec& spec) {
+  h5::Dataset ds = group.openDataset(spec.name);
+  if (!ds.type().isFloat() || ds.type().size != 4) {
+    ds.fail(fmt::format("is {}, expected float32", ds.type().describe()));
+  }
+  const std::vector<uint64_t> expected = datasetShape(spec);
+  if (ds.dims() != expected) {
+    ds.fail(fmt::format("has shape [{}], but the model needs [{}]", fmt::join(ds.dims(), ", "),
+                        fmt::join(expected, ", ")));
+  }
+  if (!ds.hasAttribute(kChecksumAttribute)) ds.fail("has no checksum attribute");
+  return ds;
+}
+
+}  // namespace kdgrid
