@@ -24,6 +24,7 @@ MpiCommunicator::MpiCommunicator(std::string axis, MPI_Comm comm)
 MpiCommunicator::~MpiCommunicator() {
   int finalized = 0;
   MPI_Finalized(&finalized);
+  // Sends still in flight mean an error unwound the step; the job is being aborted.
   if (!finalized && comm_ != MPI_COMM_WORLD && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
@@ -65,8 +66,17 @@ void MpiCommunicator::broadcast(void* data, size_t bytes, int root) {
 }
 
 void MpiCommunicator::send(const void* data, size_t bytes, int peer, int tag) {
-  KDGRID_MPI(MPI_Send(data, countAsInt(bytes), MPI_BYTE, peer, tag, comm_));
+  MPI_Request request;
+  KDGRID_MPI(MPI_Isend(data, countAsInt(bytes), MPI_BYTE, peer, tag, comm_, &request));
+  pending_sends_.push_back(request);
   bytes_sent_ += bytes;
+}
+
+void MpiCommunicator::waitSends() {
+  if (pending_sends_.empty()) return;
+  KDGRID_MPI(MPI_Waitall(static_cast<int>(pending_sends_.size()), pending_sends_.data(),
+                         MPI_STATUSES_IGNORE));
+  pending_sends_.clear();
 }
 
 void MpiCommunicator::recv(void* data, size_t bytes, int peer, int tag) {

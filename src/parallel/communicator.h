@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kdgrid {
 
@@ -28,9 +29,12 @@ class Communicator {
   // in: n_per_rank elements; out: size() * n_per_rank, rank r's block at r * n_per_rank.
   virtual void allGather(const float* in, float* out, size_t n_per_rank) = 0;
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
-  // Point to point along the axis (pipeline activations and their gradients).
+  // Point to point along the axis (pipeline activations and their gradients). send() does
+  // not block: `data` must stay valid until waitSends(), which the schedule calls once per
+  // step (blocking sends would deadlock 1F1B, where neighbours send to each other).
   virtual void send(const void* data, size_t bytes, int peer, int tag) = 0;
   virtual void recv(void* data, size_t bytes, int peer, int tag) = 0;
+  virtual void waitSends() = 0;
   virtual void barrier() = 0;
 
   // Bytes this rank has sent on this axis, counted as the optimal algorithm sends them
@@ -64,6 +68,7 @@ class MpiCommunicator final : public Communicator {
   void broadcast(void* data, size_t bytes, int root) override;
   void send(const void* data, size_t bytes, int peer, int tag) override;
   void recv(void* data, size_t bytes, int peer, int tag) override;
+  void waitSends() override;
   void barrier() override;
 
   MPI_Comm comm() const { return comm_; }
@@ -71,6 +76,7 @@ class MpiCommunicator final : public Communicator {
  private:
   void allReduce(void* data, size_t n, MPI_Datatype type, MPI_Op op, size_t elem_bytes);
   MPI_Comm comm_;
+  std::vector<MPI_Request> pending_sends_;
 };
 
 }  // namespace kdgrid

@@ -61,6 +61,13 @@ ProcessGrid::ProcessGrid(const GridConfig& c) : dp_(c.dp), pp_(c.pp), tp_(c.tp) 
   dp_comm_ = split("dp", pp_rank_ * tp_ + tp_rank_, dp_rank_);
   pp_comm_ = split("pp", dp_rank_ * tp_ + tp_rank_, pp_rank_);
   world_comm_ = std::make_unique<MpiCommunicator>("world", MPI_COMM_WORLD);
+  {
+    const bool holds_embedding = pp_ > 1 && (pp_rank_ == 0 || pp_rank_ == pp_ - 1);
+    MPI_Comm comm;
+    KDGRID_MPI(MPI_Comm_split(MPI_COMM_WORLD, holds_embedding ? dp_rank_ * tp_ + tp_rank_ : MPI_UNDEFINED,
+                              pp_rank_, &comm));
+    if (comm != MPI_COMM_NULL) emb_comm_ = std::make_unique<MpiCommunicator>("emb", comm);
+  }
   KDGRID_CHECK(tp_comm_->rank() == tp_rank_ && dp_comm_->rank() == dp_rank_ &&
                    pp_comm_->rank() == pp_rank_,
                "communicator ranks disagree with grid coordinates");

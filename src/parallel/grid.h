@@ -46,6 +46,9 @@ class ProcessGrid {
   Communicator& ppComm() { return *pp_comm_; }
   Communicator& tpComm() { return *tp_comm_; }
   Communicator& world() { return *world_comm_; }
+  // First and last pipeline stage of this (dp, tp) position, which both hold tok_emb (the
+  // tied LM head) and sum its gradient; null on middle stages and when pp == 1.
+  Communicator* embeddingComm() { return emb_comm_.get(); }
 
   // Global rank of the process at the given coordinates.
   int rankOf(int dp_idx, int pp_idx, int tp_idx) const { return (pp_idx * dp_ + dp_idx) * tp_ + tp_idx; }
@@ -57,7 +60,7 @@ class ProcessGrid {
  private:
   int dp_, pp_, tp_;
   int dp_rank_, pp_rank_, tp_rank_, world_rank_;
-  std::unique_ptr<MpiCommunicator> dp_comm_, pp_comm_, tp_comm_, world_comm_;
+  std::unique_ptr<MpiCommunicator> dp_comm_, pp_comm_, tp_comm_, world_comm_, emb_comm_;
   std::vector<std::string> hosts_;  // by global rank
 };
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "train/pipeline.h"
+
 namespace kdgrid {
 
 EvalResult evaluateLoss(Gpt2Stage& model, ProcessGrid& grid, const TokenStream& data,
@@ -30,14 +32,14 @@ EvalResult evaluateLoss(Gpt2Stage& model, ProcessGrid& grid, const TokenStream& 
       std::copy_n(window.begin(), T, inputs.begin() + b * T);
       std::copy_n(window.begin() + 1, scored, targets.begin() + b * T);
     }
-    StageActivations acts;
-    model.forward(acts, inputs.data(), nullptr, batch, T);
-    LossSums sums = model.headForwardBackward(acts, targets.data(), 0.0f, nullptr);
+    LossSums sums = pipelineForward(model, grid.ppComm(), {inputs.data(), targets.data(), batch, T});
     ce_sum += sums.ce_sum;
     tokens += sums.tokens;
   }
+  // Only the last stage scored; sum over dp, then share along the pipeline.
   double totals[2] = {ce_sum, static_cast<double>(tokens)};
   grid.dpComm().allReduceSum(totals, 2);
+  grid.ppComm().allReduceSum(totals, 2);
   return {totals[1] > 0 ? totals[0] / totals[1] : 0.0, static_cast<int64_t>(totals[1])};
 }
 

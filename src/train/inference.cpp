@@ -13,7 +13,6 @@ InferenceModel loadInferenceModel(const std::string& ckpt, GridConfig grid_confi
   m.meta = readCheckpointMeta(m.step_dir);
   grid_config.resolve(worldSize(), m.meta.model);
   m.grid = std::make_unique<ProcessGrid>(grid_config);
-  KDGRID_OPTION_CHECK(grid_config.pp == 1, "--pp {}: pipeline parallelism is not available yet", grid_config.pp);
   m.model = std::make_unique<Gpt2Stage>(m.meta.model, grid_config.pp, m.grid->ppRank(),
                                         m.grid->tpComm(), compute, Recompute::kNone, rt);
   RankTensors tensors{&m.model->layout(), m.model->params(), nullptr, nullptr, false};

@@ -18,6 +18,7 @@
 #include "tensor/runtime.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
+#include "train/pipeline.h"
 #include "train/stop_signal.h"
 
 namespace kdgrid {
@@ -53,6 +54,26 @@ double localGradSquares(const Gpt2Stage& model, const float* grads, int tp_rank)
   return sum;
 }
 
+// Cuts a step's windows of T + 1 tokens into micro-batches of inputs (first T) and targets
+// (last T); the vectors own the tokens.
+std::vector<MicroBatch> splitWindows(const StepBatch& batch, int batch_size, int64_t T,
+                                     std::vector<std::vector<uint32_t>>& inputs,
+                                     std::vector<std::vector<uint32_t>>& targets) {
+  const size_t n_micro = batch.tokens.size() / (size_t(batch_size) * (T + 1));
+  inputs.assign(n_micro, std::vector<uint32_t>(batch_size * T));
+  targets.assign(n_micro, std::vector<uint32_t>(batch_size * T));
+  std::vector<MicroBatch> micro;
+  for (size_t m = 0; m < n_micro; ++m) {
+    const uint32_t* windows = batch.tokens.data() + m * batch_size * (T + 1);
+    for (int b = 0; b < batch_size; ++b) {
+      std::copy_n(windows + b * (T + 1), T, inputs[m].begin() + b * T);
+      std::copy_n(windows + b * (T + 1) + 1, T, targets[m].begin() + b * T);
+    }
+    micro.push_back({inputs[m].data(), targets[m].data(), batch_size, T});
+  }
+  return micro;
+}
+
 void writeProgress(int64_t step, int64_t steps, double loss, double tok_s, double step_s) {
   if (worldRank() != 0 || !isatty(STDERR_FILENO)) return;
   const double eta = (steps - step) * step_s;
@@ -72,7 +93,6 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   mc.resolve(first_shard.vocab_size);
   mc.validate();
   gc.resolve(worldSize(), mc);
-  KDGRID_OPTION_CHECK(gc.pp == 1, "--pp {}: pipeline parallelism is not available yet (use --pp 1)", gc.pp);
   KDGRID_OPTION_CHECK(gc.tp == 1 || tc.precision == "fp32",
                       "--tp {} needs --precision fp32 for now", gc.tp);
   ProcessGrid grid(gc);
@@ -127,7 +147,6 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   if (worldRank() == 0) metrics = std::make_unique<MetricsWriter>(tc.run_dir);
   const int64_t global_tokens = int64_t(gc.dp) * tc.batch_size * tc.grad_accum * T;
   const size_t n_params = model.layout().totalElements();
-  std::vector<uint32_t> inputs(tc.batch_size * T), targets(tc.batch_size * T);
   std::optional<TokenStream> val_data;
   if (!tc.val_data.empty()) {
     val_data.emplace(tc.val_data);
@@ -138,31 +157,28 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   std::string last_saved;
   while (state.step < tc.steps) {
     const auto t0 = Clock::now();
+    // 1. Data: this dp rank's grad_accum micro-batches of the global batch.
     StepBatch batch = loader.next();
+    std::vector<std::vector<uint32_t>> inputs, targets;
+    std::vector<MicroBatch> micro = splitWindows(batch, tc.batch_size, T, inputs, targets);
+
+    // 2. Forward and backward through the pipeline; gradients accumulate, scaled so their
+    //    sum over the global batch is the gradient of the mean loss (times the loss scale).
     std::fill(model.grads(), model.grads() + n_params, 0.0f);
-
-    // Forward and backward of each micro-batch; gradients accumulate, scaled so that their
-    // sum over the global batch is the gradient of the mean loss (times the loss scale).
-    double ce_sum = 0;
     const float grad_scale = state.loss_scale / static_cast<float>(global_tokens);
-    for (int m = 0; m < tc.grad_accum; ++m) {
-      const uint32_t* windows = batch.tokens.data() + size_t(m) * tc.batch_size * (T + 1);
-      for (int b = 0; b < tc.batch_size; ++b) {
-        std::copy_n(windows + b * (T + 1), T, inputs.begin() + b * T);
-        std::copy_n(windows + b * (T + 1) + 1, T, targets.begin() + b * T);
-      }
-      StageActivations acts;
-      model.forward(acts, inputs.data(), nullptr, tc.batch_size, T);
-      Tensor dout;
-      ce_sum += model.headForwardBackward(acts, targets.data(), grad_scale, &dout).ce_sum;
-      model.backward(acts, dout);
-    }
+    double ce_sum = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale).ce_sum;
 
-    // Data parallel: sum gradients and losses over replicas.
+    // 3. Reduce: tied embedding between first and last stage, replicas over dp, the loss.
+    if (Communicator* emb = grid.embeddingComm()) {
+      Tensor g = model.grad("tok_emb");
+      emb->allReduceSum(g.data<float>(), g.numel());
+    }
     grid.dpComm().allReduceSum(model.grads(), n_params);
     grid.dpComm().allReduceSum(&ce_sum, 1);
+    grid.ppComm().allReduceSum(&ce_sum, 1);  // only the last stage has a loss
     const double loss = ce_sum / global_tokens;
 
+    // 4. Update: global norm (each parameter counted once), clip, fp16 overflow, AdamW.
     double squares = localGradSquares(model, model.grads(), grid.tpRank());
     grid.tpComm().allReduceSum(&squares, 1);
     grid.ppComm().allReduceSum(&squares, 1);

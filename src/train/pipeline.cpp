@@ -1,0 +1,92 @@
+#include "train/pipeline.h"
+
+#include <deque>
+
+namespace kdgrid {
+namespace {
+
+// Tags keep forward activations and backward gradients apart on the pp communicator.
+constexpr int kTagActivation = 1;
+constexpr int kTagGradient = 2;
+
+struct InFlight {
+  StageActivations acts;
+  Tensor input;     // received stage input
+  Tensor output;    // stage output, kept alive until its send completes
+  Tensor grad_out;  // last stage: d(stage output) from the head
+  Tensor grad_in;   // d(stage input), kept alive until its send completes
+};
+
+}  // namespace
+
+LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector<MicroBatch>& micro,
+                           float grad_scale) {
+  const int P = pp.size(), s = pp.rank(), M = static_cast<int>(micro.size());
+  const int64_t C = model.config().d_model;
+  const DType dtype = model.computeType();
+  std::deque<InFlight> in_flight;  // forwards whose backward has not run yet, oldest first
+  std::vector<InFlight> done;      // finished micro-batches whose sends may still be in flight
+  LossSums loss;
+
+  auto forward = [&](int m) {
+    const MicroBatch& mb = micro[m];
+    InFlight f;
+    if (s > 0) {
+      f.input = Tensor::zeros({mb.B * mb.T, C}, dtype);
+      pp.recv(f.input.raw(), f.input.bytes(), s - 1, kTagActivation);
+    }
+    const Tensor& out = model.forward(f.acts, mb.inputs, s > 0 ? &f.input : nullptr, mb.B, mb.T);
+    if (s < P - 1) {
+      f.output = out;
+      pp.send(out.raw(), out.bytes(), s + 1, kTagActivation);
+    } else {
+      LossSums l = model.headForwardBackward(f.acts, mb.targets, grad_scale, &f.grad_out);
+      loss.ce_sum += l.ce_sum;
+      loss.tokens += l.tokens;
+    }
+    in_flight.push_back(std::move(f));
+  };
+  auto backward = [&]() {
+    InFlight& f = in_flight.front();
+    if (s < P - 1) {
+      f.grad_out = Tensor::zeros({f.acts.B * f.acts.T, C}, dtype);
+      pp.recv(f.grad_out.raw(), f.grad_out.bytes(), s + 1, kTagGradient);
+    }
+    f.grad_in = model.backward(f.acts, f.grad_out);
+    if (s > 0) pp.send(f.grad_in.raw(), f.grad_in.bytes(), s - 1, kTagGradient);
+    f.acts = StageActivations{};  // free activations now; buffers being sent stay alive
+    done.push_back(std::move(f));
+    in_flight.pop_front();
+  };
+
+  const int warmup = std::min(P - s - 1, M);
+  for (int m = 0; m < warmup; ++m) forward(m);
+  for (int m = warmup; m < M; ++m) {
+    forward(m);
+    backward();
+  }
+  while (!in_flight.empty()) backward();
+  pp.waitSends();
+  return loss;
+}
+
+LossSums pipelineForward(Gpt2Stage& model, Communicator& pp, const MicroBatch& mb) {
+  const int P = pp.size(), s = pp.rank();
+  StageActivations acts;
+  Tensor input;
+  if (s > 0) {
+    input = Tensor::zeros({mb.B * mb.T, model.config().d_model}, model.computeType());
+    pp.recv(input.raw(), input.bytes(), s - 1, kTagActivation);
+  }
+  const Tensor& out = model.forward(acts, mb.inputs, s > 0 ? &input : nullptr, mb.B, mb.T);
+  LossSums loss;
+  if (s < P - 1) {
+    pp.send(out.raw(), out.bytes(), s + 1, kTagActivation);
+    pp.waitSends();
+  } else {
+    loss = model.headForwardBackward(acts, mb.targets, 0.0f, nullptr);
+  }
+  return loss;
+}
+
+}  // namespace kdgrid
