@@ -15,9 +15,10 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "data/merge_table.h"
 
 namespace kdgrid {
 
@@ -70,12 +71,6 @@ class Tokenizer {
   std::string canonicalJson() const;
 
  private:
-  // One merge rule, looked up by its (left id, right id) pair.
-  struct MergeRule {
-    uint32_t rank;    // position in merges_: lower ranks merge first
-    uint32_t result;  // id of the merged token
-  };
-
   // Validates and indexes; throws UsageError mentioning `source` (a file name, or "training")
   // on an inconsistent vocabulary.
   Tokenizer(std::vector<std::string> tokens, std::vector<std::pair<uint32_t, uint32_t>> merges,
@@ -83,17 +78,18 @@ class Tokenizer {
 
   // Appends the BPE ids of one pre-tokenised piece to `out`.
   void encodePiece(std::string_view piece, std::vector<uint32_t>& out) const;
-  void mergeShortPiece(std::vector<uint32_t>& ids) const;  // O(n^2), for short pieces
-  void mergeLongPiece(std::vector<uint32_t>& ids) const;   // O(n log n) with a heap
-  const MergeRule* findMerge(uint32_t left, uint32_t right) const {
-    auto it = merge_index_.find((uint64_t{left} << 32) | right);
-    return it == merge_index_.end() ? nullptr : &it->second;
+  // Merge ids[0, n) in place; return the new length.
+  size_t mergeShortPiece(uint32_t* ids, size_t n) const;  // O(n^2), for short pieces
+  size_t mergeLongPiece(uint32_t* ids, size_t n) const;   // O(n log n) with a heap
+  const MergeTable::Rule* findMerge(uint32_t left, uint32_t right) const {
+    return merge_index_.find(left, right);
   }
 
   std::shared_ptr<const Pretokenizer> pretokenizer_;
   std::vector<std::string> tokens_;                     // [vocab_size] id -> bytes
   std::vector<std::pair<uint32_t, uint32_t>> merges_;  // [n_merges] rank -> (left id, right id)
-  std::unordered_map<uint64_t, MergeRule> merge_index_;  // (left << 32 | right) -> rule
+  MergeTable merge_index_;                               // (left, right) -> rank, merged id
+  std::vector<uint32_t> merge_results_;                 // [n_merges] rank -> merged id
   std::array<uint32_t, 256> byte_ids_{};                // byte value -> id of its token
   uint32_t eot_ = 0;
 };

@@ -15,6 +15,7 @@
 
 #include "core/check.h"
 #include "data/byte_unicode.h"
+#include "data/merge_table.h"
 #include "data/tokenizer.h"
 #include "test_util.h"
 
@@ -147,6 +148,33 @@ TEST(ByteUnicode, MatchesGpt2AndIsABijection) {
   EXPECT_FALSE(gpt2ToBytes("€").has_value());      // outside the mapping
   EXPECT_FALSE(gpt2ToBytes(" ").has_value());      // a raw space is not in the mapping
   EXPECT_FALSE(gpt2ToBytes("\xc4").has_value());   // truncated UTF-8
+}
+
+// ---------------------------------------------------------------- merge table
+
+TEST(MergeTable, FindsWhatWasInsertedWhileGrowing) {
+  MergeTable table;  // no reservation: grows many times
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> reference;
+  std::mt19937 rng(1);
+  for (uint32_t i = 0; reference.size() < 20000; ++i) {
+    // Small ids collide often in the low bits, as real merges do.
+    const uint32_t left = rng() % 300, right = rng() % 5000;
+    const bool fresh = reference.emplace(std::make_pair(left, right), i).second;
+    ASSERT_EQ(table.insert(left, right, {i, i + 7}), fresh);
+  }
+  EXPECT_EQ(table.size(), reference.size());
+  for (const auto& [pair, rank] : reference) {
+    const MergeTable::Rule* rule = table.find(pair.first, pair.second);
+    ASSERT_NE(rule, nullptr);
+    EXPECT_EQ(rule->rank, rank);
+    EXPECT_EQ(rule->result, rank + 7);
+  }
+  size_t absent = 0;
+  for (uint32_t left = 0; left < 300; ++left) {
+    for (uint32_t right = 5000; right < 5010; ++right) absent += table.find(left, right) == nullptr;
+  }
+  EXPECT_EQ(absent, 3000u);
+  EXPECT_EQ(table.find(0x7fffffff, 0x7fffffff), nullptr);
 }
 
 // ---------------------------------------------------------------- pre-tokenisation
