@@ -24,8 +24,8 @@ void measureEncode(const kdgrid::Tokenizer& tok, const char* what, const std::st
   const std::vector<uint32_t> ids = tok.encode(text);
   const double s = secondsSince(start);
   const bool exact = tok.decode(ids) == text;
-  std::printf("encode %-16s %8.2f MB  %8.3f s  %7.2f MB/s  %.2f bytes/token  round-trip %s\n",
-              what, text.size() / 1e6, s, text.size() / 1e6 / s,
+  std::printf("encode %-16s %8.2f MB  %8.3f s  %7.2f MB/s  %.2f bytes/token  round-trip %s\n", what,
+              text.size() / 1e6, s, text.size() / 1e6 / s,
               static_cast<double>(text.size()) / std::max<size_t>(ids.size(), 1),
               exact ? "exact" : "BROKEN");
 }

@@ -38,7 +38,8 @@ Tokenizer::Tokenizer(std::vector<std::string> tokens,
   if (n < kMinVocabSize || n > kMaxVocabSize) {
     fail(fmt::format("vocabulary size {} is outside [{}, {}]", n, kMinVocabSize, kMaxVocabSize));
   }
-  if (eot_ >= n) fail(fmt::format("end-of-text id {} is not below the vocabulary size {}", eot_, n));
+  if (eot_ >= n)
+    fail(fmt::format("end-of-text id {} is not below the vocabulary size {}", eot_, n));
   if (tokens_[eot_].empty()) fail("the end-of-text token has an empty spelling");
 
   std::unordered_map<std::string_view, uint32_t> id_of;  // bytes -> id, EOT excluded
@@ -57,7 +58,8 @@ Tokenizer::Tokenizer(std::vector<std::string> tokens,
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
     auto it = id_of.find(std::string_view(&c, 1));
-    if (it == id_of.end()) fail(fmt::format("no token for byte 0x{:02x} (byte alphabet incomplete)", b));
+    if (it == id_of.end())
+      fail(fmt::format("no token for byte 0x{:02x} (byte alphabet incomplete)", b));
     byte_ids_[b] = it->second;
   }
 
@@ -70,7 +72,8 @@ Tokenizer::Tokenizer(std::vector<std::string> tokens,
   for (uint32_t rank = 0; rank < merges_.size(); ++rank) {
     const auto [left, right] = merges_[rank];
     if (left >= n || right >= n || left == eot_ || right == eot_) {
-      fail(fmt::format("merge {} ({} {}) refers to an unknown or special token", rank, left, right));
+      fail(
+          fmt::format("merge {} ({} {}) refers to an unknown or special token", rank, left, right));
     }
     auto it = id_of.find(tokens_[left] + tokens_[right]);
     if (it == id_of.end()) {
@@ -90,8 +93,12 @@ Tokenizer::Tokenizer(std::vector<std::string> tokens,
   }
 }
 
-uint32_t Tokenizer::vocabSize() const { return static_cast<uint32_t>(tokens_.size()); }
-uint32_t Tokenizer::eotToken() const { return eot_; }
+uint32_t Tokenizer::vocabSize() const {
+  return static_cast<uint32_t>(tokens_.size());
+}
+uint32_t Tokenizer::eotToken() const {
+  return eot_;
+}
 
 const std::string& Tokenizer::tokenBytes(uint32_t id) const {
   KDGRID_INPUT_CHECK(id < tokens_.size(), "token id {} is not below the vocabulary size {}", id,
@@ -117,7 +124,8 @@ void Tokenizer::encodePiece(std::string_view piece, std::vector<uint32_t>& out) 
   const size_t start = out.size();
   out.resize(start + piece.size());
   uint32_t* ids = out.data() + start;
-  for (size_t i = 0; i < piece.size(); ++i) ids[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
+  for (size_t i = 0; i < piece.size(); ++i)
+    ids[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
   const size_t n = piece.size() <= kShortPiece ? mergeShortPiece(ids, piece.size())
                                                : mergeLongPiece(ids, piece.size());
   out.resize(start + n);
@@ -197,8 +205,9 @@ size_t Tokenizer::mergeLongPiece(uint32_t* ids, size_t count) const {
 std::string Tokenizer::decode(std::span<const uint32_t> ids) const {
   std::string text;
   for (uint32_t id : ids) {
-    KDGRID_INPUT_CHECK(id < tokens_.size(), "cannot decode token id {}: not below the vocabulary "
-                       "size {}", id, tokens_.size());
+    KDGRID_INPUT_CHECK(id < tokens_.size(),
+                       "cannot decode token id {}: not below the vocabulary size {}", id,
+                       tokens_.size());
     if (id != eot_) text += tokens_[id];
   }
   return text;

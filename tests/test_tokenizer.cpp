@@ -57,7 +57,9 @@ std::string sampleCorpus(size_t n_words, uint32_t seed) {
   std::string text;
   for (size_t i = 0; i < n_words; ++i) {
     if (rng() % 4 == 0) {  // an invented word: many distinct pieces, so many merges
-      for (uint32_t k = 2 + rng() % 3; k > 0; --k) text += kSyllables[rng() % std::size(kSyllables)];
+      for (uint32_t k = 2 + rng() % 3; k > 0; --k) {
+        text += kSyllables[rng() % std::size(kSyllables)];
+      }
     } else {
       text += kWords[rng() % std::size(kWords)];
     }
@@ -266,10 +268,12 @@ TEST_F(TrainedTokenizer, EndOfTextDecodesToNothingAndBadIdsAreErrors) {
 
 // ---------------------------------------------------------------- encode vs GPT-2's bpe()
 
+// (left bytes, right bytes) -> merge rank.
+using RankMap = std::map<std::pair<std::string, std::string>, size_t>;
+
 // GPT-2's encoder.py bpe(): repeatedly take the adjacent pair of lowest rank and merge all
-// its occurrences left to right. Works on byte strings; ranks keyed by "left\0right" bytes.
-std::vector<std::string> gpt2Bpe(const std::string& piece,
-                                 const std::map<std::pair<std::string, std::string>, size_t>& ranks) {
+// its occurrences left to right. Works on byte strings.
+std::vector<std::string> gpt2Bpe(const std::string& piece, const RankMap& ranks) {
   std::vector<std::string> word;
   for (char c : piece) word.emplace_back(1, c);
   while (word.size() > 1) {
@@ -303,7 +307,7 @@ TEST_F(TrainedTokenizer, EncodesLikeGpt2sBpeAlgorithm) {
   for (uint32_t id = 0; id < j["vocab"].size(); ++id) {
     if (id != tok_->eotToken()) id_of[*gpt2ToBytes(j["vocab"][id].get<std::string>())] = id;
   }
-  std::map<std::pair<std::string, std::string>, size_t> ranks;
+  RankMap ranks;
   for (size_t r = 0; r < j["merges"].size(); ++r) {
     const std::string m = j["merges"][r];
     const size_t sp = m.find(' ');
