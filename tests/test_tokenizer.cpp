@@ -12,6 +12,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "core/check.h"
 #include "data/byte_unicode.h"
@@ -252,6 +253,28 @@ TEST_F(TrainedTokenizer, RoundTripsTextFilesAndCompresses) {
     EXPECT_EQ(tok_->decode(ids), text) << rel;
     EXPECT_LT(ids.size(), text.size()) << rel;  // merges do apply
   }
+}
+
+TEST_F(TrainedTokenizer, EncodesConcurrently) {
+  // One shared tokenizer, several threads (the header promises this for prepare).
+  std::mt19937 rng(13);
+  std::vector<std::string> texts;
+  for (int i = 0; i < 64; ++i) texts.push_back(sampleCorpus(300, i) + randomBytes(rng));
+  std::vector<Ids> expected;
+  for (const auto& t : texts) expected.push_back(tok_->encode(t));
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 5; ++round) {
+        for (size_t i = 0; i < texts.size(); ++i) {
+          mismatches[t] += tok_->encode(texts[i]) != expected[i];
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 TEST_F(TrainedTokenizer, EndOfTextDecodesToNothingAndBadIdsAreErrors) {
