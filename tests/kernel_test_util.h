@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -24,7 +26,9 @@ class GuardedBuffer {
   static constexpr unsigned char kPattern = 0xff;
 
   explicit GuardedBuffer(size_t n) : n_(n), data_(n + kGuard) {
-    std::memset(static_cast<void*>(data_.data() + n_), kPattern, kGuard * sizeof(T));
+    T guard_value;
+    std::memset(static_cast<void*>(&guard_value), kPattern, sizeof(T));
+    std::fill(data_.begin() + static_cast<std::ptrdiff_t>(n_), data_.end(), guard_value);
   }
   T* data() { return data_.data(); }
   const T* data() const { return data_.data(); }
