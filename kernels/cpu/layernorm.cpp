@@ -32,8 +32,9 @@ void layerNormForward(T* out, float* mean, float* rstd, const T* x, const float*
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < rows; ++n) {
       const float* xr = detail::loadF32(x + n * cols, cols, scratch.data());
-      const float mu = detail::sumF32(xr, cols) * inv_cols;
-      // Two passes (mean, then squared deviations): no cancellation when |mean| >> std.
+      // Mean as x[0] + mean(x - x[0]), then the squared deviations from it in a second pass:
+      // rows whose mean is large next to their spread keep their precision.
+      const float mu = xr[0] + detail::sumDeviationF32(xr, xr[0], cols) * inv_cols;
       const float sq = detail::sumSquaredDeviationF32(xr, mu, cols);
       const float s = 1.0f / std::sqrt(sq * inv_cols + eps);
       float* o = detail::outF32(out + n * cols, scratch.data() + cols);

@@ -9,25 +9,32 @@
 
 namespace kdgrid::cpu::detail {
 
-// sum_{i in [0, n)} x[i].
-inline float sumF32(const float* x, int64_t n) {
+// sum_{i in [0, n)} (x[i] - shift). With shift = a sample of the row (LayerNorm uses x[0]),
+// the addends are deviations of the size of the row's spread, so a row far from zero (mean
+// 50, spread 1) sums without losing the low bits to the large common part.
+inline float sumDeviationF32(const float* x, float shift, int64_t n) {
 #ifdef KDGRID_CPU_AVX512
+  const __m512 s = _mm512_set1_ps(shift);
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) {
-    a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
-    a1 = _mm512_add_ps(a1, _mm512_loadu_ps(x + i + 16));
-    a2 = _mm512_add_ps(a2, _mm512_loadu_ps(x + i + 32));
-    a3 = _mm512_add_ps(a3, _mm512_loadu_ps(x + i + 48));
+    a0 = _mm512_add_ps(a0, _mm512_sub_ps(_mm512_loadu_ps(x + i), s));
+    a1 = _mm512_add_ps(a1, _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), s));
+    a2 = _mm512_add_ps(a2, _mm512_sub_ps(_mm512_loadu_ps(x + i + 32), s));
+    a3 = _mm512_add_ps(a3, _mm512_sub_ps(_mm512_loadu_ps(x + i + 48), s));
   }
-  for (; i + 16 <= n; i += 16) a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
-  if (i < n) a1 = _mm512_add_ps(a1, _mm512_maskz_loadu_ps(tailMask(n - i), x + i));
+  for (; i + 16 <= n; i += 16) a0 = _mm512_add_ps(a0, _mm512_sub_ps(_mm512_loadu_ps(x + i), s));
+  if (i < n) {
+    // Lanes past the end must contribute 0, not -shift.
+    const __mmask16 t = tailMask(n - i);
+    a1 = _mm512_add_ps(a1, _mm512_maskz_sub_ps(t, _mm512_maskz_loadu_ps(t, x + i), s));
+  }
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 #else
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += x[i];
-  return s;
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += x[i] - shift;
+  return sum;
 #endif
 }
 
