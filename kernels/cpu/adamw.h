@@ -25,7 +25,7 @@ struct AdamWConfig {
 // param, m, v: (n) fp32, updated in place; grad: (n) fp32, read only.
 // param_copy: (n) T or nullptr: receives T(param[i]) after the update, the low-precision
 // copy that mixed-precision compute reads (rounded as src/core/dtype.h does).
-// T in {float, bf16, f16}.
+// T in {float, bf16, f16}; without a copy, name T explicitly: adamwStep<float>(..., nullptr, ...).
 template <typename T>
 void adamwStep(float* param, float* m, float* v, const float* grad, T* param_copy, int64_t n,
                const AdamWConfig& config, int64_t step, float grad_scale,

@@ -8,7 +8,8 @@ namespace kdgrid::cpu {
 
 inline constexpr float kLayerNormEps = 1e-5f;  // GPT-2's LayerNorm epsilon
 
-// out[n, c] = (x[n, c] - mean[n]) * rstd[n] * weight[c] + bias[c]
+// out[n, c] = (x[n, c] - mean[n]) * rstd[n] * weight[c] + bias[c], n in [0, rows),
+// c in [0, cols), cols >= 1.
 //   x, out: (rows, cols) row-major, T; out may not alias x.
 //   weight, bias: (cols) fp32 parameters.
 //   mean, rstd: (rows) fp32, written for the backward pass; either may be nullptr.
