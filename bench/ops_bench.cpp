@@ -86,9 +86,8 @@ void benchRowOps(const char* dtype, int64_t rows, int64_t cols, int repeats) {
     std::vector<T> g(m), dg(m);
     const std::string gshape = std::to_string(rows) + "x" + std::to_string(width);
     const double bytes = static_cast<double>(m) * sizeof(T);
-    s = medianSeconds(repeats, [&] {
-      kdgrid::cpu::geluForward(g.data(), h.data(), static_cast<int64_t>(m));
-    });
+    s = medianSeconds(
+        repeats, [&] { kdgrid::cpu::geluForward(g.data(), h.data(), static_cast<int64_t>(m)); });
     report("gelu_fwd", dtype, gshape, 2 * bytes, s);
     s = medianSeconds(repeats, [&] {
       kdgrid::cpu::geluBackward(dg.data(), dh.data(), h.data(), static_cast<int64_t>(m));

@@ -126,8 +126,7 @@ class ScopedThreads {
 // Bitwise equality of two buffers of the same type.
 template <typename T>
 bool sameBits(const T* a, const T* b, size_t n) {
-  return std::memcmp(static_cast<const void*>(a), static_cast<const void*>(b), n * sizeof(T)) ==
-         0;
+  return std::memcmp(static_cast<const void*>(a), static_cast<const void*>(b), n * sizeof(T)) == 0;
 }
 
 }  // namespace kdgrid::test

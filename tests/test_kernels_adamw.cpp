@@ -51,8 +51,8 @@ TEST(AdamW, TwoStepsByHand) {
       // optimizer does per tensor.
       if (impl == 0) {
         cpu::adamwStep<bf16>(p.data(), m.data(), v.data(), g, nullptr, 2, config, t, 0.5f, true);
-        cpu::adamwStep<bf16>(p.data() + 2, m.data() + 2, v.data() + 2, g + 2, nullptr, 1, config,
-                             t, 0.5f, false);
+        cpu::adamwStep<bf16>(p.data() + 2, m.data() + 2, v.data() + 2, g + 2, nullptr, 1, config, t,
+                             0.5f, false);
       } else {
         cpu::ref::adamwStep(p.data(), m.data(), v.data(), g, 2, config, t, 0.5f, true);
         cpu::ref::adamwStep(p.data() + 2, m.data() + 2, v.data() + 2, g + 2, 1, config, t, 0.5f,
@@ -100,8 +100,8 @@ TYPED_TEST(AdamWTyped, MatchesReferenceOverSteps) {
         const float grad_scale = 0.7f;
         cpu::adamwStep(p.data(), m.data(), v.data(), grad.data(), copy.data(), n, config, t,
                        grad_scale, decay);
-        cpu::ref::adamwStep(rp.data(), rm.data(), rv.data(), grad.data(), n, config, t,
-                            grad_scale, decay);
+        cpu::ref::adamwStep(rp.data(), rm.data(), rv.data(), grad.data(), n, config, t, grad_scale,
+                            decay);
       }
       // atol: p and m can cancel to near zero (p - lr * update, 0.9 m + 0.1 g); fp32 then
       // leaves an absolute error of a few ulp of the O(1e-3) / O(1) terms. v never cancels.

@@ -25,8 +25,12 @@ using test::toFloats;
 // and one above the OpenMP threshold.
 const std::vector<int64_t> kLengths = {1, 3, 15, 16, 17, 64, 127, 255, 1000, 1025, 70001};
 
-uint32_t bitsOf(float f) { return std::bit_cast<uint32_t>(f); }
-float floatOf(uint32_t u) { return std::bit_cast<float>(u); }
+uint32_t bitsOf(float f) {
+  return std::bit_cast<uint32_t>(f);
+}
+float floatOf(uint32_t u) {
+  return std::bit_cast<float>(u);
+}
 
 // fp32 inputs that stress rounding: random bit patterns (all exponents: NaN, inf,
 // denormals, both signs), exact halfway cases between neighbouring bf16 and fp16 values
@@ -36,13 +40,28 @@ std::vector<float> hardFloats(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<float> out;
   out.reserve(n);
-  const float specials[] = {0.0f,      -0.0f,     std::numeric_limits<float>::infinity(),
+  const float specials[] = {0.0f,
+                            -0.0f,
+                            std::numeric_limits<float>::infinity(),
                             -std::numeric_limits<float>::infinity(),
-                            floatOf(0x7fc00000u), floatOf(0x7f800001u), floatOf(0xffbfffffu),
-                            floatOf(0x00000001u), floatOf(0x807fffffu), floatOf(0x00008000u),
-                            floatOf(0x00018000u), floatOf(0x007f8000u), 65504.0f, 65519.996f,
-                            65520.0f, -65520.0f, 6.1035156e-05f, 5.9604645e-08f, 2.9802322e-08f,
-                            floatOf(0x7f7fffffu), floatOf(0x7f7f8000u), floatOf(0x3f808000u),
+                            floatOf(0x7fc00000u),
+                            floatOf(0x7f800001u),
+                            floatOf(0xffbfffffu),
+                            floatOf(0x00000001u),
+                            floatOf(0x807fffffu),
+                            floatOf(0x00008000u),
+                            floatOf(0x00018000u),
+                            floatOf(0x007f8000u),
+                            65504.0f,
+                            65519.996f,
+                            65520.0f,
+                            -65520.0f,
+                            6.1035156e-05f,
+                            5.9604645e-08f,
+                            2.9802322e-08f,
+                            floatOf(0x7f7fffffu),
+                            floatOf(0x7f7f8000u),
+                            floatOf(0x3f808000u),
                             floatOf(0x3f818000u)};
   for (float f : specials) out.push_back(f);
   while (out.size() < n) {
@@ -121,8 +140,12 @@ void checkFromFloat() {
   EXPECT_TRUE(fast.guardIntact());
 }
 
-TEST(Convert, Fp32ToBf16MatchesDtypeBitExactly) { checkFromFloat<bf16>(); }
-TEST(Convert, Fp32ToFp16MatchesDtypeBitExactly) { checkFromFloat<f16>(); }
+TEST(Convert, Fp32ToBf16MatchesDtypeBitExactly) {
+  checkFromFloat<bf16>();
+}
+TEST(Convert, Fp32ToFp16MatchesDtypeBitExactly) {
+  checkFromFloat<f16>();
+}
 
 // Every 16-bit pattern, widened to fp32 and converted to the other 16-bit type.
 template <typename T>
@@ -159,13 +182,22 @@ void checkAllPatterns() {
   EXPECT_TRUE(copy.guardIntact());
 }
 
-TEST(Convert, EveryBf16Pattern) { checkAllPatterns<bf16>(); }
-TEST(Convert, EveryFp16Pattern) { checkAllPatterns<f16>(); }
+TEST(Convert, EveryBf16Pattern) {
+  checkAllPatterns<bf16>();
+}
+TEST(Convert, EveryFp16Pattern) {
+  checkAllPatterns<f16>();
+}
 
 // A few conversions worked out by hand, so that "matches dtype.h" also means "right".
 TEST(Convert, KnownRoundings) {
-  const float in[] = {1.0f, floatOf(0x3f808000u), floatOf(0x3f818000u), floatOf(0x3f808001u),
-                      floatOf(0x00018000u), 65520.0f, 65519.0f};
+  const float in[] = {1.0f,
+                      floatOf(0x3f808000u),
+                      floatOf(0x3f818000u),
+                      floatOf(0x3f808001u),
+                      floatOf(0x00018000u),
+                      65520.0f,
+                      65519.0f};
   bf16 b[7];
   f16 h[7];
   cpu::convertBuffer(b, in, 7);
@@ -245,7 +277,7 @@ TYPED_TEST(ElementwiseTyped, ZeroFill) {
 TYPED_TEST(ElementwiseTyped, BiasGradColumnSum) {
   using T = TypeParam;
   // Column counts cross the 1024-column inner chunks; row counts cross the 64-row blocks.
-  const std::pair<int64_t, int64_t> shapes[] = {{1, 1},   {3, 17},   {64, 64},  {65, 127},
+  const std::pair<int64_t, int64_t> shapes[] = {{1, 1},    {3, 17},    {64, 64},   {65, 127},
                                                 {7, 1025}, {130, 255}, {300, 2100}};
   for (const auto& [rows, cols] : shapes) {
     SCOPED_TRACE(testing::Message() << rows << "x" << cols);

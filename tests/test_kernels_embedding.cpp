@@ -60,9 +60,9 @@ TYPED_TEST(EmbeddingTyped, ForwardMatchesReferenceExactly) {
     for (int ranks : {1, 3}) {
       for (const auto& [start, local] : shards(s.vocab, ranks)) {
         for (bool add_positions : {true, false}) {
-          SCOPED_TRACE(testing::Message() << s.batch << "x" << s.seq << "x" << s.channels
-                                          << " vocab " << s.vocab << " shard " << start << "+"
-                                          << local << " pos " << add_positions);
+          SCOPED_TRACE(testing::Message()
+                       << s.batch << "x" << s.seq << "x" << s.channels << " vocab " << s.vocab
+                       << " shard " << start << "+" << local << " pos " << add_positions);
           std::mt19937 rng(static_cast<uint32_t>(s.channels + start));
           const int64_t rows = s.batch * s.seq;
           const auto ids = randomIds(rows, s.vocab, static_cast<uint32_t>(s.vocab + rows));
@@ -75,8 +75,8 @@ TYPED_TEST(EmbeddingTyped, ForwardMatchesReferenceExactly) {
                                 add_positions ? pos.data() : nullptr, s.batch, s.seq, s.channels,
                                 start, local, add_positions);
           std::vector<float> ref(out.size());
-          cpu::ref::embeddingForward(ref.data(), ids.data(), tok.data(), pos.data(), s.batch,
-                                     s.seq, s.channels, start, local, add_positions);
+          cpu::ref::embeddingForward(ref.data(), ids.data(), tok.data(), pos.data(), s.batch, s.seq,
+                                     s.channels, start, local, add_positions);
           std::vector<T> ref_t(out.size());
           for (size_t i = 0; i < ref.size(); ++i) ref_t[i] = fromFloat<T>(ref[i]);
           // Compare values (not bits) so that +0 and -0 count as equal.
@@ -118,8 +118,8 @@ TYPED_TEST(EmbeddingTyped, VocabShardsSumToFullEmbedding) {
   } else {
     // The token part and the position part (|each| <= 1) can come from different ranks,
     // each rounded to T on its own: the error is relative to those parts, not to their sum.
-    EXPECT_TRUE(allClose(sum.data(), full.data(), n,
-                         {test::storageRtol<T>(), test::storageRtol<T>()}));
+    EXPECT_TRUE(
+        allClose(sum.data(), full.data(), n, {test::storageRtol<T>(), test::storageRtol<T>()}));
   }
 
   // Backward: the shards' dtok rows, side by side, are the unsharded dtok.
@@ -143,9 +143,9 @@ TYPED_TEST(EmbeddingTyped, BackwardMatchesReference) {
     for (int ranks : {1, 3}) {
       for (const auto& [start, local] : shards(s.vocab, ranks)) {
         for (bool with_pos : {true, false}) {
-          SCOPED_TRACE(testing::Message() << s.batch << "x" << s.seq << "x" << s.channels
-                                          << " vocab " << s.vocab << " shard " << start << "+"
-                                          << local << " dpos " << with_pos);
+          SCOPED_TRACE(testing::Message()
+                       << s.batch << "x" << s.seq << "x" << s.channels << " vocab " << s.vocab
+                       << " shard " << start << "+" << local << " dpos " << with_pos);
           std::mt19937 rng(static_cast<uint32_t>(s.seq + local));
           const int64_t rows = s.batch * s.seq;
           const auto ids = randomIds(rows, s.vocab, static_cast<uint32_t>(s.vocab * 3 + rows));
@@ -162,8 +162,8 @@ TYPED_TEST(EmbeddingTyped, BackwardMatchesReference) {
           cpu::embeddingBackward(dtok.data(), with_pos ? dpos.data() : nullptr, dout.data(),
                                  ids.data(), s.batch, s.seq, s.channels, start, local);
           cpu::ref::embeddingBackward(ref_dtok.data(), with_pos ? ref_dpos.data() : nullptr,
-                                      dout_f.data(), ids.data(), s.batch, s.seq, s.channels,
-                                      start, local);
+                                      dout_f.data(), ids.data(), s.batch, s.seq, s.channels, start,
+                                      local);
           // fp32 sums of the same fp32 addends; atol for up to rows O(1) terms.
           const test::Tolerance tol{1e-6 * static_cast<double>(rows), 1e-5};
           EXPECT_TRUE(allClose(dtok.data(), ref_dtok.data(), dtok.size(), tol));
@@ -201,8 +201,8 @@ TEST(EmbeddingReference, BackwardMatchesFiniteDifferences) {
     return l;
   };
   std::vector<double> dtok(tok.size(), 0.0), dpos(pos.size(), 0.0);
-  cpu::ref::embeddingBackward(dtok.data(), dpos.data(), r.data(), ids.data(), batch, seq,
-                              channels, start, local);
+  cpu::ref::embeddingBackward(dtok.data(), dpos.data(), r.data(), ids.data(), batch, seq, channels,
+                              start, local);
   const double h = 1e-6;
   for (size_t i = 0; i < tok.size(); ++i) {
     auto tp = tok, tm = tok;

@@ -53,8 +53,8 @@ TYPED_TEST(GeluTyped, ForwardMatchesReference) {
     std::vector<float> ref(n);
     cpu::ref::geluForward(ref.data(), xf.data(), n);
     cpu::geluForward(out.data(), x.data(), n);
-    EXPECT_TRUE(allClose(toFloats(out.data(), n).data(), ref.data(), n,
-                         {kAtol, test::storageRtol<T>()}));
+    EXPECT_TRUE(
+        allClose(toFloats(out.data(), n).data(), ref.data(), n, {kAtol, test::storageRtol<T>()}));
     EXPECT_TRUE(out.guardIntact());
 
     // In place (out == x) gives the same bits.
@@ -93,8 +93,8 @@ TYPED_TEST(GeluTyped, BackwardMatchesReference) {
 // 1.13), i.e. GPT-2's formula; the fast version is tested against the reference above.
 TEST(GeluReference, MatchesPyTorchTanhApproximation) {
   const double x[] = {1.0, -1.0, 2.0, -3.0, 0.5, 0.0};
-  const double want[] = {0.8411919906082768,    -0.15880800939172324, 1.954597694087775,
-                         -0.0036373920817729943, 0.34571400982514394, 0.0};
+  const double want[] = {0.8411919906082768,     -0.15880800939172324, 1.954597694087775,
+                         -0.0036373920817729943, 0.34571400982514394,  0.0};
   double got[6];
   cpu::ref::geluForward(got, x, 6);
   for (int i = 0; i < 6; ++i) EXPECT_NEAR(got[i], want[i], 1e-15) << x[i];

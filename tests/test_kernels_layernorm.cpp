@@ -21,8 +21,8 @@ using test::toFloats;
 // (rows, cols): single elements, odd widths, lengths around the 16-lane vectors and the
 // 64-row gradient blocks, and one above the OpenMP threshold (2^16 elements).
 const std::vector<std::pair<int64_t, int64_t>> kShapes = {
-    {1, 1}, {1, 3}, {3, 17}, {17, 64}, {5, 127}, {64, 255}, {65, 256}, {7, 1000}, {130, 33},
-    {300, 255}};
+    {1, 1},    {1, 3},    {3, 17},   {17, 64},  {5, 127},
+    {64, 255}, {65, 256}, {7, 1000}, {130, 33}, {300, 255}};
 
 // Inputs of one test case: x in T (with a few rows shifted far from zero to exercise the
 // two-pass variance), fp32 affine parameters, and the fp32 view of x the reference reads.
@@ -187,8 +187,8 @@ TEST(LayerNormReference, BackwardMatchesFiniteDifferences) {
                   const std::vector<double>& bs) {
     std::vector<double> out(n);
     cpu::ref::layerNormForward(out.data(), static_cast<double*>(nullptr),
-                               static_cast<double*>(nullptr), xs.data(), ws.data(), bs.data(),
-                               rows, cols);
+                               static_cast<double*>(nullptr), xs.data(), ws.data(), bs.data(), rows,
+                               cols);
     double l = 0;
     for (size_t i = 0; i < n; ++i) l += out[i] * dout[i];
     return l;
@@ -222,8 +222,8 @@ TEST(LayerNormReference, BackwardMatchesFiniteDifferences) {
 
   // Without accumulate, dx is overwritten.
   std::vector<double> dx2(n, 123.0), dw2(cols, 0.0), db2(cols, 0.0);
-  cpu::ref::layerNormBackward(dx2.data(), dw2.data(), db2.data(), dout.data(), x.data(),
-                              w.data(), mean.data(), rstd.data(), rows, cols, false);
+  cpu::ref::layerNormBackward(dx2.data(), dw2.data(), db2.data(), dout.data(), x.data(), w.data(),
+                              mean.data(), rstd.data(), rows, cols, false);
   for (size_t i = 0; i < n; ++i) EXPECT_NEAR(dx2[i], dx[i] - 0.5, 1e-12);
 }
 

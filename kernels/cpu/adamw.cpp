@@ -12,17 +12,16 @@ namespace kdgrid::cpu {
 
 template <typename T>
 void adamwStep(float* param, float* m, float* v, const float* grad, T* param_copy, int64_t n,
-               const AdamWConfig& config, int64_t step, float grad_scale,
-               bool apply_weight_decay) {
+               const AdamWConfig& config, int64_t step, float grad_scale, bool apply_weight_decay) {
   const float b1 = config.beta1;
   const float b2 = config.beta2;
   const float one_minus_b1 = 1.0f - b1;
   const float one_minus_b2 = 1.0f - b2;
   // Bias corrections in double: beta^t for t in the tens of thousands underflows gracefully.
-  const float inv_bias1 =
-      static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(b1), static_cast<double>(step))));
-  const float inv_bias2 =
-      static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(b2), static_cast<double>(step))));
+  const float inv_bias1 = static_cast<float>(
+      1.0 / (1.0 - std::pow(static_cast<double>(b1), static_cast<double>(step))));
+  const float inv_bias2 = static_cast<float>(
+      1.0 / (1.0 - std::pow(static_cast<double>(b2), static_cast<double>(step))));
   const float lr = config.lr;
   const float eps = config.eps;
   const float wd = apply_weight_decay ? config.weight_decay : 0.0f;
@@ -76,8 +75,12 @@ inline uint32_t nonFiniteBits(float x) {
   std::memcpy(&u, &x, 4);
   return (u & 0x7f800000u) == 0x7f800000u;
 }
-inline uint32_t nonFiniteBits(bf16 x) { return (x.bits & 0x7f80u) == 0x7f80u; }
-inline uint32_t nonFiniteBits(f16 x) { return (x.bits & 0x7c00u) == 0x7c00u; }
+inline uint32_t nonFiniteBits(bf16 x) {
+  return (x.bits & 0x7f80u) == 0x7f80u;
+}
+inline uint32_t nonFiniteBits(f16 x) {
+  return (x.bits & 0x7c00u) == 0x7c00u;
+}
 
 }  // namespace
 
@@ -89,9 +92,9 @@ bool allFinite(const T* x, int64_t n) {
   return bad == 0;
 }
 
-#define KDGRID_INSTANTIATE_ADAMW(T)                                                       \
-  template void adamwStep<T>(float*, float*, float*, const float*, T*, int64_t,           \
-                             const AdamWConfig&, int64_t, float, bool);                   \
+#define KDGRID_INSTANTIATE_ADAMW(T)                                             \
+  template void adamwStep<T>(float*, float*, float*, const float*, T*, int64_t, \
+                             const AdamWConfig&, int64_t, float, bool);         \
   template bool allFinite<T>(const T*, int64_t);
 KDGRID_INSTANTIATE_ADAMW(float)
 KDGRID_INSTANTIATE_ADAMW(bf16)

@@ -9,11 +9,11 @@ namespace kdgrid::cpu {
 
 // Hyper-parameters; betas and eps default to GPT-2 / llm.c's choice.
 struct AdamWConfig {
-  float lr = 3e-4f;            // learning rate of this step (the schedule is the caller's)
-  float beta1 = 0.9f;          // first-moment decay
-  float beta2 = 0.95f;         // second-moment decay
-  float eps = 1e-8f;           // added to sqrt(v_hat)
-  float weight_decay = 0.0f;   // decoupled decay, used only where apply_weight_decay is set
+  float lr = 3e-4f;           // learning rate of this step (the schedule is the caller's)
+  float beta1 = 0.9f;         // first-moment decay
+  float beta2 = 0.95f;        // second-moment decay
+  float eps = 1e-8f;          // added to sqrt(v_hat)
+  float weight_decay = 0.0f;  // decoupled decay, used only where apply_weight_decay is set
 };
 
 // One step for i in [0, n), with t = step (1-based) and g = grad[i] * grad_scale:
@@ -28,8 +28,7 @@ struct AdamWConfig {
 // T in {float, bf16, f16}; without a copy, name T explicitly: adamwStep<float>(..., nullptr, ...).
 template <typename T>
 void adamwStep(float* param, float* m, float* v, const float* grad, T* param_copy, int64_t n,
-               const AdamWConfig& config, int64_t step, float grad_scale,
-               bool apply_weight_decay);
+               const AdamWConfig& config, int64_t step, float grad_scale, bool apply_weight_decay);
 
 // sum_i x[i]^2 over i in [0, n), accumulated in double (for the global gradient norm; the
 // caller adds the ranks' sums before the square root). Fixed-size blocks summed in order:

@@ -102,18 +102,17 @@ void biasGradColumnSum(float* db, const T* dy, int64_t rows, int64_t cols) {
   detail::addBlockPartials(db, partial.get(), blocks, cols);
 }
 
-#define KDGRID_INSTANTIATE_ELEMENTWISE(T)                            \
-  template void residualAdd<T>(T*, const T*, const T*, int64_t);     \
-  template void scaleInPlace<T>(T*, float, int64_t);                 \
-  template void zeroFill<T>(T*, int64_t);                            \
+#define KDGRID_INSTANTIATE_ELEMENTWISE(T)                        \
+  template void residualAdd<T>(T*, const T*, const T*, int64_t); \
+  template void scaleInPlace<T>(T*, float, int64_t);             \
+  template void zeroFill<T>(T*, int64_t);                        \
   template void biasGradColumnSum<T>(float*, const T*, int64_t, int64_t);
 KDGRID_INSTANTIATE_ELEMENTWISE(float)
 KDGRID_INSTANTIATE_ELEMENTWISE(bf16)
 KDGRID_INSTANTIATE_ELEMENTWISE(f16)
 #undef KDGRID_INSTANTIATE_ELEMENTWISE
 
-#define KDGRID_INSTANTIATE_CONVERT(D, S) \
-  template void convertBuffer<D, S>(D*, const S*, int64_t);
+#define KDGRID_INSTANTIATE_CONVERT(D, S) template void convertBuffer<D, S>(D*, const S*, int64_t);
 KDGRID_INSTANTIATE_CONVERT(float, float)
 KDGRID_INSTANTIATE_CONVERT(float, bf16)
 KDGRID_INSTANTIATE_CONVERT(float, f16)

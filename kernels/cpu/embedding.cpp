@@ -69,11 +69,11 @@ void embeddingBackward(float* dtok_emb, float* dpos_emb, const T* dout, const ui
   }
 }
 
-#define KDGRID_INSTANTIATE_EMBEDDING(T)                                                       \
-  template void embeddingForward<T>(T*, const uint32_t*, const float*, const float*, int64_t, \
-                                    int64_t, int64_t, int64_t, int64_t, bool);                \
-  template void embeddingBackward<T>(float*, float*, const T*, const uint32_t*, int64_t,      \
-                                     int64_t, int64_t, int64_t, int64_t);
+#define KDGRID_INSTANTIATE_EMBEDDING(T)                                                           \
+  template void embeddingForward<T>(T*, const uint32_t*, const float*, const float*, int64_t,     \
+                                    int64_t, int64_t, int64_t, int64_t, bool);                    \
+  template void embeddingBackward<T>(float*, float*, const T*, const uint32_t*, int64_t, int64_t, \
+                                     int64_t, int64_t, int64_t);
 KDGRID_INSTANTIATE_EMBEDDING(float)
 KDGRID_INSTANTIATE_EMBEDDING(bf16)
 KDGRID_INSTANTIATE_EMBEDDING(f16)

@@ -101,7 +101,7 @@ void geluBackward(T* dx, const T* dout, const T* x, int64_t n) {
   }
 }
 
-#define KDGRID_INSTANTIATE_GELU(T)                             \
+#define KDGRID_INSTANTIATE_GELU(T)                     \
   template void geluForward<T>(T*, const T*, int64_t); \
   template void geluBackward<T>(T*, const T*, const T*, int64_t);
 KDGRID_INSTANTIATE_GELU(float)

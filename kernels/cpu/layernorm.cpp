@@ -108,7 +108,7 @@ void layerNormBackward(T* dx, float* dweight, float* dbias, const T* dout, const
   detail::addBlockPartials(dbias, db_part.get(), blocks, cols);
 }
 
-#define KDGRID_INSTANTIATE_LAYERNORM(T)                                                        \
+#define KDGRID_INSTANTIATE_LAYERNORM(T)                                                       \
   template void layerNormForward<T>(T*, float*, float*, const T*, const float*, const float*, \
                                     int64_t, int64_t, float);                                 \
   template void layerNormBackward<T>(T*, float*, float*, const T*, const T*, const float*,    \

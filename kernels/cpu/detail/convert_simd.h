@@ -28,7 +28,9 @@ inline constexpr int64_t kChunk = 1024;
 
 #ifdef KDGRID_CPU_AVX512
 // Lanes [0, n) of a 16-lane mask, n in [0, 16].
-inline __mmask16 tailMask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+inline __mmask16 tailMask(int64_t n) {
+  return static_cast<__mmask16>((1u << n) - 1u);
+}
 
 // 16 x fp32 -> 16 x bf16 bits, rounded as dtype.h's bf16 does.
 inline __m256i f32ToBf16x16(__m512 v) {
@@ -136,9 +138,8 @@ inline void fromF32(f16* dst, const float* src, int64_t n) {
   }
   if (i < n) {
     const __mmask16 m = tailMask(n - i);
-    _mm256_mask_storeu_epi16(dst + i, m,
-                             _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + i),
-                                             _MM_FROUND_CUR_DIRECTION));
+    _mm256_mask_storeu_epi16(
+        dst + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + i), _MM_FROUND_CUR_DIRECTION));
   }
 #else
   for (; i < n; ++i) dst[i] = f16(src[i]);

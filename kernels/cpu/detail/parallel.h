@@ -14,9 +14,13 @@ namespace kdgrid::cpu::detail {
 // costs a few microseconds, about what 2 cores need to stream 64 Ki floats.
 inline constexpr int64_t kParallelMinElements = 1 << 16;
 
-inline bool worthParallel(int64_t elements) { return elements >= kParallelMinElements; }
+inline bool worthParallel(int64_t elements) {
+  return elements >= kParallelMinElements;
+}
 
-inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t ceilDiv(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // dst[c] += sum_{b in [0, blocks)} partials[b * cols + c] for c in [0, cols): the partials
 // are summed in block order first (fp32, like the partials), then added to dst once.

@@ -7,8 +7,7 @@
 namespace kdgrid::cpu::ref {
 
 void adamwStep(float* param, float* m, float* v, const float* grad, int64_t n,
-               const AdamWConfig& config, int64_t step, float grad_scale,
-               bool apply_weight_decay) {
+               const AdamWConfig& config, int64_t step, float grad_scale, bool apply_weight_decay) {
   const double b1 = config.beta1;
   const double b2 = config.beta2;
   const double bias1 = 1.0 - std::pow(b1, static_cast<double>(step));
@@ -21,8 +20,8 @@ void adamwStep(float* param, float* m, float* v, const float* grad, int64_t n,
     const double m_hat = mi / bias1;
     const double v_hat = vi / bias2;
     const double p = param[i];
-    param[i] = static_cast<float>(
-        p - static_cast<double>(config.lr) * (m_hat / (std::sqrt(v_hat) + config.eps) + wd * p));
+    param[i] = static_cast<float>(p - static_cast<double>(config.lr) *
+                                          (m_hat / (std::sqrt(v_hat) + config.eps) + wd * p));
     m[i] = static_cast<float>(mi);
     v[i] = static_cast<float>(vi);
   }

@@ -9,8 +9,7 @@ namespace kdgrid::cpu::ref {
 
 // Same contract as cpu::adamwStep without the low-precision copy.
 void adamwStep(float* param, float* m, float* v, const float* grad, int64_t n,
-               const AdamWConfig& config, int64_t step, float grad_scale,
-               bool apply_weight_decay);
+               const AdamWConfig& config, int64_t step, float grad_scale, bool apply_weight_decay);
 
 // sum_i x[i]^2 in double, i in [0, n), left to right.
 double sumSquares(const float* x, int64_t n);

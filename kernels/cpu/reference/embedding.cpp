@@ -38,13 +38,13 @@ void embeddingBackward(Real* dtok_emb, Real* dpos_emb, const Real* dout, const u
   }
 }
 
-template void embeddingForward<float>(float*, const uint32_t*, const float*, const float*,
-                                      int64_t, int64_t, int64_t, int64_t, int64_t, bool);
+template void embeddingForward<float>(float*, const uint32_t*, const float*, const float*, int64_t,
+                                      int64_t, int64_t, int64_t, int64_t, bool);
 template void embeddingForward<double>(double*, const uint32_t*, const double*, const double*,
                                        int64_t, int64_t, int64_t, int64_t, int64_t, bool);
 template void embeddingBackward<float>(float*, float*, const float*, const uint32_t*, int64_t,
                                        int64_t, int64_t, int64_t, int64_t);
-template void embeddingBackward<double>(double*, double*, const double*, const uint32_t*,
-                                        int64_t, int64_t, int64_t, int64_t, int64_t);
+template void embeddingBackward<double>(double*, double*, const double*, const uint32_t*, int64_t,
+                                        int64_t, int64_t, int64_t, int64_t);
 
 }  // namespace kdgrid::cpu::ref

@@ -16,7 +16,8 @@ template <typename Real>
 void geluForward(Real* out, const Real* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const double v = x[i];
-    out[i] = static_cast<Real>(0.5 * v * (1.0 + std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v))));
+    out[i] =
+        static_cast<Real>(0.5 * v * (1.0 + std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v))));
   }
 }
 
@@ -27,8 +28,8 @@ void geluBackward(Real* dx, const Real* dout, const Real* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const double v = x[i];
     const double t = std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v));
-    const double d = 0.5 * (1.0 + t) +
-                     0.5 * v * (1.0 - t * t) * kSqrt2OverPi * (1.0 + 3.0 * kCubic * v * v);
+    const double d =
+        0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * kSqrt2OverPi * (1.0 + 3.0 * kCubic * v * v);
     dx[i] = static_cast<Real>(dout[i] * d);
   }
 }

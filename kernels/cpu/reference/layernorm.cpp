@@ -69,8 +69,8 @@ template void layerNormForward<float>(float*, float*, float*, const float*, cons
 template void layerNormForward<double>(double*, double*, double*, const double*, const double*,
                                        const double*, int64_t, int64_t, double);
 template void layerNormBackward<float>(float*, float*, float*, const float*, const float*,
-                                       const float*, const float*, const float*, int64_t,
-                                       int64_t, bool);
+                                       const float*, const float*, const float*, int64_t, int64_t,
+                                       bool);
 template void layerNormBackward<double>(double*, double*, double*, const double*, const double*,
                                         const double*, const double*, const double*, int64_t,
                                         int64_t, bool);
