@@ -2,7 +2,7 @@
 // C = 256 / 1024; AdamW over ~4M parameters). Prints GB/s = bytes the op must move (each
 // operand read or written once) / median time over the repeats.
 //
-//   build/bench/ops_bench [repeats]      threads: OMP_NUM_THREADS (default: all cores)
+//   build/bench/bench_ops [repeats]      threads: OMP_NUM_THREADS (default: all cores)
 #include <omp.h>
 
 #include <algorithm>
