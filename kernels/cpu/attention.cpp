@@ -166,12 +166,24 @@ void maskRow(float* row, const Dims& d, int64_t i, const KeyRange& kr) {
   for (int64_t c = end; c < kr.size(); ++c) row[c] = kNegInf;
 }
 
-// Gathers head h of batch b: dst[t * ld + c] = scale * src_row_t[c] for t < seq, c < hd; the
+// Rows of one head are hd values at a stride of 3C (qkv) or C (out): each is a few cache lines
+// in a different place, which the hardware prefetcher does not follow; fetch this many rows
+// ahead.
+constexpr int64_t kPrefetchRows = 16;
+
+template <typename T>
+void prefetchRow(const T* p, int64_t n) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t off = 0; off < n * int64_t(sizeof(T)); off += 64) __builtin_prefetch(c + off);
+}
+
+// Gathers one head: dst[t * ld + c] = scale * src[t * src_stride + c] for t < seq, c < hd; the
 // rest of rows [0, rows) (columns hd..ld-1, rows seq..rows-1) zeroed.
 template <typename T>
 void gatherRows(float* dst, int64_t ld, int64_t rows, const T* src, int64_t src_stride,
                 int64_t seq, int64_t hd, float scale) {
   for (int64_t t = 0; t < seq; ++t) {
+    if (t + kPrefetchRows < seq) prefetchRow(src + (t + kPrefetchRows) * src_stride, hd);
     float* r = dst + t * ld;
     simd::loadRow(r, src + t * src_stride, hd);
     if (scale != 1.0f)
@@ -181,30 +193,34 @@ void gatherRows(float* dst, int64_t ld, int64_t rows, const T* src, int64_t src_
   std::fill(dst + seq * ld, dst + rows * ld, 0.0f);
 }
 
-// Transposed gather: dst[c * ld + t] = src_row_t[c] for c < hd, t < seq; columns seq..ld-1
-// zeroed. tmp holds hd floats.
+// Transposed gather: dst[c * ld + t] = src[t * src_stride + c] for c < hd, t < seq; columns
+// seq..ld-1 (ld a multiple of 16) zeroed. Goes through 16-row tiles (tile: 16 * hd floats) so
+// that every store to dst is a whole 16-float vector.
 template <typename T>
 void gatherTransposed(float* dst, int64_t ld, const T* src, int64_t src_stride, int64_t seq,
-                      int64_t hd, float* tmp) {
-  for (int64_t t = 0; t < seq; ++t) {
-    simd::loadRow(tmp, src + t * src_stride, hd);
-    for (int64_t c = 0; c < hd; ++c) dst[c * ld + t] = tmp[c];
+                      int64_t hd, float* tile) {
+  for (int64_t t0 = 0; t0 < ld; t0 += kLanes) {
+    const int64_t n = std::clamp<int64_t>(seq - t0, 0, kLanes);
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t t = t0 + r;
+      if (t + kPrefetchRows < seq) prefetchRow(src + (t + kPrefetchRows) * src_stride, hd);
+      simd::loadRow(tile + r * hd, src + t * src_stride, hd);
+    }
+    std::fill(tile + n * hd, tile + kLanes * hd, 0.0f);
+    for (int64_t c = 0; c < hd; ++c) {
+      float* out = dst + c * ld + t0;
+      for (int64_t r = 0; r < kLanes; ++r) out[r] = tile[r * hd + c];
+    }
   }
-  for (int64_t c = 0; c < hd; ++c) std::fill(dst + c * ld + seq, dst + (c + 1) * ld, 0.0f);
 }
 
 // Exact softmax of one masked score row of n (a multiple of 16) columns, in place; returns
 // the log-sum-exp and writes 1/sum.
 float softmaxRow(float* row, int64_t n, float* inv_sum) {
-  Vec16f vmax = splat16(-std::numeric_limits<float>::infinity());
-  for (int64_t c = 0; c < n; c += kLanes) {
-    const Vec16f x = load16(row + c);
-    vmax = x > vmax ? x : vmax;
-  }
-  const float m = simd::hmax16(vmax);  // finite: every query attends at least itself
+  const float m = simd::max16n(row, n);  // finite: every query attends at least itself
   Vec16f vsum = Vec16f{};
   for (int64_t c = 0; c < n; c += kLanes) {
-    const Vec16f p = simd::exp16(load16(row + c) - m);
+    const Vec16f p = simd::expBounded16(load16(row + c) - m);
     store16(row + c, p);
     vsum += p;
   }
@@ -222,7 +238,7 @@ void forwardHead(const Dims& d, int64_t b, int64_t h, T* out, float* lse, const 
   float* v = kt + d.hd * tpad;      // [tpad, hdp]
   float* sbuf = v + tpad * hdp;     // [kBlockRows, tpad] scores, then probabilities
   float* obuf = sbuf + kBlockRows * tpad;  // [kBlockRows, hdp]
-  float* tmp = obuf + kBlockRows * hdp;    // [hdp]
+  float* tmp = obuf + kBlockRows * hdp;    // [16, hd] transpose tile
   float inv_sum[kBlockRows];
 
   const int64_t stride = 3 * d.channels;
@@ -265,12 +281,12 @@ void backwardHead(const Dims& d, int64_t b, int64_t h, T* dqkv, const T* dout, c
   float* sbuf = dv + tpad * hdp;           // [kBlockRows, tpad] P
   float* dsbuf = sbuf + kBlockRows * tpad;  // [kBlockRows, tpad] dP, then dS
   float* dq = dsbuf + kBlockRows * tpad;   // [kBlockRows, hdp]
-  float* tmp = dq + kBlockRows * hdp;      // [hdp]
+  float* tmp = dq + kBlockRows * hdp;      // [16, hd] transpose tile
 
   const int64_t stride = 3 * d.channels;
   gatherRows(qs, hdp, tpad, qkv + d.qkvOffset(b, 0, 0, h), stride, d.seq, d.hd, d.scale);
   gatherRows(k, hdp, tpad, qkv + d.qkvOffset(b, 0, 1, h), stride, d.seq, d.hd, 1.0f);
-  gatherTransposed(kt, tpad, qkv + d.qkvOffset(b, 0, 1, h), stride, d.seq, d.hd, tmp);
+  gatherTransposed(kt, tpad, k, hdp, d.seq, d.hd, tmp);  // from the fp32 copy in cache
   gatherTransposed(vt, tpad, qkv + d.qkvOffset(b, 0, 2, h), stride, d.seq, d.hd, tmp);
   gatherRows(dout_h, hdp, tpad, dout + d.outOffset(b, 0, h), d.channels, d.seq, d.hd, 1.0f);
   std::fill(dk, dk + tpad * hdp, 0.0f);
@@ -288,7 +304,7 @@ void backwardHead(const Dims& d, int64_t b, int64_t h, T* dqkv, const T* dout, c
       float* row = sbuf + r * tpad;
       maskRow(row, d, i0 + r, kr);
       const float l = lse_h[i0 + r];
-      for (int64_t c = 0; c < n; c += kLanes) store16(row + c, simd::exp16(load16(row + c) - l));
+      for (int64_t c = 0; c < n; c += kLanes) store16(row + c, simd::expBounded16(load16(row + c) - l));
     }
     // dP = dO V^T; dS = P * (dP - D) with D_i = rowsum(dO_i * O_i) = sum_j P_ij dP_ij, taken
     // from the fp32 tile (the row's whole key range is in it) rather than from the stored,
@@ -330,7 +346,7 @@ void attentionForward(T* out, float* lse, const T* qkv, int64_t batch, int64_t s
   const Dims d(batch, seq, channels, head_dim, window);
   checkDims(d);
   const int64_t scratch_floats =
-      2 * d.tpad * d.hdp + d.hd * d.tpad + kBlockRows * (d.tpad + d.hdp) + d.hdp;
+      2 * d.tpad * d.hdp + d.hd * d.tpad + kBlockRows * (d.tpad + d.hdp) + kLanes * d.hd;
   const int64_t pairs = batch * d.nh;
 #pragma omp parallel if (pairs > 1)
   {
@@ -347,7 +363,7 @@ void attentionBackward(T* dqkv, const T* dout, const T* qkv, const float* lse, i
   const Dims d(batch, seq, channels, head_dim, window);
   checkDims(d);
   const int64_t scratch_floats = 5 * d.tpad * d.hdp + 2 * d.hd * d.tpad +
-                                 kBlockRows * (2 * d.tpad + d.hdp) + d.hdp;
+                                 kBlockRows * (2 * d.tpad + d.hdp) + kLanes * d.hd;
   const int64_t pairs = batch * d.nh;
 #pragma omp parallel if (pairs > 1)
   {

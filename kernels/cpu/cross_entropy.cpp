@@ -42,25 +42,23 @@ Vec16f loadPartial(const float* p, int64_t n, float fill) {
 }
 
 float rowMax(const float* row, int64_t n) {
-  Vec16f vmax = splat16(kNegInf);
-  int64_t c = 0;
-  for (; c + kLanes <= n; c += kLanes) {
-    const Vec16f x = load16(row + c);
-    vmax = x > vmax ? x : vmax;
-  }
-  if (c < n) {
-    const Vec16f x = loadPartial(row + c, n - c, kNegInf);
-    vmax = x > vmax ? x : vmax;
-  }
-  return simd::hmax16(vmax);
+  const int64_t full = n / kLanes * kLanes;
+  float m = simd::max16n(row, full);
+  if (full < n) m = std::max(m, simd::hmax16(loadPartial(row + full, n - full, kNegInf)));
+  return m;
 }
 
-// sum_c exp(row[c] - m), c < n.
-float rowSumExp(const float* row, int64_t n, float m) {
+// sum_c exp(row[c] - m), c < n. Meanwhile prefetches next[0, n) (the next row, or nullptr):
+// the max sweep over a row waits on memory and the exp sweep on arithmetic, so fetching the
+// next row during the exp sweep overlaps the two.
+float rowSumExp(const float* row, int64_t n, float m, const float* next) {
   Vec16f vsum = Vec16f{};
   int64_t c = 0;
-  for (; c + kLanes <= n; c += kLanes) vsum += simd::exp16(load16(row + c) - m);
-  if (c < n) vsum += simd::exp16(loadPartial(row + c, n - c, kNegInf) - m);
+  for (; c + kLanes <= n; c += kLanes) {
+    if (next) __builtin_prefetch(next + c);
+    vsum += simd::expBounded16(load16(row + c) - m);
+  }
+  if (c < n) vsum += simd::expBounded16(loadPartial(row + c, n - c, kNegInf) - m);
   return simd::hsum16(vsum);
 }
 
@@ -86,7 +84,8 @@ void xentRowStats(float* local_max, float* local_sum, float* target_logit, const
     const float* row = logits + r * slice.size;
     const float m = rowMax(row, nv);
     local_max[r] = m;
-    local_sum[r] = nv > 0 ? rowSumExp(row, nv, m) : 0.0f;
+    const float* next = r + 1 < rows ? row + slice.size : nullptr;
+    local_sum[r] = nv > 0 ? rowSumExp(row, nv, m, next) : 0.0f;
     const int64_t c = static_cast<int64_t>(t) - slice.start;
     target_logit[r] = c >= 0 && c < nv ? row[c] : 0.0f;
   }
@@ -126,10 +125,10 @@ void xentBackwardInPlace(float* logits, const float* global_max, const float* gl
     const float m = global_max[r];
     const float k = row_scale / global_sum[r];  // softmax = exp(l - m) / S
     int64_t c = 0;
-    for (; c + kLanes <= nv; c += kLanes) store16(row + c, simd::exp16(load16(row + c) - m) * k);
+    for (; c + kLanes <= nv; c += kLanes) store16(row + c, simd::expBounded16(load16(row + c) - m) * k);
     if (c < nv) {
       alignas(64) float buf[kLanes];
-      store16(buf, simd::exp16(loadPartial(row + c, nv - c, kNegInf) - m) * k);
+      store16(buf, simd::expBounded16(loadPartial(row + c, nv - c, kNegInf) - m) * k);
       std::copy(buf, buf + (nv - c), row + c);
     }
     std::fill(row + nv, row + slice.size, 0.0f);
