@@ -10,6 +10,7 @@
 // writes them once (8 N V); the [N] statistics are not counted.
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -24,18 +25,21 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Seconds per call of fn: one warm-up call, then repeats until at least min_seconds passed.
-double secondsPerCall(const std::function<void()>& fn, double min_seconds = 1.0) {
+// Median seconds per call of fn over at least 20 calls and 1 s, after two warm-up calls. The
+// median, not the mean: on a machine shared with other jobs a few calls are slowed by others.
+double secondsPerCall(const std::function<void()>& fn) {
   fn();
-  int reps = 0;
-  const auto start = Clock::now();
-  double elapsed = 0;
-  do {
+  fn();
+  std::vector<double> times;
+  double total = 0;
+  while (times.size() < 20 || total < 1.0) {
+    const auto start = Clock::now();
     fn();
-    ++reps;
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  } while (elapsed < min_seconds);
-  return elapsed / reps;
+    times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    total += times.back();
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
 }
 
 template <typename T>

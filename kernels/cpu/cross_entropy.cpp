@@ -92,10 +92,9 @@ void xentRowStats(float* local_max, float* local_sum, float* target_logit, const
 }
 
 void xentRescaleSums(float* sums, const float* local_max, const float* global_max, int64_t rows) {
-  for (int64_t r = 0; r < rows; ++r) {
-    // A rank with only padding columns has sum 0 and max -inf: keep 0 (no inf - inf).
-    if (sums[r] > 0.0f) sums[r] *= std::exp(local_max[r] - global_max[r]);
-  }
+  // A rank holding only padding has sum 0 and max -inf: exp(-inf - M) = 0 keeps it 0 (M is
+  // finite: some rank holds id 0, and ignored rows have max 0 everywhere).
+  for (int64_t r = 0; r < rows; ++r) sums[r] *= std::exp(local_max[r] - global_max[r]);
 }
 
 void xentLoss(float* loss, const float* global_max, const float* global_sum,
