@@ -348,10 +348,12 @@ void attentionForward(T* out, float* lse, const T* qkv, int64_t batch, int64_t s
   const int64_t scratch_floats =
       2 * d.tpad * d.hdp + d.hd * d.tpad + kBlockRows * (d.tpad + d.hdp) + kLanes * d.hd;
   const int64_t pairs = batch * d.nh;
+  // Dynamic: (b, h) pairs cost the same, but a core shared with another process finishes late.
+  // Which thread computes a pair does not change its result.
 #pragma omp parallel if (pairs > 1)
   {
     const Scratch scratch(scratch_floats);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < pairs; ++bh)
       forwardHead(d, bh / d.nh, bh % d.nh, out, lse, qkv, scratch.data());
   }
@@ -362,13 +364,14 @@ void attentionBackward(T* dqkv, const T* dout, const T* qkv, const float* lse, i
                        int64_t seq, int64_t channels, int64_t head_dim, int64_t window) {
   const Dims d(batch, seq, channels, head_dim, window);
   checkDims(d);
+  KDGRID_CHECK(lse != nullptr || batch * seq == 0, "attention backward needs the forward's lse");
   const int64_t scratch_floats = 5 * d.tpad * d.hdp + 2 * d.hd * d.tpad +
                                  kBlockRows * (2 * d.tpad + d.hdp) + kLanes * d.hd;
   const int64_t pairs = batch * d.nh;
 #pragma omp parallel if (pairs > 1)
   {
     const Scratch scratch(scratch_floats);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < pairs; ++bh)
       backwardHead(d, bh / d.nh, bh % d.nh, dqkv, dout, qkv, lse, scratch.data());
   }

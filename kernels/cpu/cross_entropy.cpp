@@ -22,6 +22,9 @@ using simd::Vec16f;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Below this many logits the OpenMP fork costs more than the work.
 constexpr int64_t kParallelMinElements = 1 << 15;
+// Rows handed to a thread at a time: dynamic scheduling keeps both cores busy when one is
+// slowed by another process; a 4096-column row takes ~1 us, so a chunk amortises the hand-out.
+constexpr int kRowsPerChunk = 16;
 
 // Number of non-padding local columns.
 int64_t validColumns(const VocabSlice& s) {
@@ -74,7 +77,7 @@ void xentRowStats(float* local_max, float* local_sum, float* target_logit, const
                  "cross-entropy: target {} of row {} is not below the vocabulary size {}",
                  targets[r], r, slice.valid);
   const int64_t nv = validColumns(slice);
-#pragma omp parallel for schedule(static) if (rows * nv >= kParallelMinElements)
+#pragma omp parallel for schedule(dynamic, kRowsPerChunk) if (rows * nv >= kParallelMinElements)
   for (int64_t r = 0; r < rows; ++r) {
     const uint32_t t = targets[r];
     if (isIgnored(t)) {
@@ -113,7 +116,7 @@ void xentBackwardInPlace(float* logits, const float* global_max, const float* gl
                          float row_scale) {
   checkSlice(slice, rows);
   const int64_t nv = validColumns(slice);
-#pragma omp parallel for schedule(static) if (rows * slice.size >= kParallelMinElements)
+#pragma omp parallel for schedule(dynamic, kRowsPerChunk) if (rows * slice.size >= kParallelMinElements)
   for (int64_t r = 0; r < rows; ++r) {
     float* row = logits + r * slice.size;
     const uint32_t t = targets[r];
