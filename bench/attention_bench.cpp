@@ -48,8 +48,8 @@ void benchAttention(const char* name, int64_t batch, int64_t seq, int64_t heads,
   const int64_t channels = heads * hd;
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<T> qkv(batch * seq * 3 * channels), dout(batch * seq * channels),
-      out(dout.size()), dqkv(qkv.size());
+  std::vector<T> qkv(batch * seq * 3 * channels), dout(batch * seq * channels), out(dout.size()),
+      dqkv(qkv.size());
   std::vector<float> lse(batch * heads * seq);
   for (auto& x : qkv) x = kdgrid::fromFloat<T>(dist(rng));
   for (auto& x : dout) x = kdgrid::fromFloat<T>(dist(rng));
@@ -92,8 +92,8 @@ void benchXent(int64_t rows, int64_t vocab) {
     kdgrid::cpu::xentLoss(loss.data(), m.data(), s.data(), z.data(), targets.data(), rows);
   });
   const double bwd = secondsPerCall([&] {
-    kdgrid::cpu::xentBackwardInPlace(logits.data(), m.data(), s.data(), targets.data(), rows,
-                                     slice, 1.0f / float(rows));
+    kdgrid::cpu::xentBackwardInPlace(logits.data(), m.data(), s.data(), targets.data(), rows, slice,
+                                     1.0f / float(rows));
   });
   const double bytes = 4.0 * double(rows * vocab);
   std::printf(

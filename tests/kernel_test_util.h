@@ -15,10 +15,18 @@
 
 namespace kdgrid::test {
 
-inline double asDouble(double x) { return x; }
-inline double asDouble(float x) { return x; }
-inline double asDouble(bf16 x) { return toFloat(x); }
-inline double asDouble(f16 x) { return toFloat(x); }
+inline double asDouble(double x) {
+  return x;
+}
+inline double asDouble(float x) {
+  return x;
+}
+inline double asDouble(bf16 x) {
+  return toFloat(x);
+}
+inline double asDouble(f16 x) {
+  return toFloat(x);
+}
 
 // n elements of T followed by kGuard elements of a byte pattern that a kernel must not touch.
 template <typename T>

@@ -26,8 +26,9 @@ struct Shape {
   int64_t outSize() const { return batch * seq * channels(); }
   int64_t lseSize() const { return batch * heads * seq; }
   std::string str() const {
-    return "B=" + std::to_string(batch) + " T=" + std::to_string(seq) + " nh=" +
-           std::to_string(heads) + " hd=" + std::to_string(hd) + " W=" + std::to_string(window);
+    return "B=" + std::to_string(batch) + " T=" + std::to_string(seq) +
+           " nh=" + std::to_string(heads) + " hd=" + std::to_string(hd) +
+           " W=" + std::to_string(window);
   }
 };
 
@@ -97,10 +98,10 @@ struct FastRun {
   GuardedBuffer<T> dqkv;
   FastRun(const Shape& s, const Inputs<T>& in)
       : out(s.outSize()), lse(s.lseSize()), dqkv(s.qkvSize()) {
-    cpu::attentionForward(out.data(), lse.data(), in.qkv.data(), s.batch, s.seq, s.channels(),
-                          s.hd, s.window);
-    cpu::attentionBackward(dqkv.data(), in.dout.data(), in.qkv.data(), lse.data(), s.batch,
-                           s.seq, s.channels(), s.hd, s.window);
+    cpu::attentionForward(out.data(), lse.data(), in.qkv.data(), s.batch, s.seq, s.channels(), s.hd,
+                          s.window);
+    cpu::attentionBackward(dqkv.data(), in.dout.data(), in.qkv.data(), lse.data(), s.batch, s.seq,
+                           s.channels(), s.hd, s.window);
   }
   bool guardsIntact() const { return out.guardIntact() && lse.guardIntact() && dqkv.guardIntact(); }
 };
@@ -115,22 +116,25 @@ void expectMatchesReference(const Shape& s, uint32_t seed, float qk_std = 1.0f,
   EXPECT_TRUE(fast.guardsIntact());
 
   std::vector<float> out(s.outSize()), lse(s.lseSize()), dqkv(s.qkvSize());
-  cpu::ref::attentionForward(out.data(), lse.data(), in.qkv_f.data(), s.batch, s.seq,
-                             s.channels(), s.hd, s.window);
+  cpu::ref::attentionForward(out.data(), lse.data(), in.qkv_f.data(), s.batch, s.seq, s.channels(),
+                             s.hd, s.window);
   cpu::ref::attentionBackward(dqkv.data(), in.dout_f.data(), in.qkv_f.data(), s.batch, s.seq,
                               s.channels(), s.hd, s.window);
 
-  EXPECT_TRUE(allClose(fast.out.data(), out.data(), out.size(), tensorTol<T>(out, condition))) << "out";
+  EXPECT_TRUE(allClose(fast.out.data(), out.data(), out.size(), tensorTol<T>(out, condition)))
+      << "out";
   // lse is fp32 from the same (rounded) inputs in every storage type: only fp32 rounding of
   // scores of size ~|lse|, so the fp32 rule applies.
-  EXPECT_TRUE(allClose(fast.lse.data(), lse.data(), lse.size(), tensorTol<float>(lse, condition))) << "lse";
+  EXPECT_TRUE(allClose(fast.lse.data(), lse.data(), lse.size(), tensorTol<float>(lse, condition)))
+      << "lse";
   const int64_t rows = s.batch * s.seq;
   const auto fast_dqkv = fast.dqkv.values();
   const char* names[3] = {"dQ", "dK", "dV"};
   for (int part = 0; part < 3; ++part) {
     const auto got = qkvPart(fast_dqkv, rows, s.channels(), part);
     const auto ref = qkvPart(dqkv, rows, s.channels(), part);
-    EXPECT_TRUE(allClose(got.data(), ref.data(), ref.size(), tensorTol<T>(ref, condition))) << names[part];
+    EXPECT_TRUE(allClose(got.data(), ref.data(), ref.size(), tensorTol<T>(ref, condition)))
+        << names[part];
   }
 }
 
@@ -211,7 +215,8 @@ TYPED_TEST(AttentionTyped, WindowOneAttendsOnlyItself) {
   const int64_t rows = s.batch * s.seq, c3 = 3 * s.channels();
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < s.channels(); ++c) {
-      ASSERT_EQ(toFloat(fast.out[r * s.channels() + c]), toFloat(in.qkv[r * c3 + 2 * s.channels() + c]))
+      ASSERT_EQ(toFloat(fast.out[r * s.channels() + c]),
+                toFloat(in.qkv[r * c3 + 2 * s.channels() + c]))
           << "row " << r << " col " << c;
       ASSERT_EQ(toFloat(fast.dqkv[r * c3 + 2 * s.channels() + c]),
                 toFloat(in.dout[r * s.channels() + c]));
@@ -225,7 +230,8 @@ TYPED_TEST(AttentionTyped, WindowOneAttendsOnlyItself) {
         const int64_t row = (b * s.seq + t) * c3;
         for (int64_t c = 0; c < s.hd; ++c)
           dot += double(in.qkv_f[row + h * s.hd + c]) * in.qkv_f[row + s.channels() + h * s.hd + c];
-        EXPECT_NEAR(fast.lse[(b * s.heads + h) * s.seq + t], dot / 4.0, 1e-5 * (1 + std::fabs(dot)));
+        EXPECT_NEAR(fast.lse[(b * s.heads + h) * s.seq + t], dot / 4.0,
+                    1e-5 * (1 + std::fabs(dot)));
       }
 }
 

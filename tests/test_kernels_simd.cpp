@@ -43,8 +43,8 @@ TEST(SimdExp, AccurateOverTheNormalRange) {
 
 TEST(SimdExp, EdgeValues) {
   for (auto exp : {exp16, expBounded16}) {
-    EXPECT_EQ(exp(splat16(0.0f))[3], 1.0f);  // exactly: a softmax of one element is 1
-    EXPECT_EQ(exp(splat16(-kInf))[0], 0.0f);  // masked scores
+    EXPECT_EQ(exp(splat16(0.0f))[3], 1.0f);    // exactly: a softmax of one element is 1
+    EXPECT_EQ(exp(splat16(-kInf))[0], 0.0f);   // masked scores
     EXPECT_EQ(exp(splat16(-88.0f))[5], 0.0f);  // below the normal range: flushed to 0
     EXPECT_TRUE(std::isnan(exp(splat16(std::nanf("")))[7]));
   }

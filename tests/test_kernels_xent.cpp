@@ -43,10 +43,14 @@ Problem makeProblem(int64_t rows, int64_t vocab, uint32_t seed, float stddev = 3
   std::mt19937 rng(seed + 17);
   for (int64_t r = 0; r < rows; ++r) {
     // Every fourth row ignored; targets include the first and last ids.
-    if (r % 4 == 3) p.targets.push_back(kXentIgnore);
-    else if (r % 7 == 0) p.targets.push_back(0);
-    else if (r % 7 == 1) p.targets.push_back(uint32_t(vocab - 1));
-    else p.targets.push_back(uint32_t(rng() % vocab));
+    if (r % 4 == 3)
+      p.targets.push_back(kXentIgnore);
+    else if (r % 7 == 0)
+      p.targets.push_back(0);
+    else if (r % 7 == 1)
+      p.targets.push_back(uint32_t(vocab - 1));
+    else
+      p.targets.push_back(uint32_t(rng() % vocab));
   }
   return p;
 }
@@ -105,8 +109,10 @@ SplitResult runSplit(const Problem& p, int tp, int64_t v_local, float row_scale)
       for (int64_t c = 0; c < v_local; ++c) {
         const int64_t id = slices[rank].start + c;
         const float g = logits[rank][r * v_local + c];
-        if (id < p.vocab) out.grad[r * p.vocab + id] = g;
-        else EXPECT_EQ(g, 0.0f) << "padding id " << id << " row " << r;
+        if (id < p.vocab)
+          out.grad[r * p.vocab + id] = g;
+        else
+          EXPECT_EQ(g, 0.0f) << "padding id " << id << " row " << r;
       }
   }
   return out;
@@ -127,7 +133,8 @@ void expectSplitMatchesReference(const Problem& p, int tp, int64_t v_local) {
   const double size = test::maxAbs(p.logits) + std::log(double(p.vocab)) + 1;
   EXPECT_TRUE(allClose(got.loss.data(), loss.data(), loss.size(), Tolerance{kRtol * size, kRtol}))
       << "loss";
-  EXPECT_TRUE(allClose(got.grad.data(), grad.data(), grad.size(), Tolerance{kRtol * row_scale, kRtol}))
+  EXPECT_TRUE(
+      allClose(got.grad.data(), grad.data(), grad.size(), Tolerance{kRtol * row_scale, kRtol}))
       << "grad";
   for (int64_t r = 0; r < p.rows; ++r) {
     if (p.targets[r] != kXentIgnore) continue;

@@ -39,7 +39,9 @@ constexpr int64_t kBlockRows = 32;
 constexpr int kTileRows = 4;
 constexpr int kTileVecs = 4;
 
-int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+int64_t roundUp(int64_t x, int64_t m) {
+  return (x + m - 1) / m * m;
+}
 
 // One thread's fp32 scratch, 64-byte aligned, uninitialised.
 class Scratch {
@@ -87,10 +89,18 @@ template <int R, bool kAccumulate>
 inline void tileCols(int nv, int64_t kdim, const float* a, int64_t a_rs, int64_t a_cs,
                      const float* b, int64_t ldb, float* c, int64_t ldc) {
   switch (nv) {
-    case 4: tile<R, 4, kAccumulate>(kdim, a, a_rs, a_cs, b, ldb, c, ldc); break;
-    case 3: tile<R, 3, kAccumulate>(kdim, a, a_rs, a_cs, b, ldb, c, ldc); break;
-    case 2: tile<R, 2, kAccumulate>(kdim, a, a_rs, a_cs, b, ldb, c, ldc); break;
-    default: tile<R, 1, kAccumulate>(kdim, a, a_rs, a_cs, b, ldb, c, ldc); break;
+    case 4:
+      tile<R, 4, kAccumulate>(kdim, a, a_rs, a_cs, b, ldb, c, ldc);
+      break;
+    case 3:
+      tile<R, 3, kAccumulate>(kdim, a, a_rs, a_cs, b, ldb, c, ldc);
+      break;
+    case 2:
+      tile<R, 2, kAccumulate>(kdim, a, a_rs, a_cs, b, ldb, c, ldc);
+      break;
+    default:
+      tile<R, 1, kAccumulate>(kdim, a, a_rs, a_cs, b, ldb, c, ldc);
+      break;
   }
 }
 
@@ -103,15 +113,22 @@ void gemmBroadcast(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_rs
     const int nv = static_cast<int>(std::min<int64_t>(kTileVecs, (n - j) / kLanes));
     int64_t i = 0;
     for (; i + kTileRows <= m; i += kTileRows)
-      tileCols<kTileRows, kAccumulate>(nv, k, a + i * a_rs, a_rs, a_cs, b + j, ldb,
-                                       c + i * ldc + j, ldc);
+      tileCols<kTileRows, kAccumulate>(nv, k, a + i * a_rs, a_rs, a_cs, b + j, ldb, c + i * ldc + j,
+                                       ldc);
     const float* ai = a + i * a_rs;
     float* ci = c + i * ldc + j;
     switch (m - i) {
-      case 3: tileCols<3, kAccumulate>(nv, k, ai, a_rs, a_cs, b + j, ldb, ci, ldc); break;
-      case 2: tileCols<2, kAccumulate>(nv, k, ai, a_rs, a_cs, b + j, ldb, ci, ldc); break;
-      case 1: tileCols<1, kAccumulate>(nv, k, ai, a_rs, a_cs, b + j, ldb, ci, ldc); break;
-      default: break;
+      case 3:
+        tileCols<3, kAccumulate>(nv, k, ai, a_rs, a_cs, b + j, ldb, ci, ldc);
+        break;
+      case 2:
+        tileCols<2, kAccumulate>(nv, k, ai, a_rs, a_cs, b + j, ldb, ci, ldc);
+        break;
+      case 1:
+        tileCols<1, kAccumulate>(nv, k, ai, a_rs, a_cs, b + j, ldb, ci, ldc);
+        break;
+      default:
+        break;
     }
   }
 }
@@ -124,11 +141,20 @@ struct Dims {
   float scale;   // 1 / sqrt(hd)
 
   Dims(int64_t b, int64_t t, int64_t c, int64_t h, int64_t w)
-      : batch(b), seq(t), channels(c), hd(h), window(w), nh(c / h), hdp(roundUp(h, kLanes)),
-        tpad(roundUp(t, kLanes)), scale(1.0f / std::sqrt(static_cast<float>(h))) {}
+      : batch(b),
+        seq(t),
+        channels(c),
+        hd(h),
+        window(w),
+        nh(c / h),
+        hdp(roundUp(h, kLanes)),
+        tpad(roundUp(t, kLanes)),
+        scale(1.0f / std::sqrt(static_cast<float>(h))) {}
 
   // First key a query attends.
-  int64_t keyBegin(int64_t i) const { return window > 0 ? std::max<int64_t>(0, i - window + 1) : 0; }
+  int64_t keyBegin(int64_t i) const {
+    return window > 0 ? std::max<int64_t>(0, i - window + 1) : 0;
+  }
   // qkv row (b, t) plus the offset of head h's columns in part (0 = Q, 1 = K, 2 = V).
   int64_t qkvOffset(int64_t b, int64_t t, int64_t part, int64_t h) const {
     return (b * seq + t) * 3 * channels + part * channels + h * hd;
@@ -180,8 +206,8 @@ void prefetchRow(const T* p, int64_t n) {
 // Gathers one head: dst[t * ld + c] = scale * src[t * src_stride + c] for t < seq, c < hd; the
 // rest of rows [0, rows) (columns hd..ld-1, rows seq..rows-1) zeroed.
 template <typename T>
-void gatherRows(float* dst, int64_t ld, int64_t rows, const T* src, int64_t src_stride,
-                int64_t seq, int64_t hd, float scale) {
+void gatherRows(float* dst, int64_t ld, int64_t rows, const T* src, int64_t src_stride, int64_t seq,
+                int64_t hd, float scale) {
   for (int64_t t = 0; t < seq; ++t) {
     if (t + kPrefetchRows < seq) prefetchRow(src + (t + kPrefetchRows) * src_stride, hd);
     float* r = dst + t * ld;
@@ -233,10 +259,10 @@ template <typename T>
 void forwardHead(const Dims& d, int64_t b, int64_t h, T* out, float* lse, const T* qkv,
                  float* scratch) {
   const int64_t tpad = d.tpad, hdp = d.hdp;
-  float* qs = scratch;              // [tpad, hdp] scaled Q
-  float* kt = qs + tpad * hdp;      // [hd, tpad] K transposed
-  float* v = kt + d.hd * tpad;      // [tpad, hdp]
-  float* sbuf = v + tpad * hdp;     // [kBlockRows, tpad] scores, then probabilities
+  float* qs = scratch;                     // [tpad, hdp] scaled Q
+  float* kt = qs + tpad * hdp;             // [hd, tpad] K transposed
+  float* v = kt + d.hd * tpad;             // [tpad, hdp]
+  float* sbuf = v + tpad * hdp;            // [kBlockRows, tpad] scores, then probabilities
   float* obuf = sbuf + kBlockRows * tpad;  // [kBlockRows, hdp]
   float* tmp = obuf + kBlockRows * hdp;    // [16, hd] transpose tile
   float inv_sum[kBlockRows];
@@ -271,17 +297,17 @@ template <typename T>
 void backwardHead(const Dims& d, int64_t b, int64_t h, T* dqkv, const T* dout, const T* qkv,
                   const float* lse, float* scratch) {
   const int64_t tpad = d.tpad, hdp = d.hdp;
-  float* qs = scratch;                     // [tpad, hdp] scaled Q
-  float* k = qs + tpad * hdp;              // [tpad, hdp]
-  float* kt = k + tpad * hdp;              // [hd, tpad]
-  float* vt = kt + d.hd * tpad;            // [hd, tpad]
-  float* dout_h = vt + d.hd * tpad;        // [tpad, hdp] dO
-  float* dk = dout_h + tpad * hdp;         // [tpad, hdp] accumulated dK
-  float* dv = dk + tpad * hdp;             // [tpad, hdp] accumulated dV
-  float* sbuf = dv + tpad * hdp;           // [kBlockRows, tpad] P
+  float* qs = scratch;                      // [tpad, hdp] scaled Q
+  float* k = qs + tpad * hdp;               // [tpad, hdp]
+  float* kt = k + tpad * hdp;               // [hd, tpad]
+  float* vt = kt + d.hd * tpad;             // [hd, tpad]
+  float* dout_h = vt + d.hd * tpad;         // [tpad, hdp] dO
+  float* dk = dout_h + tpad * hdp;          // [tpad, hdp] accumulated dK
+  float* dv = dk + tpad * hdp;              // [tpad, hdp] accumulated dV
+  float* sbuf = dv + tpad * hdp;            // [kBlockRows, tpad] P
   float* dsbuf = sbuf + kBlockRows * tpad;  // [kBlockRows, tpad] dP, then dS
-  float* dq = dsbuf + kBlockRows * tpad;   // [kBlockRows, hdp]
-  float* tmp = dq + kBlockRows * hdp;      // [16, hd] transpose tile
+  float* dq = dsbuf + kBlockRows * tpad;    // [kBlockRows, hdp]
+  float* tmp = dq + kBlockRows * hdp;       // [16, hd] transpose tile
 
   const int64_t stride = 3 * d.channels;
   gatherRows(qs, hdp, tpad, qkv + d.qkvOffset(b, 0, 0, h), stride, d.seq, d.hd, d.scale);
@@ -304,13 +330,13 @@ void backwardHead(const Dims& d, int64_t b, int64_t h, T* dqkv, const T* dout, c
       float* row = sbuf + r * tpad;
       maskRow(row, d, i0 + r, kr);
       const float l = lse_h[i0 + r];
-      for (int64_t c = 0; c < n; c += kLanes) store16(row + c, simd::expBounded16(load16(row + c) - l));
+      for (int64_t c = 0; c < n; c += kLanes)
+        store16(row + c, simd::expBounded16(load16(row + c) - l));
     }
     // dP = dO V^T; dS = P * (dP - D) with D_i = rowsum(dO_i * O_i) = sum_j P_ij dP_ij, taken
     // from the fp32 tile (the row's whole key range is in it) rather than from the stored,
     // possibly bf16-rounded, output: in bf16 that rounding would dominate dS where dP ~ D.
-    gemmBroadcast<false>(rows, n, d.hd, dout_h + i0 * hdp, hdp, 1, vt + kr.k0, tpad, dsbuf,
-                         tpad);
+    gemmBroadcast<false>(rows, n, d.hd, dout_h + i0 * hdp, hdp, 1, vt + kr.k0, tpad, dsbuf, tpad);
     for (int64_t r = 0; r < rows; ++r) {
       const float* p = sbuf + r * tpad;
       float* ds = dsbuf + r * tpad;
@@ -321,8 +347,7 @@ void backwardHead(const Dims& d, int64_t b, int64_t h, T* dqkv, const T* dout, c
         store16(ds + c, load16(p + c) * (load16(ds + c) - dr));
     }
     // dV[k0:k1] += P^T dO, dK[k0:k1] += dS^T (scale Q): A read transposed (a_rs 1, a_cs tpad).
-    gemmBroadcast<true>(n, hdp, rows, sbuf, 1, tpad, dout_h + i0 * hdp, hdp, dv + kr.k0 * hdp,
-                        hdp);
+    gemmBroadcast<true>(n, hdp, rows, sbuf, 1, tpad, dout_h + i0 * hdp, hdp, dv + kr.k0 * hdp, hdp);
     gemmBroadcast<true>(n, hdp, rows, dsbuf, 1, tpad, qs + i0 * hdp, hdp, dk + kr.k0 * hdp, hdp);
     // dQ = scale dS K.
     gemmBroadcast<false>(rows, hdp, n, dsbuf, tpad, 1, k + kr.k0 * hdp, hdp, dq, hdp);
@@ -365,8 +390,8 @@ void attentionBackward(T* dqkv, const T* dout, const T* qkv, const float* lse, i
   const Dims d(batch, seq, channels, head_dim, window);
   checkDims(d);
   KDGRID_CHECK(lse != nullptr || batch * seq == 0, "attention backward needs the forward's lse");
-  const int64_t scratch_floats = 5 * d.tpad * d.hdp + 2 * d.hd * d.tpad +
-                                 kBlockRows * (2 * d.tpad + d.hdp) + kLanes * d.hd;
+  const int64_t scratch_floats =
+      5 * d.tpad * d.hdp + 2 * d.hd * d.tpad + kBlockRows * (2 * d.tpad + d.hdp) + kLanes * d.hd;
   const int64_t pairs = batch * d.nh;
 #pragma omp parallel if (pairs > 1)
   {
@@ -377,10 +402,10 @@ void attentionBackward(T* dqkv, const T* dout, const T* qkv, const float* lse, i
   }
 }
 
-#define KDGRID_INSTANTIATE(T)                                                                  \
+#define KDGRID_INSTANTIATE(T)                                                                 \
   template void attentionForward<T>(T*, float*, const T*, int64_t, int64_t, int64_t, int64_t, \
-                                    int64_t);                                                  \
-  template void attentionBackward<T>(T*, const T*, const T*, const float*, int64_t, int64_t,    \
+                                    int64_t);                                                 \
+  template void attentionBackward<T>(T*, const T*, const T*, const float*, int64_t, int64_t,  \
                                      int64_t, int64_t, int64_t);
 KDGRID_INSTANTIATE(float)
 KDGRID_INSTANTIATE(bf16)

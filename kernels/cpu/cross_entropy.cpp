@@ -65,7 +65,9 @@ float rowSumExp(const float* row, int64_t n, float m, const float* next) {
   return simd::hsum16(vsum);
 }
 
-bool isIgnored(uint32_t t) { return t == kXentIgnore; }
+bool isIgnored(uint32_t t) {
+  return t == kXentIgnore;
+}
 
 }  // namespace
 
@@ -116,7 +118,8 @@ void xentBackwardInPlace(float* logits, const float* global_max, const float* gl
                          float row_scale) {
   checkSlice(slice, rows);
   const int64_t nv = validColumns(slice);
-#pragma omp parallel for schedule(dynamic, kRowsPerChunk) if (rows * slice.size >= kParallelMinElements)
+#pragma omp parallel for schedule(dynamic, \
+                                  kRowsPerChunk) if (rows * slice.size >= kParallelMinElements)
   for (int64_t r = 0; r < rows; ++r) {
     float* row = logits + r * slice.size;
     const uint32_t t = targets[r];
@@ -127,7 +130,8 @@ void xentBackwardInPlace(float* logits, const float* global_max, const float* gl
     const float m = global_max[r];
     const float k = row_scale / global_sum[r];  // softmax = exp(l - m) / S
     int64_t c = 0;
-    for (; c + kLanes <= nv; c += kLanes) store16(row + c, simd::expBounded16(load16(row + c) - m) * k);
+    for (; c + kLanes <= nv; c += kLanes)
+      store16(row + c, simd::expBounded16(load16(row + c) - m) * k);
     if (c < nv) {
       alignas(64) float buf[kLanes];
       store16(buf, simd::expBounded16(loadPartial(row + c, nv - c, kNegInf) - m) * k);

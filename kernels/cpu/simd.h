@@ -24,10 +24,16 @@ inline Vec16f load16(const float* p) {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline void store16(float* p, Vec16f v) { std::memcpy(p, &v, sizeof v); }
-inline Vec16f splat16(float s) { return Vec16f{} + s; }
+inline void store16(float* p, Vec16f v) {
+  std::memcpy(p, &v, sizeof v);
+}
+inline Vec16f splat16(float s) {
+  return Vec16f{} + s;
+}
 
-inline Vec16f max16(Vec16f a, Vec16f b) { return a > b ? a : b; }
+inline Vec16f max16(Vec16f a, Vec16f b) {
+  return a > b ? a : b;
+}
 
 inline float hmax16(Vec16f v) {
   float m = v[0];
@@ -103,9 +109,13 @@ inline Vec16f expImpl(Vec16f x) {
   return under ? splat16(0.0f) : y;
 }
 
-inline Vec16f exp16(Vec16f x) { return expImpl<true>(x); }
+inline Vec16f exp16(Vec16f x) {
+  return expImpl<true>(x);
+}
 // For x <= 88 only (softmax arguments).
-inline Vec16f expBounded16(Vec16f x) { return expImpl<false>(x); }
+inline Vec16f expBounded16(Vec16f x) {
+  return expImpl<false>(x);
+}
 
 // dst[0, n) = float(src[0, n)).
 template <typename T>

@@ -97,8 +97,8 @@ void attentionBackward(F* dqkv, const F* dout, const F* qkv, int64_t batch, int6
 
 template void attentionForward<float>(float*, float*, const float*, int64_t, int64_t, int64_t,
                                       int64_t, int64_t);
-template void attentionForward<double>(double*, double*, const double*, int64_t, int64_t,
-                                       int64_t, int64_t, int64_t);
+template void attentionForward<double>(double*, double*, const double*, int64_t, int64_t, int64_t,
+                                       int64_t, int64_t);
 template void attentionBackward<float>(float*, const float*, const float*, int64_t, int64_t,
                                        int64_t, int64_t, int64_t);
 template void attentionBackward<double>(double*, const double*, const double*, int64_t, int64_t,
