@@ -30,10 +30,11 @@ using simd::splat16;
 using simd::store16;
 using simd::Vec16f;
 
-// Queries per block. The S / dP tiles are [kBlockRows, tpad]; on the diagonal block about
-// kBlockRows/2 keys per row are computed and masked. 32 measured best at T = 256, hd = 64
-// (bench/attention_bench.cpp); 16 and 64 were within a few percent.
-constexpr int64_t kBlockRows = 32;
+// Queries per block. The S / dP tiles are [kBlockRows, tpad]; a block computes the keys of all
+// its rows (about kBlockRows/2 masked ones per row on the diagonal, W + kBlockRows + 15 keys per
+// row with a window W). Measured with bench/attention_bench.cpp (T = 256, hd = 64, 1 thread):
+// 16 and 32 equal for full causal, 16 ~15% faster at W = 64; 64 slower in the backward.
+constexpr int64_t kBlockRows = 16;
 // Register tile of the GEMM micro-kernel: kTileRows rows x up to 4 vectors of 16 columns
 // (16 accumulators + 4 B vectors of the 32 AVX-512 registers).
 constexpr int kTileRows = 4;
