@@ -12,7 +12,7 @@
 // Memory: the [B, nh, T, T] probabilities are never stored. The forward saves the row
 // log-sum-exp lse [B, nh, T] (fp32, natural log, of the scaled scores) and the backward
 // recomputes the scores from qkv and lse (flash-attention style), one (b, h) per thread with an
-// O(T * hd) fp32 scratch (about 10 T hd floats: 0.6 MiB at T = 256, hd = 64).
+// O(T * hd) fp32 scratch (backward: about 7 T hd floats, 0.5 MiB at T = 256, hd = 64).
 //
 // Math in fp32 (storage converted on load, rounded to nearest even on store). OpenMP threads
 // share the B * nh (batch, head) pairs.
