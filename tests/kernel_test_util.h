@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/dtype.h"
@@ -30,11 +31,15 @@ class GuardedBuffer {
     std::memset(static_cast<void*>(&guard_value), kPattern, sizeof(T));
     std::fill(data_.begin() + static_cast<std::ptrdiff_t>(n_), data_.end(), guard_value);
   }
+  explicit GuardedBuffer(const std::vector<T>& init) : GuardedBuffer(init.size()) {
+    std::copy(init.begin(), init.end(), data_.begin());
+  }
   T* data() { return data_.data(); }
   const T* data() const { return data_.data(); }
   size_t size() const { return n_; }
   T& operator[](size_t i) { return data_[i]; }
   const T& operator[](size_t i) const { return data_[i]; }
+  std::vector<T> values() const { return {data_.begin(), data_.begin() + n_}; }
 
   bool guardIntact() const {
     const auto* bytes = reinterpret_cast<const unsigned char*>(data_.data() + n_);
@@ -75,19 +80,24 @@ constexpr double storageRtol() {
   }
 }
 
-// Checks every got[i] is finite and within tol of want[i]; reports the first few misses.
-inline ::testing::AssertionResult allClose(const float* got, const float* want, size_t n,
-                                           Tolerance tol) {
+inline double asDouble(double x) { return x; }
+inline double asDouble(float x) { return x; }
+inline double asDouble(bf16 x) { return toFloat(x); }
+inline double asDouble(f16 x) { return toFloat(x); }
+
+// Checks every got[i] is finite and within tol of ref[i] (any storage types, compared in
+// double); on failure reports the count and the first few misses.
+template <typename G, typename R>
+::testing::AssertionResult allClose(const G* got, const R* ref, size_t n, Tolerance tol) {
   size_t bad = 0;
   std::string first;
   for (size_t i = 0; i < n; ++i) {
-    const double g = got[i];
-    const double w = want[i];
-    const bool ok = std::isfinite(g) && std::fabs(g - w) <= tol.atol + tol.rtol * std::fabs(w);
+    const double g = asDouble(got[i]), r = asDouble(ref[i]);
+    const bool ok = std::isfinite(g) && std::fabs(g - r) <= tol.atol + tol.rtol * std::fabs(r);
     if (!ok) {
       if (bad < 5) {
         first += "\n  [" + std::to_string(i) + "] got " + std::to_string(g) + " want " +
-                 std::to_string(w) + " diff " + std::to_string(g - w);
+                 std::to_string(r) + " diff " + std::to_string(g - r);
       }
       ++bad;
     }
@@ -95,6 +105,23 @@ inline ::testing::AssertionResult allClose(const float* got, const float* want, 
   if (bad == 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << bad << " of " << n << " values out of tolerance (atol "
                                        << tol.atol << ", rtol " << tol.rtol << ")" << first;
+}
+
+template <typename V>
+double maxAbs(const V& v) {
+  double m = 0;
+  for (const auto& x : v) m = std::max(m, std::fabs(asDouble(x)));
+  return m;
+}
+
+// n values ~ N(mean, stddev) from a fixed seed.
+inline std::vector<float> normalValues(size_t n, uint32_t seed, float stddev = 1.0f,
+                                       float mean = 0.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(mean, stddev);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
 }
 
 template <typename T>

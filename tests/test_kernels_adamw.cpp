@@ -9,8 +9,8 @@
 #include <random>
 #include <vector>
 
-#include "cpu/adamw.h"
-#include "cpu/reference/adamw.h"
+#include "kernels/cpu/adamw.h"
+#include "kernels/cpu/reference/adamw.h"
 #include "kernel_test_util.h"
 
 namespace kdgrid {

@@ -10,8 +10,8 @@
 #include <random>
 #include <vector>
 
-#include "cpu/elementwise.h"
-#include "cpu/reference/elementwise.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/reference/elementwise.h"
 #include "kernel_test_util.h"
 
 namespace kdgrid {

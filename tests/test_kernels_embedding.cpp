@@ -5,8 +5,8 @@
 #include <random>
 #include <vector>
 
-#include "cpu/embedding.h"
-#include "cpu/reference/embedding.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/reference/embedding.h"
 #include "kernel_test_util.h"
 
 namespace kdgrid {

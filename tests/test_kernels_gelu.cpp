@@ -6,8 +6,8 @@
 #include <random>
 #include <vector>
 
-#include "cpu/gelu.h"
-#include "cpu/reference/gelu.h"
+#include "kernels/cpu/gelu.h"
+#include "kernels/cpu/reference/gelu.h"
 #include "kernel_test_util.h"
 
 namespace kdgrid {

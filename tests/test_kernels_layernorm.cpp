@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "cpu/layernorm.h"
-#include "cpu/reference/layernorm.h"
+#include "kernels/cpu/layernorm.h"
+#include "kernels/cpu/reference/layernorm.h"
 #include "kernel_test_util.h"
 
 namespace kdgrid {

@@ -1,12 +1,12 @@
-#include "cpu/adamw.h"
+#include "kernels/cpu/adamw.h"
 
 #include <cmath>
 #include <cstring>
 #include <memory>
 
 #include "core/dtype.h"
-#include "cpu/detail/convert_simd.h"
-#include "cpu/detail/parallel.h"
+#include "kernels/cpu/detail/convert_simd.h"
+#include "kernels/cpu/detail/parallel.h"
 
 namespace kdgrid::cpu {
 

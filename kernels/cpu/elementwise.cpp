@@ -1,12 +1,12 @@
-#include "cpu/elementwise.h"
+#include "kernels/cpu/elementwise.h"
 
 #include <cstring>
 #include <memory>
 #include <type_traits>
 
 #include "core/dtype.h"
-#include "cpu/detail/convert_simd.h"
-#include "cpu/detail/parallel.h"
+#include "kernels/cpu/detail/convert_simd.h"
+#include "kernels/cpu/detail/parallel.h"
 
 namespace kdgrid::cpu {
 

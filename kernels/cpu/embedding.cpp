@@ -1,12 +1,12 @@
-#include "cpu/embedding.h"
+#include "kernels/cpu/embedding.h"
 
 #include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include "core/dtype.h"
-#include "cpu/detail/convert_simd.h"
-#include "cpu/detail/parallel.h"
+#include "kernels/cpu/detail/convert_simd.h"
+#include "kernels/cpu/detail/parallel.h"
 
 namespace kdgrid::cpu {
 

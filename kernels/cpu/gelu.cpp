@@ -1,12 +1,12 @@
-#include "cpu/gelu.h"
+#include "kernels/cpu/gelu.h"
 
 #include <bit>
 #include <cmath>
 #include <cstdint>
 
 #include "core/dtype.h"
-#include "cpu/detail/convert_simd.h"
-#include "cpu/detail/parallel.h"
+#include "kernels/cpu/detail/convert_simd.h"
+#include "kernels/cpu/detail/parallel.h"
 
 namespace kdgrid::cpu {
 

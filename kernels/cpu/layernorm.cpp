@@ -1,4 +1,4 @@
-#include "cpu/layernorm.h"
+#include "kernels/cpu/layernorm.h"
 
 #include <cmath>
 #include <memory>
@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "core/dtype.h"
-#include "cpu/detail/convert_simd.h"
-#include "cpu/detail/parallel.h"
-#include "cpu/detail/reduce_simd.h"
+#include "kernels/cpu/detail/convert_simd.h"
+#include "kernels/cpu/detail/parallel.h"
+#include "kernels/cpu/detail/reduce_simd.h"
 
 namespace kdgrid::cpu {
 

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "cpu/detail/convert_simd.h"
+#include "kernels/cpu/detail/convert_simd.h"
 
 namespace kdgrid::cpu::detail {
 

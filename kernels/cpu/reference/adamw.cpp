@@ -1,4 +1,4 @@
-#include "cpu/reference/adamw.h"
+#include "kernels/cpu/reference/adamw.h"
 
 #include <cmath>
 

@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "cpu/adamw.h"
+#include "kernels/cpu/adamw.h"
 
 namespace kdgrid::cpu::ref {
 

@@ -1,4 +1,4 @@
-#include "cpu/reference/elementwise.h"
+#include "kernels/cpu/reference/elementwise.h"
 
 #include <type_traits>
 #include <vector>

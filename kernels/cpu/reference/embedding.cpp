@@ -1,4 +1,4 @@
-#include "cpu/reference/embedding.h"
+#include "kernels/cpu/reference/embedding.h"
 
 namespace kdgrid::cpu::ref {
 

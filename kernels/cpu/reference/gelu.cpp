@@ -1,4 +1,4 @@
-#include "cpu/reference/gelu.h"
+#include "kernels/cpu/reference/gelu.h"
 
 #include <cmath>
 #include <numbers>

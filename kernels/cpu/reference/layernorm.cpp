@@ -1,4 +1,4 @@
-#include "cpu/reference/layernorm.h"
+#include "kernels/cpu/reference/layernorm.h"
 
 #include <cmath>
 #include <vector>

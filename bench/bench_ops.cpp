@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "core/dtype.h"
-#include "cpu/adamw.h"
-#include "cpu/gelu.h"
-#include "cpu/layernorm.h"
+#include "kernels/cpu/adamw.h"
+#include "kernels/cpu/gelu.h"
+#include "kernels/cpu/layernorm.h"
 
 namespace {
 
