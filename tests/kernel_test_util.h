@@ -3,9 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <algorithm>
 #include <sstream>
 #include <vector>
 
@@ -19,9 +19,7 @@ class GuardedBuffer {
   static constexpr size_t kGuard = 64;
   static constexpr unsigned char kPattern = 0xA5;
 
-  explicit GuardedBuffer(size_t n) : n_(n), data_(n + kGuard) {
-    fillPattern(n_, n_ + kGuard);
-  }
+  explicit GuardedBuffer(size_t n) : n_(n), data_(n + kGuard) { fillPattern(n_, n_ + kGuard); }
   T* data() { return data_.data(); }
   const T* data() const { return data_.data(); }
   size_t size() const { return n_; }
@@ -51,8 +49,7 @@ class GuardedBuffer {
 // Every got[i] is finite and |got[i] - ref[i]| <= atol + atol_each[i] + rtol * |ref[i]|
 // (atol_each may be empty). The message lists the number of failures and the first few.
 inline ::testing::AssertionResult allClose(const std::vector<double>& got,
-                                           const std::vector<double>& ref, double atol,
-                                           double rtol,
+                                           const std::vector<double>& ref, double atol, double rtol,
                                            const std::vector<double>& atol_each = {}) {
   if (got.size() != ref.size() || (!atol_each.empty() && atol_each.size() != ref.size()))
     return ::testing::AssertionFailure() << "size mismatch";
@@ -67,8 +64,8 @@ inline ::testing::AssertionResult allClose(const std::vector<double>& got,
     }
   }
   if (bad == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << bad << " of " << got.size() << " out of tolerance:"
-                                       << first.str();
+  return ::testing::AssertionFailure()
+         << bad << " of " << got.size() << " out of tolerance:" << first.str();
 }
 
 }  // namespace kdgrid::test

@@ -16,17 +16,17 @@
 // Elementwise, relative to the terms' magnitudes rather than to |ref| (cancellation makes
 // |ref| small), this is tight: a wrong transpose, stride, alpha, beta or bias, or a read of a
 // padding element (padding holds NaN), misses it by orders of magnitude.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "core/check.h"
 #include "kernel_test_util.h"
@@ -41,11 +41,13 @@ using test::GuardedBuffer;
 
 // Unit roundoff of a storage type, and half its smallest subnormal spacing.
 template <typename T>
-constexpr double kUnitRoundoff =
-    std::is_same_v<T, float> ? 0x1p-24 : std::is_same_v<T, bf16> ? 0x1p-8 : 0x1p-11;
+constexpr double kUnitRoundoff = std::is_same_v<T, float>  ? 0x1p-24
+                                 : std::is_same_v<T, bf16> ? 0x1p-8
+                                                           : 0x1p-11;
 template <typename T>
-constexpr double kTiny =
-    std::is_same_v<T, float> ? 0x1p-150 : std::is_same_v<T, bf16> ? 0x1p-134 : 0x1p-25;
+constexpr double kTiny = std::is_same_v<T, float>  ? 0x1p-150
+                         : std::is_same_v<T, bf16> ? 0x1p-134
+                                                   : 0x1p-25;
 
 template <typename T>
 T nanOf() {
@@ -161,9 +163,9 @@ struct Combo {
   using TB = B;
   using TC = C;
 };
-using Combos = ::testing::Types<Combo<float, float, float>, Combo<bf16, bf16, float>,
-                                Combo<bf16, bf16, bf16>, Combo<f16, f16, float>,
-                                Combo<f16, f16, f16>>;
+using Combos =
+    ::testing::Types<Combo<float, float, float>, Combo<bf16, bf16, float>, Combo<bf16, bf16, bf16>,
+                     Combo<f16, f16, float>, Combo<f16, f16, f16>>;
 struct ComboNames {
   template <typename T>
   static std::string GetName(int) {
@@ -188,9 +190,10 @@ TYPED_TEST(GemmTyped, SmallShapesAllVariants) {
     for (int64_t n : sizes)
       for (int64_t k : sizes)
         for (int v = 0; v < 64; ++v) {
-          const Case cs{m,          n,           k,          (v & 1) != 0,     (v & 2) != 0,
-                        v & 4 ? -0.75f : 1.0f,   v & 8 ? 1.0f : 0.0f,     (v & 16) != 0,
-                        v & 32 ? 5 : 0};
+          Case cs{m, n, k, (v & 1) != 0, (v & 2) != 0, 1.0f, 0.0f, (v & 16) != 0, 0};
+          cs.alpha = v & 4 ? -0.75f : 1.0f;
+          cs.beta = v & 8 ? 1.0f : 0.0f;
+          cs.pad = v & 32 ? 5 : 0;
           runCase<TA, TB, TC>(ctx, cs, seed++);
           if (this->HasFailure()) return;
         }
@@ -206,16 +209,18 @@ TYPED_TEST(GemmTyped, LargeAndOddShapes) {
   struct Shape {
     int64_t m, n, k;
   };
-  const Shape shapes[] = {{64, 64, 64},   {255, 257, 1},   {257, 1, 255},   {1, 255, 257},
-                          {257, 255, 17}, {17, 257, 255},  {255, 17, 257},  {64, 127, 1000},
+  const Shape shapes[] = {{64, 64, 64},   {255, 257, 1},  {257, 1, 255},  {1, 255, 257},
+                          {257, 255, 17}, {17, 257, 255}, {255, 17, 257}, {64, 127, 1000},
                           {3, 1000, 64},  {257, 64, 255}};
   uint32_t seed = 1000;
-  int v = 0;
-  for (const Shape& s : shapes)
-    for (int t = 0; t < 4; ++t, ++v) {
-      const Case cs{s.m,         s.n,          s.k,         (t & 1) != 0, (t & 2) != 0,
-                    v % 3 == 1 ? 0.5f : 1.0f,   (v % 2) ? 1.0f : 0.0f,     (v / 2) % 2 == 0,
-                    (v / 4) % 2 ? 7 : 0};
+  for (int si = 0; si < static_cast<int>(std::size(shapes)); ++si)
+    for (int t = 0; t < 4; ++t) {
+      // Shape index + transpose choose the variant, so each transpose meets each variant.
+      const Shape& s = shapes[si];
+      Case cs{s.m, s.n, s.k, (t & 1) != 0, (t & 2) != 0, 1.0f, 0.0f, (si + t / 2) % 2 == 0, 0};
+      cs.alpha = (si + t) % 3 == 1 ? 0.5f : 1.0f;
+      cs.beta = (si + t) % 2 ? 1.0f : 0.0f;
+      cs.pad = si % 2 ? 7 : 0;
       runCase<TA, TB, TC>(ctx, cs, seed++);
       if (this->HasFailure()) return;
     }
@@ -267,8 +272,7 @@ TYPED_TEST(GemmTyped, LinearLayerUses) {
   EXPECT_TRUE(matches<TC>(got, want, mag, in)) << "forward";
 
   GuardedBuffer<TC> dx(tokens * in);
-  gemm(ctx, false, false, tokens, in, out, 1.0f, dy.data(), out, w.data(), in, 0.0f, dx.data(),
-       in);
+  gemm(ctx, false, false, tokens, in, out, 1.0f, dy.data(), out, w.data(), in, 0.0f, dx.data(), in);
   got.assign(tokens * in, 0);
   want.assign(tokens * in, 0);
   mag.assign(tokens * in, 0);
@@ -385,8 +389,7 @@ TYPED_TEST(GemmTyped, BatchedAttentionLayout) {
   GemmBatch qk{batch, heads, t * 3 * d, hd, t * 3 * d, hd, heads * t * t, t * t};
   {
     SCOPED_TRACE("Q K^T");
-    runBatched<TA, TA, TC>(ctx, qk, false, true, t, t, hd, 0.35f, 0.0f, false, 3 * d, 3 * d, t,
-                           11);
+    runBatched<TA, TA, TC>(ctx, qk, false, true, t, t, hd, 0.35f, 0.0f, false, 3 * d, 3 * d, t, 11);
   }
   GemmBatch pv{batch, heads, heads * t * t, t * t, t * 3 * d, hd, t * d, hd};
   {

@@ -2,14 +2,13 @@
 // widening, and the K == 0 case (no product: C = beta * C + bias).
 #include "kernels/cpu/gemm.h"
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
 #include <vector>
 
@@ -23,9 +22,12 @@ using Dt = memory::data_type;
 
 Dt dnnlType(DType t) {
   switch (t) {
-    case DType::kF32: return Dt::f32;
-    case DType::kBF16: return Dt::bf16;
-    case DType::kF16: return Dt::f16;
+    case DType::kF32:
+      return Dt::f32;
+    case DType::kBF16:
+      return Dt::bf16;
+    case DType::kF16:
+      return Dt::f16;
   }
   return Dt::undef;
 }
@@ -190,11 +192,12 @@ Key makeKey(const GemmCall& c) {
   std::memcpy(&alpha_bits, &c.alpha, 4);
   std::memcpy(&beta_bits, &c.beta, 4);
   const GemmBatch& b = c.batch;
-  return {c.trans_a,  c.trans_b,  c.m,       c.n,       c.k,
-          c.lda,      c.ldb,      c.ldc,     static_cast<int64_t>(c.type_a),
-          static_cast<int64_t>(c.type_b),    static_cast<int64_t>(c.type_c),
-          alpha_bits, beta_bits,  c.bias != nullptr,    b.outer,   b.inner,
-          b.a_outer,  b.a_inner,  b.b_outer, b.b_inner, b.c_outer, b.c_inner};
+  const auto type = [](DType t) { return static_cast<int64_t>(t); };
+  // clang-format off
+  return {c.trans_a, c.trans_b, c.m, c.n, c.k, c.lda, c.ldb, c.ldc,
+          type(c.type_a), type(c.type_b), type(c.type_c), alpha_bits, beta_bits, c.bias != nullptr,
+          b.outer, b.inner, b.a_outer, b.a_inner, b.b_outer, b.b_inner, b.c_outer, b.c_inner};
+  // clang-format on
 }
 
 struct KeyHash {
@@ -213,8 +216,8 @@ struct Entry {
   memory a, b, c, bias, scratch;
   int bias_arg = DNNL_ARG_BIAS;  // or the binary post-op's second source (alpha != 1)
   size_t scratch_bytes = 0;
-  bool widen = false;            // f16 operands run through fp32 buffers
-  Layout la, lb, lc;             // the operands' layouts as stored by the caller
+  bool widen = false;  // f16 operands run through fp32 buffers
+  Layout la, lb, lc;   // the operands' layouts as stored by the caller
 };
 
 }  // namespace
@@ -248,35 +251,36 @@ Entry GemmContext::Impl::makeEntry(const GemmCall& c) {
                bt.c_outer, bt.c_inner);
   Entry e;
   e.widen = c.type_a == DType::kF16;  // then B is f16 too (supportedCombo)
-  e.la = storedLayout(c.trans_a ? c.k : c.m, c.trans_a ? c.m : c.k, c.lda, bt, bt.a_outer,
-                      bt.a_inner);
-  e.lb = storedLayout(c.trans_b ? c.n : c.k, c.trans_b ? c.k : c.n, c.ldb, bt, bt.b_outer,
-                      bt.b_inner);
+  e.la =
+      storedLayout(c.trans_a ? c.k : c.m, c.trans_a ? c.m : c.k, c.lda, bt, bt.a_outer, bt.a_inner);
+  e.lb =
+      storedLayout(c.trans_b ? c.n : c.k, c.trans_b ? c.k : c.n, c.ldb, bt, bt.b_outer, bt.b_inner);
   e.lc = storedLayout(c.m, c.n, c.ldc, bt, bt.c_outer, bt.c_inner);
   const bool widen_c = e.widen && c.type_c == DType::kF16;
   const Dt in_type = e.widen ? Dt::f32 : dnnlType(c.type_a);
   const Dt out_type = widen_c ? Dt::f32 : dnnlType(c.type_c);
-  const memory::desc a_md =
-      operandDesc(e.widen ? compactLayout(e.la) : e.la, c.trans_a, in_type, bt);
-  const memory::desc b_md =
-      operandDesc(e.widen ? compactLayout(e.lb) : e.lb, c.trans_b, in_type, bt);
-  const memory::desc c_md = operandDesc(widen_c ? compactLayout(e.lc) : e.lc, false, out_type, bt);
-  const memory::desc bias_md = biasDesc(c.n, bt);
-
-  // oneDNN 2.6 computes alpha * (A B + bias) with a bias argument, so a bias under alpha != 1
-  // goes in as a binary-add post-op after the sum instead: alpha * A B + beta * C + bias.
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  if (c.alpha != 1.0f) attr.set_output_scales(0, {c.alpha});
-  dnnl::post_ops ops;
-  if (c.beta != 0.0f) ops.append_sum(c.beta);
-  const bool bias_post_op = c.bias != nullptr && c.alpha != 1.0f;
-  if (bias_post_op) {
-    e.bias_arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len()) | DNNL_ARG_SRC_1;
-    ops.append_binary(dnnl::algorithm::binary_add, bias_md);
-  }
-  attr.set_post_ops(ops);
   try {
+    const memory::desc a_md =
+        operandDesc(e.widen ? compactLayout(e.la) : e.la, c.trans_a, in_type, bt);
+    const memory::desc b_md =
+        operandDesc(e.widen ? compactLayout(e.lb) : e.lb, c.trans_b, in_type, bt);
+    const memory::desc c_md =
+        operandDesc(widen_c ? compactLayout(e.lc) : e.lc, false, out_type, bt);
+    const memory::desc bias_md = biasDesc(c.n, bt);
+
+    // oneDNN 2.6 computes alpha * (A B + bias) with a bias argument, so a bias under alpha != 1
+    // goes in as a binary-add post-op after the sum instead: alpha * A B + beta * C + bias.
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (c.alpha != 1.0f) attr.set_output_scales(0, {c.alpha});
+    dnnl::post_ops ops;
+    if (c.beta != 0.0f) ops.append_sum(c.beta);
+    const bool bias_post_op = c.bias != nullptr && c.alpha != 1.0f;
+    if (bias_post_op) {
+      e.bias_arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len()) | DNNL_ARG_SRC_1;
+      ops.append_binary(dnnl::algorithm::binary_add, bias_md);
+    }
+    attr.set_post_ops(ops);
     const auto desc = c.bias != nullptr && !bias_post_op
                           ? dnnl::matmul::desc(a_md, b_md, bias_md, c_md)
                           : dnnl::matmul::desc(a_md, b_md, c_md);
@@ -284,15 +288,15 @@ Entry GemmContext::Impl::makeEntry(const GemmCall& c) {
     e.prim = dnnl::matmul(pd);
     e.scratch_bytes = pd.scratchpad_desc().get_size();
     e.scratch = memory(pd.scratchpad_desc(), engine, DNNL_MEMORY_NONE);
+    e.a = memory(a_md, engine, DNNL_MEMORY_NONE);
+    e.b = memory(b_md, engine, DNNL_MEMORY_NONE);
+    e.c = memory(c_md, engine, DNNL_MEMORY_NONE);
+    e.bias = memory(bias_md, engine, DNNL_MEMORY_NONE);
   } catch (const dnnl::error& err) {
-    KDGRID_CHECK(false, "gemm: oneDNN matmul creation failed for M={} N={} K={} {}x{}->{}: {}",
-                 c.m, c.n, c.k, dtypeName(c.type_a), dtypeName(c.type_b), dtypeName(c.type_c),
+    KDGRID_CHECK(false, "gemm: oneDNN matmul setup failed for M={} N={} K={} {}x{}->{}: {}", c.m,
+                 c.n, c.k, dtypeName(c.type_a), dtypeName(c.type_b), dtypeName(c.type_c),
                  err.what());
   }
-  e.a = memory(a_md, engine, DNNL_MEMORY_NONE);
-  e.b = memory(b_md, engine, DNNL_MEMORY_NONE);
-  e.c = memory(c_md, engine, DNNL_MEMORY_NONE);
-  e.bias = memory(bias_md, engine, DNNL_MEMORY_NONE);
   return e;
 }
 
@@ -320,8 +324,8 @@ void GemmContext::Impl::run(Entry& e, const GemmCall& c) {
   e.a.set_data_handle(const_cast<void*>(a));
   e.b.set_data_handle(const_cast<void*>(b));
   e.c.set_data_handle(out);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.b},
-                                       {DNNL_ARG_DST, e.c}};
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.b}, {DNNL_ARG_DST, e.c}};
   if (c.bias != nullptr) {
     e.bias.set_data_handle(const_cast<float*>(c.bias));
     args.emplace(e.bias_arg, e.bias);
@@ -345,9 +349,15 @@ void gemm(GemmContext& ctx, const GemmCall& call) {
   if (call.m == 0 || call.n == 0 || call.batch.outer == 0 || call.batch.inner == 0) return;
   if (call.k == 0) {
     switch (call.type_c) {
-      case DType::kF32: scaleOutput<float>(call); break;
-      case DType::kBF16: scaleOutput<bf16>(call); break;
-      case DType::kF16: scaleOutput<f16>(call); break;
+      case DType::kF32:
+        scaleOutput<float>(call);
+        break;
+      case DType::kBF16:
+        scaleOutput<bf16>(call);
+        break;
+      case DType::kF16:
+        scaleOutput<f16>(call);
+        break;
     }
     return;
   }
@@ -389,9 +399,12 @@ double peakFlops(GemmContext& ctx, int64_t n, int repeats) {
 double measureGemmPeakFlops(GemmContext& ctx, DType dtype, int64_t n, int repeats) {
   KDGRID_CHECK(n > 0 && repeats > 0, "measureGemmPeakFlops: n={} repeats={}", n, repeats);
   switch (dtype) {
-    case DType::kF32: return peakFlops<float>(ctx, n, repeats);
-    case DType::kBF16: return peakFlops<bf16>(ctx, n, repeats);
-    case DType::kF16: return peakFlops<f16>(ctx, n, repeats);
+    case DType::kF32:
+      return peakFlops<float>(ctx, n, repeats);
+    case DType::kBF16:
+      return peakFlops<bf16>(ctx, n, repeats);
+    case DType::kF16:
+      return peakFlops<f16>(ctx, n, repeats);
   }
   return 0.0;
 }

@@ -42,7 +42,7 @@ namespace kdgrid::cpu {
 // outputs disjoint. Two levels let attention address per-(batch, head) blocks straight inside
 // a [B, T, 3*D] qkv buffer (outer = batch, inner = head).
 struct GemmBatch {
-  int64_t outer = 1, inner = 1;    // batch counts
+  int64_t outer = 1, inner = 1;      // batch counts
   int64_t a_outer = 0, a_inner = 0;  // element strides of A
   int64_t b_outer = 0, b_inner = 0;  // element strides of B
   int64_t c_outer = 0, c_inner = 0;  // element strides of C
@@ -100,12 +100,12 @@ class GemmContext {
 void gemm(GemmContext& ctx, const GemmCall& call);
 
 template <typename TA, typename TB, typename TC>
-constexpr bool kGemmSupported =
-    (std::is_same_v<TA, float> && std::is_same_v<TB, float> && std::is_same_v<TC, float>) ||
-    (std::is_same_v<TA, bf16> && std::is_same_v<TB, bf16> &&
-     (std::is_same_v<TC, float> || std::is_same_v<TC, bf16>)) ||
-    (std::is_same_v<TA, f16> && std::is_same_v<TB, f16> &&
-     (std::is_same_v<TC, float> || std::is_same_v<TC, f16>));
+constexpr bool kGemmSupported = (std::is_same_v<TA, float> && std::is_same_v<TB, float> &&
+                                 std::is_same_v<TC, float>) ||
+                                (std::is_same_v<TA, bf16> && std::is_same_v<TB, bf16> &&
+                                 (std::is_same_v<TC, float> || std::is_same_v<TC, bf16>)) ||
+                                (std::is_same_v<TA, f16> && std::is_same_v<TB, f16> &&
+                                 (std::is_same_v<TC, float> || std::is_same_v<TC, f16>));
 
 // C = alpha * op(A) op(B) + beta * C + bias (see the file comment for shapes).
 template <typename TA, typename TB, typename TC>
