@@ -6,7 +6,9 @@
 // Run (2 threads, AVX-512 OpenBLAS settings for any comparison run alongside):
 //   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/bench/gemm_bench --threads 2
 // Figures are GFLOP/s = 2*M*N*K / seconds, best and median of --repeats timed runs after one
-// warm-up (primitive creation and caches).
+// warm-up (primitive creation and caches). Run it on an otherwise idle machine: when another
+// process holds one of the two cores, each 2-thread product waits for the preempted thread and
+// times come out in multiples of the scheduler tick (seen here: every product ~8 ms).
 #include <fmt/format.h>
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
