@@ -26,11 +26,7 @@ class GuardedBuffer {
   static constexpr size_t kGuard = 64;
   static constexpr unsigned char kPattern = 0xff;
 
-  explicit GuardedBuffer(size_t n) : n_(n), data_(n + kGuard) {
-    T guard_value;
-    std::memset(static_cast<void*>(&guard_value), kPattern, sizeof(T));
-    std::fill(data_.begin() + static_cast<std::ptrdiff_t>(n_), data_.end(), guard_value);
-  }
+  explicit GuardedBuffer(size_t n) : n_(n), data_(n + kGuard) { fillPattern(n_, n_ + kGuard); }
   explicit GuardedBuffer(const std::vector<T>& init) : GuardedBuffer(init.size()) {
     std::copy(init.begin(), init.end(), data_.begin());
   }
@@ -41,13 +37,20 @@ class GuardedBuffer {
   const T& operator[](size_t i) const { return data_[i]; }
   std::vector<T> values() const { return {data_.begin(), data_.begin() + n_}; }
 
-  bool guardIntact() const {
-    const auto* bytes = reinterpret_cast<const unsigned char*>(data_.data() + n_);
-    for (size_t i = 0; i < kGuard * sizeof(T); ++i) {
+  // Fills elements [begin, end) with the guard pattern (e.g. padding columns a kernel must not
+  // touch); check them with patternIntact(begin, end).
+  void fillPattern(size_t begin, size_t end) {
+    auto* bytes = reinterpret_cast<unsigned char*>(data_.data());
+    end = std::min(end, data_.size());
+    for (size_t i = begin * sizeof(T); i < end * sizeof(T); ++i) bytes[i] = kPattern;
+  }
+  bool patternIntact(size_t begin, size_t end) const {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(data_.data());
+    for (size_t i = begin * sizeof(T); i < end * sizeof(T); ++i)
       if (bytes[i] != kPattern) return false;
-    }
     return true;
   }
+  bool guardIntact() const { return patternIntact(n_, n_ + kGuard); }
 
  private:
   size_t n_;
@@ -105,6 +108,29 @@ template <typename G, typename R>
   if (bad == 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << bad << " of " << n << " values out of tolerance (atol "
                                        << tol.atol << ", rtol " << tol.rtol << ")" << first;
+}
+
+// The same rule with a per-element extra allowance (a derived error bound, e.g. GEMM's
+// K-dependent one): |got[i] - ref[i]| <= atol + atol_each[i] + rtol * |ref[i]|.
+inline ::testing::AssertionResult allClose(const std::vector<double>& got,
+                                           const std::vector<double>& ref, double atol, double rtol,
+                                           const std::vector<double>& atol_each = {}) {
+  if (got.size() != ref.size() || (!atol_each.empty() && atol_each.size() != ref.size()))
+    return ::testing::AssertionFailure() << "size mismatch";
+  size_t bad = 0;
+  std::string first;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double tol = atol + (atol_each.empty() ? 0.0 : atol_each[i]) + rtol * std::fabs(ref[i]);
+    if (!std::isfinite(got[i]) || !(std::fabs(got[i] - ref[i]) <= tol)) {
+      if (bad < 5) {
+        first += "\n  [" + std::to_string(i) + "] got " + std::to_string(got[i]) + " ref " +
+                 std::to_string(ref[i]) + " tol " + std::to_string(tol);
+      }
+      ++bad;
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << bad << " of " << got.size() << " out of tolerance" << first;
 }
 
 template <typename V>
