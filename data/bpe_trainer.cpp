@@ -28,9 +28,15 @@ struct StringHash {
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
-inline uint64_t pairKey(uint32_t left, uint32_t right) { return (uint64_t{left} << 32) | right; }
-inline uint32_t pairLeft(uint64_t key) { return static_cast<uint32_t>(key >> 32); }
-inline uint32_t pairRight(uint64_t key) { return static_cast<uint32_t>(key); }
+inline uint64_t pairKey(uint32_t left, uint32_t right) {
+  return (uint64_t{left} << 32) | right;
+}
+inline uint32_t pairLeft(uint64_t key) {
+  return static_cast<uint32_t>(key >> 32);
+}
+inline uint32_t pairRight(uint64_t key) {
+  return static_cast<uint32_t>(key);
+}
 
 struct HeapEntry {
   int64_t count;
@@ -142,7 +148,8 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& files, uint32_t vocab
                            const std::function<void(size_t, size_t)>& progress) {
   KDGRID_INPUT_CHECK(vocab_size >= kMinVocabSize && vocab_size <= kMaxVocabSize,
                      "--vocab-size {} is outside [{}, {}] (256 byte tokens + merges + one "
-                     "end-of-text token)", vocab_size, kMinVocabSize, kMaxVocabSize);
+                     "end-of-text token)",
+                     vocab_size, kMinVocabSize, kMaxVocabSize);
   const size_t wanted = vocab_size - kMinVocabSize;  // tokens to learn
 
   // 1. Distinct pieces and their counts. Single-byte pieces have no pairs and are skipped.
@@ -194,7 +201,8 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& files, uint32_t vocab
     KDGRID_INPUT_CHECK(best.has_value(),
                        "--vocab-size {} is more than the training data supports: every piece is a "
                        "single token after {} learned tokens (use --vocab-size {} or less, or more "
-                       "text)", vocab_size, tokens.size() - 256, tokens.size() + 1);
+                       "text)",
+                       vocab_size, tokens.size() - 256, tokens.size() + 1);
     const uint32_t left = pairLeft(*best), right = pairRight(*best);
     std::string bytes = tokens[left] + tokens[right];
     auto [it, fresh] = id_of.emplace(bytes, static_cast<uint32_t>(tokens.size()));
@@ -202,8 +210,8 @@ Tokenizer Tokenizer::train(const std::vector<std::string>& files, uint32_t vocab
     merges.emplace_back(left, right);
     // A pair with a positive count occurs somewhere; if the bookkeeping ever disagreed, the
     // same pair would be picked forever.
-    KDGRID_CHECK(table.merge(*best, it->second) > 0, "BPE training: pair ({}, {}) has a count "
-                 "but occurs in no word", left, right);
+    KDGRID_CHECK(table.merge(*best, it->second) > 0,
+                 "BPE training: pair ({}, {}) has a count but occurs in no word", left, right);
     const size_t learned = tokens.size() - 256;
     if (progress && fresh && (learned % report_every == 0 || learned == wanted)) {
       progress(learned, wanted);

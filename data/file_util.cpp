@@ -14,8 +14,9 @@ namespace kdgrid {
 
 std::string readWholeFile(const std::string& path, std::string_view what) {
   std::error_code ec;
-  KDGRID_INPUT_CHECK(std::filesystem::is_regular_file(path, ec), "{} '{}' {}", what, path,
-                     std::filesystem::exists(path, ec) ? "is not a regular file" : "does not exist");
+  KDGRID_INPUT_CHECK(
+      std::filesystem::is_regular_file(path, ec), "{} '{}' {}", what, path,
+      std::filesystem::exists(path, ec) ? "is not a regular file" : "does not exist");
   FILE* f = std::fopen(path.c_str(), "rb");
   KDGRID_INPUT_CHECK(f != nullptr, "cannot open {} '{}': {}", what, path, std::strerror(errno));
   std::string bytes;

@@ -29,10 +29,9 @@ Pretokenizer::Pretokenizer() : compiled_(std::make_unique<Compiled>()) {
   PCRE2_SIZE error_offset = 0;
   // MATCH_INVALID_UTF (implies UTF): invalid sequences never match and act as barriers instead
   // of making pcre2_match fail; UCP: \s, \p{L}, \p{N} use Unicode properties.
-  compiled_->code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kGpt2Pattern), PCRE2_ZERO_TERMINATED,
-                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error, &error_offset,
-                    nullptr);
+  compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kGpt2Pattern), PCRE2_ZERO_TERMINATED,
+                                  PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error,
+                                  &error_offset, nullptr);
   KDGRID_CHECK(compiled_->code != nullptr, "PCRE2 cannot compile GPT-2's pattern at offset {}: {}",
                error_offset, pcre2Message(error));
   uint32_t have_jit = 0;

@@ -6,7 +6,7 @@
 
 #include <algorithm>
 #include <queue>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "core/check.h"
 #include "data/byte_unicode.h"
@@ -38,7 +38,8 @@ Tokenizer::Tokenizer(std::vector<std::string> tokens,
   if (n < kMinVocabSize || n > kMaxVocabSize) {
     fail(fmt::format("vocabulary size {} is outside [{}, {}]", n, kMinVocabSize, kMaxVocabSize));
   }
-  if (eot_ >= n) fail(fmt::format("end-of-text id {} is not below the vocabulary size {}", eot_, n));
+  if (eot_ >= n)
+    fail(fmt::format("end-of-text id {} is not below the vocabulary size {}", eot_, n));
   if (tokens_[eot_].empty()) fail("the end-of-text token has an empty spelling");
 
   std::unordered_map<std::string_view, uint32_t> id_of;  // bytes -> id, EOT excluded
@@ -57,7 +58,8 @@ Tokenizer::Tokenizer(std::vector<std::string> tokens,
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
     auto it = id_of.find(std::string_view(&c, 1));
-    if (it == id_of.end()) fail(fmt::format("no token for byte 0x{:02x} (byte alphabet incomplete)", b));
+    if (it == id_of.end())
+      fail(fmt::format("no token for byte 0x{:02x} (byte alphabet incomplete)", b));
     byte_ids_[b] = it->second;
   }
 
@@ -65,20 +67,23 @@ Tokenizer::Tokenizer(std::vector<std::string> tokens,
   // at least one merge (otherwise encode could never produce it).
   if (merges_.size() > UINT32_MAX) fail("too many merges");
   std::vector<bool> produced(n, false);
-  merge_index_.reserve(merges_.size());
+  merge_index_ = MergeTable(merges_.size());
+  merge_results_.reserve(merges_.size());
   for (uint32_t rank = 0; rank < merges_.size(); ++rank) {
     const auto [left, right] = merges_[rank];
     if (left >= n || right >= n || left == eot_ || right == eot_) {
-      fail(fmt::format("merge {} ({} {}) refers to an unknown or special token", rank, left, right));
+      fail(
+          fmt::format("merge {} ({} {}) refers to an unknown or special token", rank, left, right));
     }
     auto it = id_of.find(tokens_[left] + tokens_[right]);
     if (it == id_of.end()) {
       fail(fmt::format("merge {} ({} {}) makes bytes that are not in the vocabulary", rank, left,
                        right));
     }
-    if (!merge_index_.emplace((uint64_t{left} << 32) | right, MergeRule{rank, it->second}).second) {
+    if (!merge_index_.insert(left, right, {rank, it->second})) {
       fail(fmt::format("merge {} ({} {}) appears twice", rank, left, right));
     }
+    merge_results_.push_back(it->second);
     produced[it->second] = true;
   }
   for (uint32_t id = 0; id < n; ++id) {
@@ -88,8 +93,12 @@ Tokenizer::Tokenizer(std::vector<std::string> tokens,
   }
 }
 
-uint32_t Tokenizer::vocabSize() const { return static_cast<uint32_t>(tokens_.size()); }
-uint32_t Tokenizer::eotToken() const { return eot_; }
+uint32_t Tokenizer::vocabSize() const {
+  return static_cast<uint32_t>(tokens_.size());
+}
+uint32_t Tokenizer::eotToken() const {
+  return eot_;
+}
 
 const std::string& Tokenizer::tokenBytes(uint32_t id) const {
   KDGRID_INPUT_CHECK(id < tokens_.size(), "token id {} is not below the vocabulary size {}", id,
@@ -111,27 +120,28 @@ std::vector<uint32_t> Tokenizer::encode(std::string_view text) const {
 }
 
 void Tokenizer::encodePiece(std::string_view piece, std::vector<uint32_t>& out) const {
-  std::vector<uint32_t> ids(piece.size());
-  for (size_t i = 0; i < piece.size(); ++i) ids[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
-  if (ids.size() <= kShortPiece) {
-    mergeShortPiece(ids);
-  } else {
-    mergeLongPiece(ids);
-  }
-  out.insert(out.end(), ids.begin(), ids.end());
+  // The piece's byte ids are appended and merged in place at the end of `out`.
+  const size_t start = out.size();
+  out.resize(start + piece.size());
+  uint32_t* ids = out.data() + start;
+  for (size_t i = 0; i < piece.size(); ++i)
+    ids[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
+  const size_t n = piece.size() <= kShortPiece ? mergeShortPiece(ids, piece.size())
+                                               : mergeLongPiece(ids, piece.size());
+  out.resize(start + n);
 }
 
 // Both merge routines apply one merge at a time: the adjacent pair of lowest rank, the
-// leftmost one on ties, until no adjacent pair has a rule (Hugging Face's GPT-2 order).
+// leftmost one on ties, until no adjacent pair has a rule (Hugging Face's GPT-2 order; for
+// merges learned in order, as here and in GPT-2, the same result as GPT-2's encoder.py).
 
-void Tokenizer::mergeShortPiece(std::vector<uint32_t>& ids) const {
+size_t Tokenizer::mergeShortPiece(uint32_t* ids, size_t n) const {
   // ranks[i]: rank of the pair (ids[i], ids[i+1]), kNoRank when no rule joins them.
   uint32_t ranks[kShortPiece];
   auto rankAt = [&](size_t i) {
-    const MergeRule* rule = findMerge(ids[i], ids[i + 1]);
+    const MergeTable::Rule* rule = findMerge(ids[i], ids[i + 1]);
     return rule ? rule->rank : kNoRank;
   };
-  size_t n = ids.size();
   for (size_t i = 0; i + 1 < n; ++i) ranks[i] = rankAt(i);
   while (n > 1) {
     size_t best = 0;
@@ -139,17 +149,18 @@ void Tokenizer::mergeShortPiece(std::vector<uint32_t>& ids) const {
       if (ranks[i] < ranks[best]) best = i;
     }
     if (ranks[best] == kNoRank) break;
-    ids[best] = findMerge(ids[best], ids[best + 1])->result;
-    ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+    ids[best] = merge_results_[ranks[best]];
+    std::copy(ids + best + 2, ids + n, ids + best + 1);
     std::copy(ranks + best + 1, ranks + n - 1, ranks + best);
     --n;
     if (best > 0) ranks[best - 1] = rankAt(best - 1);
     if (best + 1 < n) ranks[best] = rankAt(best);
   }
+  return n;
 }
 
-void Tokenizer::mergeLongPiece(std::vector<uint32_t>& ids) const {
-  const int32_t n = static_cast<int32_t>(ids.size());
+size_t Tokenizer::mergeLongPiece(uint32_t* ids, size_t count) const {
+  const auto n = static_cast<int32_t>(count);
   std::vector<int32_t> next(n), prev(n);
   std::vector<bool> alive(n, true);
   for (int32_t i = 0; i < n; ++i) {
@@ -169,7 +180,7 @@ void Tokenizer::mergeLongPiece(std::vector<uint32_t>& ids) const {
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
   auto consider = [&](int32_t pos) {
     if (pos < 0 || next[pos] < 0) return;
-    if (const MergeRule* rule = findMerge(ids[pos], ids[next[pos]])) {
+    if (const MergeTable::Rule* rule = findMerge(ids[pos], ids[next[pos]])) {
       heap.push({rule->rank, pos, ids[pos], ids[next[pos]]});
     }
   };
@@ -179,7 +190,7 @@ void Tokenizer::mergeLongPiece(std::vector<uint32_t>& ids) const {
     heap.pop();
     const int32_t right = next[c.pos];
     if (!alive[c.pos] || right < 0 || ids[c.pos] != c.left || ids[right] != c.right) continue;
-    ids[c.pos] = findMerge(c.left, c.right)->result;
+    ids[c.pos] = merge_results_[c.rank];
     alive[right] = false;
     next[c.pos] = next[right];
     if (next[right] >= 0) prev[next[right]] = c.pos;
@@ -188,14 +199,15 @@ void Tokenizer::mergeLongPiece(std::vector<uint32_t>& ids) const {
   }
   size_t out = 0;
   for (int32_t i = 0; i >= 0 && i < n; i = next[i]) ids[out++] = ids[i];
-  ids.resize(out);
+  return out;
 }
 
 std::string Tokenizer::decode(std::span<const uint32_t> ids) const {
   std::string text;
   for (uint32_t id : ids) {
-    KDGRID_INPUT_CHECK(id < tokens_.size(), "cannot decode token id {}: not below the vocabulary "
-                       "size {}", id, tokens_.size());
+    KDGRID_INPUT_CHECK(id < tokens_.size(),
+                       "cannot decode token id {}: not below the vocabulary size {}", id,
+                       tokens_.size());
     if (id != eot_) text += tokens_[id];
   }
   return text;

@@ -2,10 +2,26 @@
 // (PCRE2, Unicode classes), each piece is BPE-merged over its UTF-8 bytes. Encode/decode is
 // an exact round trip for any byte string (invalid UTF-8 included).
 //
-// Ids: vocab_size counts the 256 byte tokens, the merges and one end-of-text token; every
-// id < vocab_size. The token table uses GPT-2's byte-to-unicode mapping so it can be written
-// as GPT-2 vocab.json + merges.txt, and real GPT-2 tokenizers (whose ids are ordered
-// differently) can be imported: nothing assumes byte b has id b.
+// Ids: vocab_size counts the 256 byte tokens, the tokens made by merges and one end-of-text
+// token; every id < vocab_size. The token table uses GPT-2's byte-to-unicode mapping so it can
+// be written as GPT-2 vocab.json + merges.txt, and real GPT-2 tokenizers (whose ids are
+// ordered differently) can be imported: nothing assumes byte b has id b.
+//
+// Encoding merges within a piece one pair at a time, the pair of lowest merge rank first
+// (leftmost on ties), as Hugging Face's GPT-2 tokenizer does; for merge lists learned in order
+// (ours, GPT-2's) that is the same as GPT-2's encoder.py. The end-of-text token is never
+// produced from text: "<|endoftext|>" in the input is encoded as ordinary text.
+//
+// File (save/load), one vocab entry or merge per line:
+//   {"format": "kdgrid-bpe", "version": 1, "vocab_size": N, "eot_token": id,
+//    "pattern": GPT-2's pre-tokeniser pattern,
+//    "vocab": [token in GPT-2 byte-to-unicode form, by id; the EOT token spelled literally],
+//    "merges": ["left right", ... in rank order, as in GPT-2's merges.txt]}
+// sha256() hashes the text save() writes (computed from the content, so a reformatted file
+// keeps its identity).
+//
+// A Tokenizer is immutable once built: encode/decode may run on any number of threads at
+// once. Copies share the compiled pre-tokeniser.
 #pragma once
 
 #include <array>
@@ -15,9 +31,10 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "data/merge_table.h"
 
 namespace kdgrid {
 
@@ -70,12 +87,6 @@ class Tokenizer {
   std::string canonicalJson() const;
 
  private:
-  // One merge rule, looked up by its (left id, right id) pair.
-  struct MergeRule {
-    uint32_t rank;    // position in merges_: lower ranks merge first
-    uint32_t result;  // id of the merged token
-  };
-
   // Validates and indexes; throws UsageError mentioning `source` (a file name, or "training")
   // on an inconsistent vocabulary.
   Tokenizer(std::vector<std::string> tokens, std::vector<std::pair<uint32_t, uint32_t>> merges,
@@ -83,18 +94,19 @@ class Tokenizer {
 
   // Appends the BPE ids of one pre-tokenised piece to `out`.
   void encodePiece(std::string_view piece, std::vector<uint32_t>& out) const;
-  void mergeShortPiece(std::vector<uint32_t>& ids) const;  // O(n^2), for short pieces
-  void mergeLongPiece(std::vector<uint32_t>& ids) const;   // O(n log n) with a heap
-  const MergeRule* findMerge(uint32_t left, uint32_t right) const {
-    auto it = merge_index_.find((uint64_t{left} << 32) | right);
-    return it == merge_index_.end() ? nullptr : &it->second;
+  // Merge ids[0, n) in place; return the new length.
+  size_t mergeShortPiece(uint32_t* ids, size_t n) const;  // O(n^2), for short pieces
+  size_t mergeLongPiece(uint32_t* ids, size_t n) const;   // O(n log n) with a heap
+  const MergeTable::Rule* findMerge(uint32_t left, uint32_t right) const {
+    return merge_index_.find(left, right);
   }
 
   std::shared_ptr<const Pretokenizer> pretokenizer_;
-  std::vector<std::string> tokens_;                     // [vocab_size] id -> bytes
+  std::vector<std::string> tokens_;                    // [vocab_size] id -> bytes
   std::vector<std::pair<uint32_t, uint32_t>> merges_;  // [n_merges] rank -> (left id, right id)
-  std::unordered_map<uint64_t, MergeRule> merge_index_;  // (left << 32 | right) -> rule
-  std::array<uint32_t, 256> byte_ids_{};                // byte value -> id of its token
+  MergeTable merge_index_;                             // (left, right) -> rank, merged id
+  std::vector<uint32_t> merge_results_;                // [n_merges] rank -> merged id
+  std::array<uint32_t, 256> byte_ids_{};               // byte value -> id of its token
   uint32_t eot_ = 0;
 };
 

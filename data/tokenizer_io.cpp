@@ -1,9 +1,8 @@
 // Tokenizer files: kdgrid's JSON (save/load, canonical text for the SHA-256) and GPT-2's
 // vocab.json + merges.txt. Readers validate everything and throw UsageError naming the file.
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "core/check.h"
 #include "data/byte_unicode.h"
@@ -41,7 +40,8 @@ const Json& field(const Json& object, const char* name, const std::string& path)
   return *it;
 }
 
-uint64_t unsignedField(const Json& object, const char* name, uint64_t max, const std::string& path) {
+uint64_t unsignedField(const Json& object, const char* name, uint64_t max,
+                       const std::string& path) {
   const Json& v = field(object, name, path);
   if (!v.is_number_unsigned() || v.get<uint64_t>() > max) {
     fileError(path, fmt::format("field \"{}\" must be an integer in [0, {}], not {}", name, max,
@@ -104,8 +104,8 @@ Tokenizer Tokenizer::load(const std::string& path) {
   const Json j = parseJsonFile(path);
   if (!j.is_object()) fileError(path, "not a JSON object");
   if (stringField(j, "format", path) != kFormat) {
-    fileError(path, fmt::format("format is \"{}\", expected \"{}\"",
-                                stringField(j, "format", path), kFormat));
+    fileError(path, fmt::format("format is \"{}\", expected \"{}\"", stringField(j, "format", path),
+                                kFormat));
   }
   const uint64_t version = unsignedField(j, "version", std::numeric_limits<int>::max(), path);
   if (version != kFormatVersion) {
@@ -119,9 +119,11 @@ Tokenizer Tokenizer::load(const std::string& path) {
   }
   const Json& vocab = field(j, "vocab", path);
   if (!vocab.is_array() || vocab.size() != vocab_size) {
-    fileError(path, fmt::format("\"vocab\" must be an array of vocab_size = {} strings", vocab_size));
+    fileError(path,
+              fmt::format("\"vocab\" must be an array of vocab_size = {} strings", vocab_size));
   }
-  if (eot >= vocab_size) fileError(path, fmt::format("eot_token {} >= vocab_size {}", eot, vocab_size));
+  if (eot >= vocab_size)
+    fileError(path, fmt::format("eot_token {} >= vocab_size {}", eot, vocab_size));
 
   std::vector<std::string> tokens(vocab_size);
   std::unordered_map<std::string, uint32_t> id_of_spelling;  // GPT-2 form -> id

@@ -29,13 +29,13 @@ stage "3. prepare: text -> train/val token shards"
 import glob, sys
 import h5py
 for split in ("train", "val"):
-    files = sorted(glob.glob(f"{sys.argv[1]}/{split}/*.h5"))
-    tokens = docs = 0
-    for f in files:
+    shards = tokens = docs = 0
+    for f in sorted(glob.glob(f"{sys.argv[1]}/{split}/*.h5")):
         with h5py.File(f, "r") as h:
             if h.attrs["format"] == "kdgrid-tokens":
+                shards += 1
                 tokens += h["tokens"].shape[0]
                 docs += h["doc_offsets"].shape[0] - 1
                 vocab = int(h.attrs["vocab_size"])
-    print(f"{split:5s}: {len(files)} shard files, {docs} documents, {tokens} tokens, vocab {vocab}")
+    print(f"{split:5s}: {shards} token shards, {docs} documents, {tokens} tokens, vocab {vocab}")
 PY

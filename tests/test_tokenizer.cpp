@@ -12,9 +12,11 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "core/check.h"
 #include "data/byte_unicode.h"
+#include "data/merge_table.h"
 #include "data/tokenizer.h"
 #include "test_util.h"
 
@@ -56,7 +58,9 @@ std::string sampleCorpus(size_t n_words, uint32_t seed) {
   std::string text;
   for (size_t i = 0; i < n_words; ++i) {
     if (rng() % 4 == 0) {  // an invented word: many distinct pieces, so many merges
-      for (uint32_t k = 2 + rng() % 3; k > 0; --k) text += kSyllables[rng() % std::size(kSyllables)];
+      for (uint32_t k = 2 + rng() % 3; k > 0; --k) {
+        text += kSyllables[rng() % std::size(kSyllables)];
+      }
     } else {
       text += kWords[rng() % std::size(kWords)];
     }
@@ -149,6 +153,33 @@ TEST(ByteUnicode, MatchesGpt2AndIsABijection) {
   EXPECT_FALSE(gpt2ToBytes("\xc4").has_value());   // truncated UTF-8
 }
 
+// ---------------------------------------------------------------- merge table
+
+TEST(MergeTable, FindsWhatWasInsertedWhileGrowing) {
+  MergeTable table;  // no reservation: grows many times
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> reference;
+  std::mt19937 rng(1);
+  for (uint32_t i = 0; reference.size() < 20000; ++i) {
+    // Small ids collide often in the low bits, as real merges do.
+    const uint32_t left = rng() % 300, right = rng() % 5000;
+    const bool fresh = reference.emplace(std::make_pair(left, right), i).second;
+    ASSERT_EQ(table.insert(left, right, {i, i + 7}), fresh);
+  }
+  EXPECT_EQ(table.size(), reference.size());
+  for (const auto& [pair, rank] : reference) {
+    const MergeTable::Rule* rule = table.find(pair.first, pair.second);
+    ASSERT_NE(rule, nullptr);
+    EXPECT_EQ(rule->rank, rank);
+    EXPECT_EQ(rule->result, rank + 7);
+  }
+  size_t absent = 0;
+  for (uint32_t left = 0; left < 300; ++left) {
+    for (uint32_t right = 5000; right < 5010; ++right) absent += table.find(left, right) == nullptr;
+  }
+  EXPECT_EQ(absent, 3000u);
+  EXPECT_EQ(table.find(0x7fffffff, 0x7fffffff), nullptr);
+}
+
 // ---------------------------------------------------------------- pre-tokenisation
 
 std::vector<std::string> piecesOf(const Tokenizer& tok, std::string_view text) {
@@ -224,6 +255,28 @@ TEST_F(TrainedTokenizer, RoundTripsTextFilesAndCompresses) {
   }
 }
 
+TEST_F(TrainedTokenizer, EncodesConcurrently) {
+  // One shared tokenizer, several threads (the header promises this for prepare).
+  std::mt19937 rng(13);
+  std::vector<std::string> texts;
+  for (int i = 0; i < 64; ++i) texts.push_back(sampleCorpus(300, i) + randomBytes(rng));
+  std::vector<Ids> expected;
+  for (const auto& t : texts) expected.push_back(tok_->encode(t));
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 5; ++round) {
+        for (size_t i = 0; i < texts.size(); ++i) {
+          mismatches[t] += tok_->encode(texts[i]) != expected[i];
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
+}
+
 TEST_F(TrainedTokenizer, EndOfTextDecodesToNothingAndBadIdsAreErrors) {
   const Ids ids = tok_->encode("the end");
   Ids with_eot = ids;
@@ -238,10 +291,12 @@ TEST_F(TrainedTokenizer, EndOfTextDecodesToNothingAndBadIdsAreErrors) {
 
 // ---------------------------------------------------------------- encode vs GPT-2's bpe()
 
+// (left bytes, right bytes) -> merge rank.
+using RankMap = std::map<std::pair<std::string, std::string>, size_t>;
+
 // GPT-2's encoder.py bpe(): repeatedly take the adjacent pair of lowest rank and merge all
-// its occurrences left to right. Works on byte strings; ranks keyed by "left\0right" bytes.
-std::vector<std::string> gpt2Bpe(const std::string& piece,
-                                 const std::map<std::pair<std::string, std::string>, size_t>& ranks) {
+// its occurrences left to right. Works on byte strings.
+std::vector<std::string> gpt2Bpe(const std::string& piece, const RankMap& ranks) {
   std::vector<std::string> word;
   for (char c : piece) word.emplace_back(1, c);
   while (word.size() > 1) {
@@ -275,7 +330,7 @@ TEST_F(TrainedTokenizer, EncodesLikeGpt2sBpeAlgorithm) {
   for (uint32_t id = 0; id < j["vocab"].size(); ++id) {
     if (id != tok_->eotToken()) id_of[*gpt2ToBytes(j["vocab"][id].get<std::string>())] = id;
   }
-  std::map<std::pair<std::string, std::string>, size_t> ranks;
+  RankMap ranks;
   for (size_t r = 0; r < j["merges"].size(); ++r) {
     const std::string m = j["merges"][r];
     const size_t sp = m.find(' ');

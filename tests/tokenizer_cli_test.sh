@@ -26,7 +26,8 @@ for i in $(seq 1 200); do
   echo "Zeile $i: Der schnelle braune Fuchs springt über den faulen Hund."
 done >"$work/texts/b.txt"
 
-expect 0 "vocab 400" "$bin" tokenizer --input "$work/texts/a.txt" --vocab-size 400 --out "$work/a.json"
+a="$work/texts/a.txt"
+expect 0 "vocab 400" "$bin" tokenizer --input "$a" --vocab-size 400 --out "$work/a.json"
 [ -s "$work/a.json" ] || fail "a.json was not written"
 grep -q '"format": "kdgrid-bpe"' "$work/a.json" || fail "a.json has no format field"
 grep -q '"vocab_size": 400' "$work/a.json" || fail "a.json has the wrong vocab_size"
@@ -38,27 +39,28 @@ expect 0 "vocab 500" "$bin" tokenizer --input "$work/texts/a.txt" "$work/texts/b
 cmp -s "$work/d.json" "$work/f.json" || fail "directory and file list give different tokenizers"
 
 # Options from an INI file.
-printf 'input = %s\nvocab-size = 300\nout = %s\n' "$work/texts/a.txt" "$work/ini.json" >"$work/t.ini"
+printf 'input = %s\nvocab-size = 300\nout = %s\n' "$a" "$work/ini.json" >"$work/t.ini"
 expect 0 "vocab 300" "$bin" tokenizer --config "$work/t.ini"
 
 # Usage errors: exit 2, the message names the option or file.
-expect 2 "--vocab-size" "$bin" tokenizer --input "$work/texts/a.txt" --vocab-size 100 --out "$work/x.json"
-expect 2 "vocab-size" "$bin" tokenizer --input "$work/texts/a.txt" --vocab-size -3 --out "$work/x.json"
-expect 2 "vocab-size" "$bin" tokenizer --input "$work/texts/a.txt" --out "$work/x.json"
-expect 2 "$work/nope.txt" "$bin" tokenizer --input "$work/nope.txt" --vocab-size 300 --out "$work/x.json"
-expect 2 "--vocab-size" "$bin" tokenizer --input "$work/texts/a.txt" --vocab-size 100000 --out "$work/x.json"
+x="$work/x.json"
+expect 2 "--vocab-size" "$bin" tokenizer --input "$a" --vocab-size 100 --out "$x"
+expect 2 "vocab-size" "$bin" tokenizer --input "$a" --vocab-size -3 --out "$x"
+expect 2 "vocab-size" "$bin" tokenizer --input "$a" --out "$x"
+expect 2 "$work/nope.txt" "$bin" tokenizer --input "$work/nope.txt" --vocab-size 300 --out "$x"
+expect 2 "--vocab-size" "$bin" tokenizer --input "$a" --vocab-size 100000 --out "$x"
 mkdir -p "$work/empty"
-expect 2 "$work/empty" "$bin" tokenizer --input "$work/empty" --vocab-size 300 --out "$work/x.json"
-expect 2 "$work/no/such/dir" "$bin" tokenizer --input "$work/texts/a.txt" --vocab-size 300 \
+expect 2 "$work/empty" "$bin" tokenizer --input "$work/empty" --vocab-size 300 --out "$x"
+expect 2 "$work/no/such/dir" "$bin" tokenizer --input "$a" --vocab-size 300 \
   --out "$work/no/such/dir/x.json"
 [ ! -e "$work/x.json" ] || fail "a failed run left x.json behind"
 
 # Under mpirun with two ranks: same file, and a data error still exits 2 on every rank.
 if command -v mpirun >/dev/null; then
-  expect 0 "vocab 400" mpirun -np 2 "$bin" tokenizer --input "$work/texts/a.txt" --vocab-size 400 \
+  expect 0 "vocab 400" mpirun -np 2 "$bin" tokenizer --input "$a" --vocab-size 400 \
     --out "$work/mpi.json"
   cmp -s "$work/a.json" "$work/mpi.json" || fail "two ranks wrote a different tokenizer"
-  expect 2 "--vocab-size" mpirun -np 2 "$bin" tokenizer --input "$work/texts/a.txt" \
-    --vocab-size 100000 --out "$work/x.json"
+  expect 2 "--vocab-size" mpirun -np 2 "$bin" tokenizer --input "$a" --vocab-size 100000 \
+    --out "$x"
 fi
 echo "tokenizer_cli: all checks passed"

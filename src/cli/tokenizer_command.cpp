@@ -24,19 +24,22 @@ struct TokenizerOptions {
 
   po::options_description describe() {
     po::options_description o("Tokenizer");
+    // clang-format off
     o.add_options()
         ("input", po::value(&input)->multitoken()->required()->value_name("PATH..."),
          "text files, or directories (every regular file in them, by name)")
         ("vocab-size", po::value(&vocab_size)->required()->value_name("N"),
          "ids in the vocabulary: 256 byte tokens + merges + 1 end-of-text token")
         ("out", po::value(&out)->required()->value_name("FILE"), "tokenizer JSON to write");
+    // clang-format on
     return o;
   }
 
   void validate() const {
     KDGRID_OPTION_CHECK(vocab_size >= kMinVocabSize && vocab_size <= kMaxVocabSize,
                         "--vocab-size {} is outside [{}, {}] (256 byte tokens + merges + one "
-                        "end-of-text token)", vocab_size, kMinVocabSize, kMaxVocabSize);
+                        "end-of-text token)",
+                        vocab_size, kMinVocabSize, kMaxVocabSize);
     KDGRID_OPTION_CHECK(!out.empty(), "--out must name a file");
   }
 };
@@ -54,8 +57,8 @@ Outcome trainAndSave(const TokenizerOptions& opt) {
     std::error_code ec;
     input_bytes += std::filesystem::file_size(f, ec);
   }
-  log0("tokenizer: {} input files, {:.2f} MB; learning {} tokens", files.size(),
-       input_bytes / 1e6, opt.vocab_size - kMinVocabSize);
+  log0("tokenizer: {} input files, {:.2f} MB; learning {} tokens", files.size(), input_bytes / 1e6,
+       opt.vocab_size - kMinVocabSize);
   auto last_log = std::chrono::steady_clock::now();
   const Tokenizer tok = Tokenizer::train(
       files, static_cast<uint32_t>(opt.vocab_size), [&](size_t done, size_t total) {
@@ -106,8 +109,9 @@ int runTokenizer(const CommandLine& cmd) {
   outcome.message.resize(length);
   KDGRID_MPI(MPI_Bcast(outcome.message.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD));
   if (code == kExitUsage) throw OptionError(outcome.message);
-  if (error) std::rethrow_exception(error);  // rank 0: reported and aborted by main()
-  return code;  // other ranks: rank 0's MPI_Abort ends them
+  // Rank 0 rethrows (main() reports and aborts); the other ranks wait for that abort.
+  if (error) std::rethrow_exception(error);
+  return code;
 }
 
 }  // namespace kdgrid

@@ -2,7 +2,7 @@
 // without the prefetch thread, over synthetic kdgrid-tokens shards (uniform random ids below a
 // GPT-2-sized vocabulary, stored as uint16) written to a temporary directory first.
 //
-//   loader_bench [--tokens N] [--shard-tokens N] [--seq-len N] [--batch N] [--steps N]
+//   bench_loader [--tokens N] [--shard-tokens N] [--seq-len N] [--batch N] [--steps N]
 //                [--work-ms MS]
 //
 // --work-ms simulates a training step between next() calls (a sleep), so the prefetch figure
@@ -54,12 +54,12 @@ Args parseArgs(int argc, char** argv) {
     else if (k == "--work-ms")
       a.work_ms = std::strtod(v, nullptr);
     else {
-      std::fprintf(stderr, "loader_bench: unknown option %s\n", argv[i]);
+      std::fprintf(stderr, "bench_loader: unknown option %s\n", argv[i]);
       std::exit(2);
     }
   }
   if (a.tokens == 0 || a.shard_tokens == 0 || a.seq_len < 2 || a.batch == 0 || a.steps == 0) {
-    std::fprintf(stderr, "loader_bench: sizes must be positive\n");
+    std::fprintf(stderr, "bench_loader: sizes must be positive\n");
     std::exit(2);
   }
   return a;
