@@ -1,5 +1,7 @@
 #include "data/loader.h"
 
+#include "data/token_stream.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -67,8 +69,7 @@ std::string_view trimSpaces(std::string_view s) {
 struct Source {
   std::string dir;
   double weight = 1;
-  std::vector<TokenShardInfo> shards;
-  std::vector<uint64_t> shard_start;  // [n_shards + 1] global token offset of each shard
+  std::unique_ptr<TokenStream> stream;
   uint64_t windows = 0;               // floor(total tokens / seq_len)
   uint64_t samples = 0;               // samples per epoch, round(E * w / sum(w))
 };
@@ -182,34 +183,29 @@ void DataLoader::Impl::openSources() {
     Source source;
     source.dir = spec.dir;
     source.weight = spec.weight;
-    source.shard_start.push_back(0);
-    for (const std::string& path : listShards(spec.dir, kTokensFormat)) {
-      TokenShardInfo info = readTokenShardInfo(path);
-      if (reference_dir == nullptr) {
-        vocab_size = info.vocab_size;
-        eot_token = info.eot_token;
-        tokenizer_sha256 = info.tokenizer_sha256;
-        reference_dir = &spec.dir;
-      }
-      // Every shard of every source must come from the same tokenizer.
-      KDGRID_INPUT_CHECK(info.vocab_size == vocab_size,
-                         "--data: {} (shard {}) has vocab_size {} but {} has {}: all token shards "
-                         "must come from the same tokenizer",
-                         spec.dir, path, info.vocab_size, *reference_dir, vocab_size);
-      KDGRID_INPUT_CHECK(info.tokenizer_sha256 == tokenizer_sha256,
-                         "--data: {} (shard {}) has tokenizer_sha256 '{}' but {} has '{}': all "
-                         "token shards must come from the same tokenizer",
-                         spec.dir, path, info.tokenizer_sha256, *reference_dir, tokenizer_sha256);
-      KDGRID_INPUT_CHECK(info.eot_token == eot_token,
-                         "--data: {} (shard {}) has eot_token {} but {} has {}", spec.dir, path,
-                         info.eot_token, *reference_dir, eot_token);
-      source.shard_start.push_back(source.shard_start.back() + info.n_tokens);
-      source.shards.push_back(std::move(info));
+    source.stream = std::make_unique<TokenStream>(spec.dir);  // checks its shards agree
+    const TokenStream& stream = *source.stream;
+    if (reference_dir == nullptr) {
+      vocab_size = stream.vocabSize();
+      eot_token = stream.eotToken();
+      tokenizer_sha256 = stream.tokenizerSha256();
+      reference_dir = &spec.dir;
     }
-    source.windows = source.shard_start.back() / config.seq_len;
+    // Every source must come from the same tokenizer.
+    KDGRID_INPUT_CHECK(stream.vocabSize() == vocab_size,
+                       "--data: {} has vocab_size {} but {} has {}: all token shards must come "
+                       "from the same tokenizer",
+                       spec.dir, stream.vocabSize(), *reference_dir, vocab_size);
+    KDGRID_INPUT_CHECK(stream.tokenizerSha256() == tokenizer_sha256,
+                       "--data: {} has tokenizer_sha256 '{}' but {} has '{}': all token shards "
+                       "must come from the same tokenizer",
+                       spec.dir, stream.tokenizerSha256(), *reference_dir, tokenizer_sha256);
+    KDGRID_INPUT_CHECK(stream.eotToken() == eot_token, "--data: {} has eot_token {} but {} has {}",
+                       spec.dir, stream.eotToken(), *reference_dir, eot_token);
+    source.windows = stream.size() / config.seq_len;
     KDGRID_INPUT_CHECK(source.windows > 0,
                        "--data: {} holds {} tokens, fewer than one window of {} (max_seq + 1)",
-                       source.dir, source.shard_start.back(), config.seq_len);
+                       source.dir, stream.size(), config.seq_len);
     weight_sum += source.weight;
     total_windows += source.windows;
     sources.push_back(std::move(source));
@@ -246,33 +242,7 @@ DataCursor DataLoader::Impl::advance(DataCursor c, uint64_t samples) const {
 
 // Tokens [window * seq_len, (window + 1) * seq_len) of a source's stream; they may span shards.
 void DataLoader::Impl::readWindow(const Source& source, uint64_t window, uint32_t* out) const {
-  uint64_t offset = window * config.seq_len;
-  uint64_t left = config.seq_len;
-  // The shard holding `offset`: the last one starting at or before it.
-  size_t shard = std::upper_bound(source.shard_start.begin(), source.shard_start.end(), offset) -
-                 source.shard_start.begin() - 1;
-  while (left > 0) {
-    KDGRID_CHECK(shard < source.shards.size(), "window {} of {} runs past the last shard", window,
-                 source.dir);
-    const TokenShardInfo& info = source.shards[shard];
-    const uint64_t begin = offset - source.shard_start[shard];
-    const uint64_t count = std::min(left, info.n_tokens - begin);
-    if (count > 0) {
-      const std::vector<uint32_t> tokens = readTokenRange(info, begin, count);
-      KDGRID_CHECK(tokens.size() == count, "readTokenRange returned {} of {} tokens of {}",
-                   tokens.size(), count, info.path);
-      for (uint64_t k = 0; k < count; ++k) {
-        KDGRID_INPUT_CHECK(tokens[k] < vocab_size,
-                           "{}: dataset '/tokens' holds id {} at index {}, not below vocab_size {}",
-                           info.path, tokens[k], begin + k, vocab_size);
-      }
-      std::copy(tokens.begin(), tokens.end(), out);
-      out += count;
-      offset += count;
-      left -= count;
-    }
-    ++shard;
-  }
+  source.stream->read(window * config.seq_len, config.seq_len, out);
 }
 
 // This rank's share of the global batch at produce_cursor; moves produce_cursor past the whole

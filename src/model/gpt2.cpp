@@ -256,7 +256,7 @@ Tensor Gpt2Stage::backward(StageActivations& acts, const Tensor& dout) {
     dw = g("attn.out.weight");
     db = g("attn.out.bias");
     ops::linearBackward(rt_, &datt, false, &dw, &db, dmid, a.att, w("attn.out.weight"));
-    ops::attentionBackward(rt_, dqkv, datt, a.qkv, a.att, a.att_lse, B, T, nh_local_, config_.attn_window);
+    ops::attentionBackward(rt_, dqkv, datt, a.qkv, a.att_lse, B, T, nh_local_, config_.attn_window);
     dw = g("attn.qkv.weight");
     db = g("attn.qkv.bias");
     ops::linearBackward(rt_, &dln, false, &dw, &db, dqkv, a.ln1, w("attn.qkv.weight"));

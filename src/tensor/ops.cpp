@@ -2,6 +2,8 @@
 // The CUDA backend adds a `device() == Device::kCuda` branch per op.
 #include "tensor/ops.h"
 
+#include <algorithm>
+
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/cross_entropy.h"
@@ -216,16 +218,16 @@ void attentionForward(Runtime&, Tensor& out, Tensor& lse, const Tensor& qkv, int
 }
 
 void attentionBackward(Runtime&, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                       const Tensor& out, const Tensor& lse, int64_t B, int64_t T,
-                       int64_t n_head_local, int window) {
+                       const Tensor& lse, int64_t B, int64_t T, int64_t n_head_local, int window) {
   requireCpu(qkv, "attentionBackward");
   requireSame(dqkv, qkv, "attentionBackward");
-  requireSame(dout, out, "attentionBackward");
-  const int64_t C = out.dim(-1);
+  const int64_t C = dout.dim(-1);
+  KDGRID_CHECK(dout.numel() * 3 == qkv.numel() && dout.dtype() == qkv.dtype(),
+               "attentionBackward: dout {} qkv {}", dout.describe(), qkv.describe());
   byType(qkv.dtype(), [&](auto t) {
     using Ty = decltype(t);
-    cpu::attentionBackward(dqkv.data<Ty>(), dout.data<Ty>(), qkv.data<Ty>(), out.data<Ty>(),
-                           lse.data<float>(), B, T, C, C / n_head_local, window);
+    cpu::attentionBackward(dqkv.data<Ty>(), dout.data<Ty>(), qkv.data<Ty>(), lse.data<float>(),
+                           B, T, C, C / n_head_local, window);
   });
 }
 

@@ -45,7 +45,7 @@ void embeddingBackward(Runtime& rt, Tensor& dtok_emb, Tensor* dpos_emb, const Te
 // [B, nh_local, T] (fp32). window 0 = full causal.
 void attentionForward(Runtime& rt, Tensor& out, Tensor& lse, const Tensor& qkv, int64_t B, int64_t T,
                       int64_t n_head_local, int window);
-void attentionBackward(Runtime& rt, Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& out,
+void attentionBackward(Runtime& rt, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                        const Tensor& lse, int64_t B, int64_t T, int64_t n_head_local, int window);
 
 // Converts between storage types (same shape).
