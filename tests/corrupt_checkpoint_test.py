@@ -37,7 +37,8 @@ def test(work):
     run_dir = os.path.join(work, "run")
     k.write_token_shard(os.path.join(data, "tokens_000.h5"), k.random_tokens(2000, VOCAB, 3), VOCAB)
     args = ["--n-layer", 2, "--n-head", 2, "--d-model", 32, "--max-seq", 16]
-    train = ["train", "--data", data, "--run-dir", run_dir, "--batch-size", 4, "--save-every", 2] + args
+    train = ["train", "--data", data, "--run-dir", run_dir, "--batch-size", 4,
+             "--save-every", 2] + args
     k.run(train + ["--steps", 4])
     step2, step4 = k.step_dir(run_dir, 2), k.step_dir(run_dir, 4)
     k.check(k.latest(run_dir) == step4, f"latest is {k.latest(run_dir)}")

@@ -61,7 +61,8 @@ def eval_line(checkpoint, data, max_tokens, np_=1, batch=None):
     k.check(len(lines) == 1, f"eval printed {len(lines)} lines on stdout: {r.stdout!r}")
     out = json.loads(lines[0])
     k.check(sorted(out) == ["loss", "ppl", "tokens"], f"eval fields: {out}")
-    k.check(math.isclose(out["ppl"], math.exp(out["loss"]), rel_tol=1e-12), f"ppl != exp(loss): {out}")
+    k.check(math.isclose(out["ppl"], math.exp(out["loss"]), rel_tol=1e-12),
+            f"ppl != exp(loss): {out}")
     return out
 
 
@@ -97,7 +98,8 @@ def test(work):
             two = eval_line(run_dir, eval_data, max_tokens, np_=2)
             k.check(two["tokens"] == want_tokens, f"--dp 2 --max-tokens {max_tokens}: {two}")
             k.check(math.isclose(two["loss"], out["loss"], rel_tol=1e-6),
-                    f"--dp 2 --max-tokens {max_tokens}: loss {two['loss']!r} vs 1 rank {out['loss']!r}")
+                    f"--dp 2 --max-tokens {max_tokens}: loss {two['loss']!r} vs 1 rank "
+                    f"{out['loss']!r}")
 
     print(f"largest relative loss error against the float64 reference: {worst:.3g}")
 

@@ -42,7 +42,8 @@ def test(work):
 
     k.run(train_args(data, run_dir, 2))
     m = k.metrics(run_dir)
-    k.check([line["skipped"] for line in m] == [False, False], f"the first fp16 steps overflowed: {m}")
+    k.check([line["skipped"] for line in m] == [False, False],
+            f"the first fp16 steps overflowed: {m}")
     k.check(m[0]["loss_scale"] == m[1]["loss_scale"] == 65536.0, f"initial loss scale: {m}")
 
     with h5py.File(os.path.join(k.step_dir(run_dir, 2), "optimizer.h5"), "r+") as f:
@@ -61,8 +62,10 @@ def test(work):
         if line["skipped"]:
             skipped.append(step)
             k.check(line["loss_scale"] == previous_scale / 2,
-                    f"step {step} skipped but the scale went {previous_scale} -> {line['loss_scale']}")
-            k.assert_same_datasets(os.path.join(before, "model.h5"), os.path.join(after, "model.h5"),
+                    f"step {step} skipped but the scale went {previous_scale} -> "
+                    f"{line['loss_scale']}")
+            k.assert_same_datasets(os.path.join(before, "model.h5"),
+                                   os.path.join(after, "model.h5"),
                                    f"model.h5 across skipped step {step}")
             k.assert_same_datasets(os.path.join(before, "optimizer.h5"),
                                    os.path.join(after, "optimizer.h5"),
@@ -75,7 +78,8 @@ def test(work):
             k.check(any(not np.array_equal(w0[n], w1[n]) for n in w0),
                     f"clean step {step} left the weights unchanged")
         previous_scale = line["loss_scale"]
-    k.check(skipped and skipped[0] == 3, f"the step after raising the scale was not skipped: {m[2:]}")
+    k.check(skipped and skipped[0] == 3,
+            f"the step after raising the scale was not skipped: {m[2:]}")
     k.check(not m[-1]["skipped"], f"the scale never came down to one that fits: {m}")
     print(f"skipped steps {skipped}; scale {HUGE_SCALE:g} -> {m[-1]['loss_scale']:g}")
 

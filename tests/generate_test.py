@@ -48,7 +48,8 @@ def test(work):
     k.check(len(first.strip()) > len(PROMPT), f"nothing was generated: {first!r}")
     k.check(generate(1) == first, "the same --seed gave another sample")
     k.check(generate(1, np_=2) == first, "2 ranks gave another sample than 1 for the same --seed")
-    k.check(generate(2) != first, f"--seed 2 gave the same 30 sampled tokens as --seed 1: {first!r}")
+    k.check(generate(2) != first,
+            f"--seed 2 gave the same 30 sampled tokens as --seed 1: {first!r}")
     greedy = generate(1, extra=["--temperature", 0])
     k.check(generate(7, extra=["--temperature", 0]) == greedy, "greedy decoding depends on --seed")
 

@@ -61,7 +61,8 @@ def write_token_shard(path, tokens, vocab_size, eot_token=None, sha=SHA, doc_off
         f.attrs["vocab_size"] = vocab_size
         f.attrs["eot_token"] = vocab_size - 1 if eot_token is None else eot_token
         f.attrs["tokenizer_sha256"] = sha
-        f.create_dataset("tokens", data=tokens.astype(np.uint16 if vocab_size <= 65536 else np.uint32))
+        dtype = np.uint16 if vocab_size <= 65536 else np.uint32
+        f.create_dataset("tokens", data=tokens.astype(dtype))
         offsets = [0, len(tokens)] if doc_offsets is None else doc_offsets
         f.create_dataset("doc_offsets", data=np.asarray(offsets, dtype=np.uint64))
 

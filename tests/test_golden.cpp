@@ -17,11 +17,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <span>
-
-#include <nlohmann/json.hpp>
 
 #include "checkpoints/checkpoint.h"
 #include "data/h5.h"
@@ -36,8 +37,8 @@ namespace {
 
 constexpr uint64_t kSeed = 11;
 constexpr uint32_t kVocab = 61;
-constexpr int kGradWindows = 3;    // windows of the in-process gradient check (B)
-constexpr int kTrainBatch = 4;     // --batch-size of the training run (G)
+constexpr int kGradWindows = 3;  // windows of the in-process gradient check (B)
+constexpr int kTrainBatch = 4;   // --batch-size of the training run (G)
 constexpr int kTrainSteps = 5;
 constexpr int kWarmupSteps = 2;    // steps 0-1 warm up, 2-4 follow the cosine
 constexpr double kLr = 2e-3;       // large enough that 5 steps move every weight visibly
@@ -146,8 +147,8 @@ TEST_P(Golden, MatchesPyTorchReference) {
 
   // The initial weights as model.h5 (what `kdgrid train --seed kSeed` starts from, too).
   const CheckpointMeta meta{mc, "1,1,1", "", kSha};
-  const std::string init_dir = saveCheckpoint(dir / "init", meta, TrainingState{},
-                                              rankTensorsFor(grid, model.layout(), model.params()), 0);
+  const std::string init_dir = saveCheckpoint(
+      dir / "init", meta, TrainingState{}, rankTensorsFor(grid, model.layout(), model.params()), 0);
 
   // Known tokens: the gradient windows are the stream's first windows; the training shard
   // holds kShardWindows windows plus a tail the loader must drop.
@@ -184,8 +185,9 @@ TEST_P(Golden, MatchesPyTorchReference) {
   }
 
   // The reference.
-  const std::string hyper = fmt::format("--lr {} --warmup-steps {} --steps {} --weight-decay 0.1 --grad-clip 1.0",
-                                        kLr, kWarmupSteps, kTrainSteps);
+  const std::string hyper =
+      fmt::format("--lr {} --warmup-steps {} --steps {} --weight-decay 0.1 --grad-clip 1.0", kLr,
+                  kWarmupSteps, kTrainSteps);
   std::string out;
   const int rc = test::runCommand(
       fmt::format("/usr/bin/python3 {}/tests/golden/gpt2_reference.py --model {}/model.h5 "
@@ -209,7 +211,8 @@ TEST_P(Golden, MatchesPyTorchReference) {
   }
   std::fill(model.grads(), model.grads() + model.layout().totalElements(), 0.0f);
   Tensor dout;
-  const LossSums sums = model.headForwardBackward(acts, targets.data(), 1.0f / (kGradWindows * T), &dout);
+  const LossSums sums =
+      model.headForwardBackward(acts, targets.data(), 1.0f / (kGradWindows * T), &dout);
   model.backward(acts, dout);
   ASSERT_EQ(sums.tokens, kGradWindows * T);
 
@@ -232,7 +235,7 @@ TEST_P(Golden, MatchesPyTorchReference) {
     const std::string name = "f64/grads/" + p.spec.name;
     const MaxError e = compare<float, double>(tensorOf(model.grads(), p), readDoubles(ref, name));
     const MaxError e32 = compare<double, double>(readDoubles(ref, "f32/grads/" + p.spec.name),
-                                              readDoubles(ref, name));
+                                                 readDoubles(ref, name));
     EXPECT_LE(e.relative(), kGradTol)
         << "gradient of " << p.spec.name << ": max |diff| " << e.max_abs << " at scale "
         << e.ref_scale << " (torch fp32: " << e32.relative() << ")";
@@ -254,7 +257,8 @@ TEST_P(Golden, MatchesPyTorchReference) {
 
   std::ifstream metrics(run + "/metrics.jsonl");
   std::vector<nlohmann::json> records;
-  for (std::string line; std::getline(metrics, line);) records.push_back(nlohmann::json::parse(line));
+  for (std::string line; std::getline(metrics, line);)
+    records.push_back(nlohmann::json::parse(line));
   ASSERT_EQ(records.size(), size_t(kTrainSteps));
   const std::vector<double> ref_losses = readDoubles(ref, "f64/train/loss");
   const std::vector<double> ref_norms = readDoubles(ref, "f64/train/grad_norm");
@@ -262,16 +266,18 @@ TEST_P(Golden, MatchesPyTorchReference) {
   const std::vector<double> ref_losses32 = readDoubles(ref, "f32/train/loss");
   for (int s = 0; s < kTrainSteps; ++s) {
     const double l = records[s]["loss"], n = records[s]["grad_norm"], lr = records[s]["lr"];
-    std::printf("step %d: loss %.9f (ref %.9f, rel err %.3g; torch fp32 %.3g), grad_norm rel err %.3g\n",
-                s + 1, l, ref_losses[s], std::abs(l - ref_losses[s]) / ref_losses[s],
-                std::abs(ref_losses32[s] - ref_losses[s]) / ref_losses[s],
-                std::abs(n - ref_norms[s]) / ref_norms[s]);
+    std::printf(
+        "step %d: loss %.9f (ref %.9f, rel err %.3g; torch fp32 %.3g), grad_norm rel err %.3g\n",
+        s + 1, l, ref_losses[s], std::abs(l - ref_losses[s]) / ref_losses[s],
+        std::abs(ref_losses32[s] - ref_losses[s]) / ref_losses[s],
+        std::abs(n - ref_norms[s]) / ref_norms[s]);
     EXPECT_NEAR(l, ref_losses[s], kTrainLossRelTol * ref_losses[s]) << "loss of step " << s + 1;
     EXPECT_NEAR(n, ref_norms[s], kGradNormRelTol * ref_norms[s]) << "grad_norm of step " << s + 1;
     EXPECT_NEAR(lr, ref_lrs[s], 1e-12 * kLr) << "lr of step " << s + 1;
   }
   // The reference's losses must move, or the comparison above would not test the updates.
-  EXPECT_GT(std::abs(ref_losses.back() - ref_losses.front()), 100 * kTrainLossRelTol * ref_losses[0]);
+  EXPECT_GT(std::abs(ref_losses.back() - ref_losses.front()),
+            100 * kTrainLossRelTol * ref_losses[0]);
 
   // The final parameters, as the step-5 checkpoint stores them.
   const std::string last = fmt::format("{}/checkpoints/step_{:08d}", run, kTrainSteps);
@@ -281,7 +287,8 @@ TEST_P(Golden, MatchesPyTorchReference) {
     std::vector<float> got = ckpt.openDataset("model/" + p.spec.name).read<float>();
     std::vector<double> want = readDoubles(ref, "f64/train/final/" + p.spec.name);
     std::vector<double> want32 = readDoubles(ref, "f32/train/final/" + p.spec.name);
-    std::vector<float> start(tensorOf(model.params(), p).begin(), tensorOf(model.params(), p).end());
+    std::vector<float> start(tensorOf(model.params(), p).begin(),
+                             tensorOf(model.params(), p).end());
     if (p.spec.name.ends_with("attn.qkv.bias")) {
       // Rows [C, 2C) are the K bias (see kKeyBiasTol): checked on their own, then cut out.
       const int64_t C = mc.d_model;
@@ -297,14 +304,15 @@ TEST_P(Golden, MatchesPyTorchReference) {
     // How far the reference moved the tensor: the comparison must see more than the noise.
     const MaxError moved = compare<float, double>(start, want);
     EXPECT_LE(e.max_abs, kFinalParamTol)
-        << "parameter " << p.spec.name << " after " << kTrainSteps << " steps (torch fp32: "
-        << e32.max_abs << ", moved " << moved.max_abs << ")";
+        << "parameter " << p.spec.name << " after " << kTrainSteps
+        << " steps (torch fp32: " << e32.max_abs << ", moved " << moved.max_abs << ")";
     EXPECT_GT(moved.max_abs, kLr) << p.spec.name << " did not move in the reference";
     worst_param = std::max(worst_param, e.max_abs);
     std::printf("  final %-26s kdgrid %.3g  torch fp32 %.3g  (moved %.3g)\n", p.spec.name.c_str(),
                 e.max_abs, e32.max_abs, moved.max_abs);
   }
-  std::printf("final parameters: worst max |diff| %.3g (K bias %.3g)\n", worst_param, worst_key_bias);
+  std::printf("final parameters: worst max |diff| %.3g (K bias %.3g)\n", worst_param,
+              worst_key_bias);
 }
 
 INSTANTIATE_TEST_SUITE_P(AttentionWindow, Golden, ::testing::Values(0, 5),

@@ -5,6 +5,7 @@
 // under 1F1B), so recomputation must use each micro-batch's own saved inputs.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 
@@ -31,8 +32,8 @@ ModelConfig smallModel() {
 }
 
 struct Result {
-  std::vector<double> ce;      // per micro-batch cross-entropy sums
-  std::vector<float> grads;    // flat over the layout
+  std::vector<double> ce;    // per micro-batch cross-entropy sums
+  std::vector<float> grads;  // flat over the layout
 };
 
 // Forward of both micro-batches, then head and backward of the second, then of the first.

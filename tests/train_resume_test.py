@@ -60,15 +60,18 @@ def compare_runs(straight, resumed, what):
     opt = k.assert_same_datasets(os.path.join(c1, "optimizer.h5"), os.path.join(c2, "optimizer.h5"),
                                  f"{what} optimizer.h5")
     k.check(any(name.startswith("m/") for name in opt), f"{what}: optimizer.h5 holds no moments")
-    a1, a2 = k.root_attrs(os.path.join(c1, "optimizer.h5")), k.root_attrs(os.path.join(c2, "optimizer.h5"))
+    a1 = k.root_attrs(os.path.join(c1, "optimizer.h5"))
+    a2 = k.root_attrs(os.path.join(c2, "optimizer.h5"))
     for attr in STATE_ATTRS:
-        k.check(a1[attr] == a2[attr], f"{what}: optimizer.h5 attribute {attr}: {a1[attr]} vs {a2[attr]}")
+        k.check(a1[attr] == a2[attr],
+                f"{what}: optimizer.h5 attribute {attr}: {a1[attr]} vs {a2[attr]}")
     k.check(a1["cursor_epoch"] >= 1, f"{what}: the data cursor never crossed an epoch")
 
 
 def test(work):
     data = os.path.join(work, "data")
-    k.write_token_shard(os.path.join(data, "tokens_000.h5"), k.random_tokens(20 * 17 + 9, VOCAB, 1), VOCAB)
+    k.write_token_shard(os.path.join(data, "tokens_000.h5"),
+                        k.random_tokens(20 * 17 + 9, VOCAB, 1), VOCAB)
     for np_ in (1, 2):
         straight = os.path.join(work, f"straight{np_}")
         resumed = os.path.join(work, f"resumed{np_}")
