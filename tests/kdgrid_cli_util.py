@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 
 import h5py
 import numpy as np
@@ -91,20 +92,75 @@ def run(args, np_=1, expect=0, needle=None):
     return r
 
 
-def run_and_signal(args, np_=1, sig=signal.SIGUSR1, after="run directory"):
-    """Starts kdgrid, sends `sig` as soon as stderr shows a line containing `after` (train
-    logs its run directory once every rank has installed its stop handlers), and returns
-    (exit code, stderr). Ordering only, no timing: the signal is sent after that line."""
+def _rank_pids(mpirun_pid):
+    """The pids of the processes mpirun started (the ranks: its children on one node)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Field 4 (ppid) follows the parenthesised command name, which may hold spaces.
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == mpirun_pid:
+            pids.append(int(entry))
+    return pids
+
+
+def train_stopped_by_signal(args, run_dir, np_=1, sig=signal.SIGUSR1):
+    """Runs `kdgrid train ARGS` and delivers `sig` to every rank before its first step can end,
+    without depending on timing; returns (exit code, stderr).
+
+    The gate is run_dir/metrics.jsonl, made a named pipe: rank 0 opens it (to append) after
+    its stop handlers are installed and before the first step, and opening a pipe for writing
+    blocks until a reader opens it. The signal is sent once train has logged its run directory
+    (every rank has installed its handlers by then: a barrier precedes that line), straight to
+    the ranks (kill() makes it pending at once; mpirun would forward it asynchronously), and only
+    then is the pipe opened. So the first step ends with the stop requested on every rank. The
+    lines read from the pipe are appended to the metrics.jsonl that was there before."""
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    before = ""
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as f:
+            before = f.read()
+        os.remove(metrics_path)
+    os.makedirs(run_dir, exist_ok=True)
+    os.mkfifo(metrics_path)
     p = subprocess.Popen(command(args, np_), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          text=True)
-    lines, sent = [], False
+    lines = []
     for line in p.stderr:
         lines.append(line)
-        if not sent and after in line:
-            p.send_signal(sig)
-            sent = True
+        if "run directory" in line:
+            break
+    else:
+        p.wait()
+        os.remove(metrics_path)
+        fail(f"train never logged its run directory:\n{''.join(lines)}")
+    for pid in [p.pid] if np_ == 1 else _rank_pids(p.pid):
+        os.kill(pid, sig)
+
+    def unblock_if_exited():
+        # Should kdgrid end without ever opening the pipe, open it for writing ourselves so
+        # that the reader below gets end-of-file instead of waiting forever.
+        p.wait()
+        try:
+            os.close(os.open(metrics_path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass  # no reader waiting: it has finished already
+
+    watchdog = threading.Thread(target=unblock_if_exited, daemon=True)
+    watchdog.start()
+    with open(metrics_path) as f:  # unblocks rank 0; ends when it closes the file
+        new = f.read()
+    lines += p.stderr.readlines()
     rc = p.wait()
-    check(sent, f"never saw '{after}' on stderr:\n{''.join(lines)}")
+    watchdog.join()
+    os.remove(metrics_path)
+    with open(metrics_path, "w") as f:
+        f.write(before + new)
     return rc, "".join(lines)
 
 
