@@ -165,8 +165,15 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   }
 
   std::string last_saved;
+  // The communicators whose byte counters a step reports (metrics comm_bytes_*).
+  std::vector<std::pair<const char*, Communicator*>> axes = {
+      {"dp", &grid.dpComm()}, {"pp", &grid.ppComm()}, {"tp", &grid.tpComm()},
+      {"emb", grid.embeddingComm()}};
   while (state.step < tc.steps) {
     const auto t0 = Clock::now();
+    for (auto& [name, comm] : axes) {
+      if (comm) comm->resetBytesSent();
+    }
     // 1. Data: this dp rank's grad_accum micro-batches of the global batch.
     StepBatch batch = loader.next();
     std::vector<std::vector<uint32_t>> inputs, targets;
@@ -223,6 +230,12 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     state.tokens_seen += global_tokens;
     state.cursor = batch.cursor_after;
     const double step_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    // One reduction over all ranks: whether any rank was asked to stop, and the most bytes
+    // any rank sent this step on each axis (evaluation and checkpoints come after).
+    std::vector<int64_t> flags = {stopRequested() ? 1 : 0};
+    for (auto& [name, comm] : axes) flags.push_back(comm ? int64_t(comm->bytesSent()) : 0);
+    grid.world().allReduceMax(flags.data(), flags.size());
+    const bool stop = flags[0] != 0;
 
     nlohmann::json record = {{"step", state.step},
                              {"tokens_seen", state.tokens_seen},
@@ -235,6 +248,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
                              {"tokens_per_s", global_tokens / step_s},
                              {"mem_peak_mb", peakMemoryMb()},
                              {"skipped", overflow}};
+    for (size_t a = 0; a < axes.size(); ++a) record[std::string("comm_bytes_") + axes[a].first] = flags[a + 1];
     const bool last = state.step == tc.steps;
     if (val_data && (last || (tc.eval_every > 0 && state.step % tc.eval_every == 0))) {
       const EvalResult val = evaluateLoss(model, grid, *val_data, tc.val_tokens, tc.batch_size);
@@ -243,8 +257,6 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     if (metrics) metrics->write(record);
     writeProgress(state.step, tc.steps, loss, global_tokens / step_s, step_s);
 
-    int64_t stop = stopRequested() ? 1 : 0;
-    grid.world().allReduceMax(&stop, 1);
     const bool save = last || stop || (tc.save_every > 0 && state.step % tc.save_every == 0);
     if (save) {
       const bool improved = record.contains("val_loss") &&
