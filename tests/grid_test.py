@@ -241,8 +241,8 @@ def case_invalid(work):
 def case_vocab_pad(work):
     # d_model 48 with 6 heads and d_ff 96 divide by 2 and 3; a vocabulary of 301 does not.
     data = make_shards(work)
-    model = ["--n-layer", "2", "--n-head", "6", "--d-model", "48", "--d-ff", "96", "--max-seq", "16",
-             "--vocab-size", "301"]
+    model = ["--n-layer", "2", "--n-head", "6", "--d-model", "48", "--d-ff", "96",
+             "--max-seq", "16", "--vocab-size", "301"]
     # At --lr 1e-2 one step of this model on these shards is ill-conditioned: a 1e-8 relative
     # weight difference moves its loss by ~4e-6 even between two micro-batch splits on one
     # rank. At 5e-3 every step is well-conditioned and grids agree to ~2e-8.
@@ -253,8 +253,8 @@ def case_vocab_pad(work):
     for dp, pp, tp in ((1, 1, 2), (1, 1, 3), (2, 1, 2)):
         name = f"vocab301_dp{dp}_pp{pp}_tp{tp}"
         run_dir = os.path.join(work, name)
-        rc, _ = run(dp * pp * tp, ["train"] + model + train + ["--data", data, "--run-dir", run_dir] +
-                    grid_args(dp, pp, tp, zero=int(dp > 1)))
+        rc, _ = run(dp * pp * tp, ["train"] + model + train + ["--data", data, "--run-dir",
+                    run_dir] + grid_args(dp, pp, tp, zero=int(dp > 1)))
         if rc == 0:
             compare(name, ref, losses(run_dir), list(range(1, STEPS + 1)))
     # The tp = 3 checkpoint holds the 301 logical rows (no padding): one rank evaluates it

@@ -105,8 +105,12 @@ void checkHalfAllReduce(DType dtype) {
   EXPECT_TRUE(sameOnAllRanks(data.data(), n * sizeof(T)));
 }
 
-TEST(Communicator, AllReduceSumBf16) { checkHalfAllReduce<bf16>(DType::kBF16); }
-TEST(Communicator, AllReduceSumF16) { checkHalfAllReduce<f16>(DType::kF16); }
+TEST(Communicator, AllReduceSumBf16) {
+  checkHalfAllReduce<bf16>(DType::kBF16);
+}
+TEST(Communicator, AllReduceSumF16) {
+  checkHalfAllReduce<f16>(DType::kF16);
+}
 
 // Inexact sums: each pairwise addition happens in fp32 and is rounded once, so two ranks get
 // exactly round(a + b), and every rank ends with the same bits whatever the rank count.

@@ -67,8 +67,10 @@ TEST(ZeroAdamW, RangesAddUpToTheWholeUpdate) {
   for (AdamW& part : parts) {
     const size_t len = part.end() - part.begin();
     ASSERT_EQ(size_t(part.m().numel()), len);
-    EXPECT_EQ(0, std::memcmp(full.m().data<float>() + part.begin(), part.m().data<float>(), len * 4));
-    EXPECT_EQ(0, std::memcmp(full.v().data<float>() + part.begin(), part.v().data<float>(), len * 4));
+    EXPECT_EQ(0,
+              std::memcmp(full.m().data<float>() + part.begin(), part.m().data<float>(), len * 4));
+    EXPECT_EQ(0,
+              std::memcmp(full.v().data<float>() + part.begin(), part.v().data<float>(), len * 4));
   }
 }
 

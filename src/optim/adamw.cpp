@@ -39,8 +39,8 @@ void AdamW::step(float* params, const float* grads, Tensor* compute_copy, float 
       cpu::adamwStep(params + lo, m, v, grads + lo, compute_copy->data<bf16>() + lo, n, config,
                      step, grad_scale, decay);
     } else {
-      cpu::adamwStep(params + lo, m, v, grads + lo, compute_copy->data<f16>() + lo, n, config,
-                     step, grad_scale, decay);
+      cpu::adamwStep(params + lo, m, v, grads + lo, compute_copy->data<f16>() + lo, n, config, step,
+                     grad_scale, decay);
     }
   }
 }

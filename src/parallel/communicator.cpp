@@ -9,7 +9,8 @@ namespace kdgrid {
 namespace {
 
 int countAsInt(size_t n) {
-  KDGRID_CHECK(n <= static_cast<size_t>(INT_MAX), "message of {} elements exceeds MPI's int count", n);
+  KDGRID_CHECK(n <= static_cast<size_t>(INT_MAX), "message of {} elements exceeds MPI's int count",
+               n);
   return static_cast<int>(n);
 }
 
@@ -29,8 +30,12 @@ FlatShards::FlatShards(size_t n, int parts)
   KDGRID_CHECK(parts >= 1, "FlatShards over {} parts", parts);
 }
 
-size_t FlatShards::begin(int r) const { return std::min(n_, size_t(r) * shard_); }
-size_t FlatShards::end(int r) const { return std::min(n_, size_t(r + 1) * shard_); }
+size_t FlatShards::begin(int r) const {
+  return std::min(n_, size_t(r) * shard_);
+}
+size_t FlatShards::end(int r) const {
+  return std::min(n_, size_t(r + 1) * shard_);
+}
 
 MpiCommunicator::MpiCommunicator(std::string axis, MPI_Comm comm)
     : Communicator(std::move(axis), 0, 1), comm_(comm) {
@@ -58,17 +63,28 @@ void MpiCommunicator::allReduce(void* data, size_t n, MPI_Datatype type, MPI_Op 
   bytes_sent_ += 2 * (size_ - 1) * n * elem_bytes / size_;
 }
 
-void MpiCommunicator::allReduceSum(float* d, size_t n) { allReduce(d, n, MPI_FLOAT, MPI_SUM, 4); }
-void MpiCommunicator::allReduceSum(double* d, size_t n) { allReduce(d, n, MPI_DOUBLE, MPI_SUM, 8); }
+void MpiCommunicator::allReduceSum(float* d, size_t n) {
+  allReduce(d, n, MPI_FLOAT, MPI_SUM, 4);
+}
+void MpiCommunicator::allReduceSum(double* d, size_t n) {
+  allReduce(d, n, MPI_DOUBLE, MPI_SUM, 8);
+}
 void MpiCommunicator::allReduceSum(void* d, size_t n, DType dtype) {
   switch (dtype) {
-    case DType::kF32: return allReduce(d, n, MPI_FLOAT, MPI_SUM, 4);
-    case DType::kBF16: return allReduce(d, n, MPI_UINT16_T, sum_bf16_, 2);
-    case DType::kF16: return allReduce(d, n, MPI_UINT16_T, sum_f16_, 2);
+    case DType::kF32:
+      return allReduce(d, n, MPI_FLOAT, MPI_SUM, 4);
+    case DType::kBF16:
+      return allReduce(d, n, MPI_UINT16_T, sum_bf16_, 2);
+    case DType::kF16:
+      return allReduce(d, n, MPI_UINT16_T, sum_f16_, 2);
   }
 }
-void MpiCommunicator::allReduceMax(float* d, size_t n) { allReduce(d, n, MPI_FLOAT, MPI_MAX, 4); }
-void MpiCommunicator::allReduceMax(int64_t* d, size_t n) { allReduce(d, n, MPI_INT64_T, MPI_MAX, 8); }
+void MpiCommunicator::allReduceMax(float* d, size_t n) {
+  allReduce(d, n, MPI_FLOAT, MPI_MAX, 4);
+}
+void MpiCommunicator::allReduceMax(int64_t* d, size_t n) {
+  allReduce(d, n, MPI_INT64_T, MPI_MAX, 8);
+}
 
 void MpiCommunicator::shardCounts(const FlatShards& shards, std::vector<int>& counts,
                                   std::vector<int>& displs) const {
@@ -127,6 +143,8 @@ void MpiCommunicator::recv(void* data, size_t bytes, int peer, int tag) {
   KDGRID_MPI(MPI_Recv(data, countAsInt(bytes), MPI_BYTE, peer, tag, comm_, MPI_STATUS_IGNORE));
 }
 
-void MpiCommunicator::barrier() { KDGRID_MPI(MPI_Barrier(comm_)); }
+void MpiCommunicator::barrier() {
+  KDGRID_MPI(MPI_Barrier(comm_));
+}
 
 }  // namespace kdgrid

@@ -74,7 +74,8 @@ class Communicator {
   void resetBytesSent() { bytes_sent_ = 0; }
 
  protected:
-  Communicator(std::string axis, int rank, int size) : axis_(std::move(axis)), rank_(rank), size_(size) {}
+  Communicator(std::string axis, int rank, int size)
+      : axis_(std::move(axis)), rank_(rank), size_(size) {}
   std::string axis_;
   int rank_ = 0;
   int size_ = 1;
@@ -107,7 +108,8 @@ class MpiCommunicator final : public Communicator {
  private:
   void allReduce(void* data, size_t n, MPI_Datatype type, MPI_Op op, size_t elem_bytes);
   // Counts and displacements of `shards` for the v-collectives, checked against the axis.
-  void shardCounts(const FlatShards& shards, std::vector<int>& counts, std::vector<int>& displs) const;
+  void shardCounts(const FlatShards& shards, std::vector<int>& counts,
+                   std::vector<int>& displs) const;
   MPI_Comm comm_;
   MPI_Op sum_bf16_ = MPI_OP_NULL, sum_f16_ = MPI_OP_NULL;  // user ops over MPI_UINT16_T
   std::vector<MPI_Request> pending_sends_;

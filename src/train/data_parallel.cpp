@@ -32,8 +32,7 @@ void DataParallel::gatherParameters(float* params) {
   if (zero_) dp_.allGather(params, shards_);
 }
 
-FullMoments::FullMoments(DataParallel& dp, AdamW& optimizer)
-    : dp_(dp), optimizer_(optimizer) {
+FullMoments::FullMoments(DataParallel& dp, AdamW& optimizer) : dp_(dp), optimizer_(optimizer) {
   KDGRID_CHECK(optimizer.begin() == dp.begin() && optimizer.end() == dp.end(),
                "the optimizer's range [{}, {}) is not this rank's [{}, {})", optimizer.begin(),
                optimizer.end(), dp.begin(), dp.end());

@@ -91,10 +91,12 @@ void writeProgress(int64_t step, int64_t steps, double loss, double tok_s, doubl
 
 }  // namespace
 
-int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std::string& config_ini) {
+int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
+                const std::string& config_ini) {
   installStopHandlers();
   const std::vector<DataSource> sources = parseDataSources(tc.data);
-  const TokenShardInfo first_shard = readTokenShardInfo(listShards(sources[0].dir, kTokensFormat)[0]);
+  const TokenShardInfo first_shard =
+      readTokenShardInfo(listShards(sources[0].dir, kTokensFormat)[0]);
   mc.resolve(first_shard.vocab_size);
   mc.validate();
   gc.resolve(worldSize(), mc);
@@ -112,10 +114,12 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
 
   Runtime rt;
   const DType compute = parsePrecision(tc.precision);
-  Gpt2Stage model(mc, gc.pp, grid.ppRank(), grid.tpComm(), compute, parseRecompute(tc.recompute), rt);
+  Gpt2Stage model(mc, gc.pp, grid.ppRank(), grid.tpComm(), compute, parseRecompute(tc.recompute),
+                  rt);
   const size_t n_params = model.layout().totalElements();
   DataParallel data_parallel(grid.dpComm(), n_params, gc.zero == 1);
-  AdamW optimizer(model.layout(), cpu::AdamWConfig{.weight_decay = static_cast<float>(tc.weight_decay)},
+  AdamW optimizer(model.layout(),
+                  cpu::AdamWConfig{.weight_decay = static_cast<float>(tc.weight_decay)},
                   data_parallel.begin(), data_parallel.end());
   if (gc.zero == 1) {
     log0("ZeRO-1: AdamW state sharded over {} data-parallel ranks ({} of {} values per rank)",
@@ -128,8 +132,8 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   if (!tc.no_resume) resume = resolveCheckpoint(tc.run_dir);
   if (resume) {
     FullMoments moments(data_parallel, optimizer);
-    state = loadCheckpoint(*resume, rankTensorsFor(grid, model.layout(), model.params(),
-                                                   moments.m(), moments.v()));
+    state = loadCheckpoint(
+        *resume, rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()));
     moments.keepShard();
     log0("resumed from {} at step {}", *resume, state.step);
   } else {
@@ -161,14 +165,16 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   if (!tc.val_data.empty()) {
     val_data.emplace(tc.val_data);
     KDGRID_INPUT_CHECK(val_data->tokenizerSha256() == loader.tokenizerSha256(),
-                       "--val-data {} was tokenized with another tokenizer than --data", tc.val_data);
+                       "--val-data {} was tokenized with another tokenizer than --data",
+                       tc.val_data);
   }
 
   std::string last_saved;
   // The communicators whose byte counters a step reports (metrics comm_bytes_*).
-  std::vector<std::pair<const char*, Communicator*>> axes = {
-      {"dp", &grid.dpComm()}, {"pp", &grid.ppComm()}, {"tp", &grid.tpComm()},
-      {"emb", grid.embeddingComm()}};
+  std::vector<std::pair<const char*, Communicator*>> axes = {{"dp", &grid.dpComm()},
+                                                             {"pp", &grid.ppComm()},
+                                                             {"tp", &grid.tpComm()},
+                                                             {"emb", grid.embeddingComm()}};
   while (state.step < tc.steps) {
     const auto t0 = Clock::now();
     for (auto& [name, comm] : axes) {
@@ -210,11 +216,13 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
       // Skip the step: weights and optimizer state stay as they are.
       state.loss_scale /= 2;
       state.good_steps = 0;
-      log0("step {}: gradient overflow at loss scale {}, step skipped, scale halved", state.step + 1,
-           state.loss_scale * 2);
+      log0("step {}: gradient overflow at loss scale {}, step skipped, scale halved",
+           state.step + 1, state.loss_scale * 2);
     } else {
-      KDGRID_CHECK(!overflow, "step {}: the gradient norm is not finite (loss {})", state.step + 1, loss);
-      const double clip = tc.grad_clip > 0 && grad_norm > tc.grad_clip ? tc.grad_clip / grad_norm : 1.0;
+      KDGRID_CHECK(!overflow, "step {}: the gradient norm is not finite (loss {})", state.step + 1,
+                   loss);
+      const double clip =
+          tc.grad_clip > 0 && grad_norm > tc.grad_clip ? tc.grad_clip / grad_norm : 1.0;
       optimizer.step(model.params(), model.grads(), model.computeCopy(), static_cast<float>(lr),
                      static_cast<float>(clip / state.loss_scale), state.step + 1);
       if (data_parallel.zero()) {
@@ -248,7 +256,8 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
                              {"tokens_per_s", global_tokens / step_s},
                              {"mem_peak_mb", peakMemoryMb()},
                              {"skipped", overflow}};
-    for (size_t a = 0; a < axes.size(); ++a) record[std::string("comm_bytes_") + axes[a].first] = flags[a + 1];
+    for (size_t a = 0; a < axes.size(); ++a)
+      record[std::string("comm_bytes_") + axes[a].first] = flags[a + 1];
     const bool last = state.step == tc.steps;
     if (val_data && (last || (tc.eval_every > 0 && state.step % tc.eval_every == 0))) {
       const EvalResult val = evaluateLoss(model, grid, *val_data, tc.val_tokens, tc.batch_size);
@@ -259,20 +268,22 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
 
     const bool save = last || stop || (tc.save_every > 0 && state.step % tc.save_every == 0);
     if (save) {
-      const bool improved = record.contains("val_loss") &&
-                            (state.best_val_loss == 0 || record["val_loss"].get<double>() < state.best_val_loss);
+      const bool improved =
+          record.contains("val_loss") &&
+          (state.best_val_loss == 0 || record["val_loss"].get<double>() < state.best_val_loss);
       if (improved) state.best_val_loss = record["val_loss"].get<double>();
       FullMoments moments(data_parallel, optimizer);
       moments.gather();
-      last_saved = saveCheckpoint(tc.run_dir, meta, state,
-                                  rankTensorsFor(grid, model.layout(), model.params(), moments.m(),
-                                                 moments.v()),
-                                  tc.keep_checkpoints);
+      last_saved = saveCheckpoint(
+          tc.run_dir, meta, state,
+          rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()),
+          tc.keep_checkpoints);
       if (improved && worldRank() == 0) markBest(tc.run_dir, last_saved);
       log0("saved {}", last_saved);
     }
     if (stop) {
-      log0("stop requested (signal {}): saved step {}, exiting {}", stopSignal(), state.step, kExitStopped);
+      log0("stop requested (signal {}): saved step {}, exiting {}", stopSignal(), state.step,
+           kExitStopped);
       return kExitStopped;
     }
   }
