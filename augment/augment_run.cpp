@@ -48,7 +48,7 @@ void removeFiles(const std::vector<std::string>& paths) noexcept {
 }
 
 std::vector<uint64_t> statsVector(const AugmentStats& s) {
-  return {s.shards, s.docs, s.segments, s.written, s.identical, s.duplicate};
+  return {s.shards, s.shards_written, s.docs, s.segments, s.written, s.identical, s.duplicate};
 }
 
 }  // namespace
@@ -78,9 +78,13 @@ AugmentSummary runTextAugmentation(const AugmentRunConfig& config,
       const InputShard& shard = in_flight.front();
       TextShard out = method->collect(shard, stats);
       out.provenance.params = config.params;
-      const std::string part = (fs::path(config.out) / shard.name).string() + kPartSuffix;
-      parts.push_back(part);
-      writeTextShard(part, out);
+      // No documents, no shard: an empty shard would have no provenance columns to read.
+      if (out.numDocs() > 0) {
+        const std::string part = (fs::path(config.out) / shard.name).string() + kPartSuffix;
+        parts.push_back(part);
+        writeTextShard(part, out);
+        ++stats.shards_written;
+      }
       ++stats.shards;
       stats.docs += shard.text.numDocs();
       in_flight_bytes -= shard.text.bytes.size();
@@ -133,7 +137,7 @@ AugmentSummary runTextAugmentation(const AugmentRunConfig& config,
   std::vector<uint64_t> totals = statsVector(stats);
   KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, totals.data(), static_cast<int>(totals.size()),
                            MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD));
-  summary.stats = {totals[0], totals[1], totals[2], totals[3], totals[4], totals[5]};
+  summary.stats = {totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6]};
   summary.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, &summary.seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));

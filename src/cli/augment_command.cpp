@@ -215,11 +215,11 @@ int runAugment(const CommandLine& cmd) {
     const double seconds = std::max(summary.seconds, 1e-9);
     std::printf(
         "augment: %s: %llu shards, %llu documents -> %llu documents (dropped: %llu identical to "
-        "their source, %llu duplicate) -> %s\n",
+        "their source, %llu duplicate) in %llu shards -> %s\n",
         std::string(augment::methodName(method)).c_str(), static_cast<unsigned long long>(s.shards),
         static_cast<unsigned long long>(s.docs), static_cast<unsigned long long>(s.written),
         static_cast<unsigned long long>(s.identical), static_cast<unsigned long long>(s.duplicate),
-        opt.out.c_str());
+        static_cast<unsigned long long>(s.shards_written), opt.out.c_str());
     std::printf("augment: %llu sentences in %.2f s = %.0f sentences/s on %d rank%s\n",
                 static_cast<unsigned long long>(s.segments), seconds,
                 static_cast<double>(s.segments) / seconds, worldSize(),
