@@ -138,8 +138,7 @@ AugmentSummary runTextAugmentation(const AugmentRunConfig& config,
   KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, totals.data(), static_cast<int>(totals.size()),
                            MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD));
   summary.stats = {totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6]};
-  summary.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, &summary.seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
   return summary;
 }

@@ -6,8 +6,8 @@
 // each renames its .part files to their names. When any rank fails, every rank removes its
 // .part files and exits with the first failing rank's error, so a failed run leaves no output
 // shards. An input shard none of whose variants is kept gives no output shard (an empty shard
-// could not carry the provenance columns). An output directory that already holds shards is refused; .part files left by an
-// interrupted run are removed.
+// could not carry the provenance columns). An output directory that already holds shards is
+// refused; .part files left by an interrupted run are removed.
 #pragma once
 
 #include <functional>

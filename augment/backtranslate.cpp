@@ -34,9 +34,9 @@ std::vector<std::string> apertiumStage(const BacktranslateConfig& config, const 
 
 // A shard on its way through the translators: which segment went out as which line.
 struct PendingShard {
-  std::vector<Segmentation> docs;         // [doc]
-  std::vector<std::vector<int64_t>> line; // [doc][segment]: line index, or -1 when kept as is
-  std::vector<std::string> lines;         // as sent
+  std::vector<Segmentation> docs;          // [doc]
+  std::vector<std::vector<int64_t>> line;  // [doc][segment]: line index, or -1 when kept as is
+  std::vector<std::string> lines;          // as sent
 };
 
 class Backtranslator : public TextAugmenter {
@@ -62,7 +62,8 @@ class Backtranslator : public TextAugmenter {
     p.line.resize(n);
     for (size_t d = 0; d < n; ++d) {
       const auto begin = shard.text.offsets[d], end = shard.text.offsets[d + 1];
-      p.docs.push_back(segmentDocument(std::string_view(shard.text.bytes).substr(begin, end - begin)));
+      p.docs.push_back(
+          segmentDocument(std::string_view(shard.text.bytes).substr(begin, end - begin)));
       for (std::string_view segment : p.docs.back().segments) {
         if (!needsTranslation(segment)) {
           p.line[d].push_back(-1);
@@ -135,14 +136,15 @@ void checkBacktranslate(const BacktranslateConfig& config) {
 
 std::vector<TranslatorSpec> translatorSpecs(const BacktranslateConfig& config) {
   if (!config.command.empty()) {
-    return {{fmt::format("--bt-command '{}'", config.command),
-             {{"/bin/sh", "-c", config.command}}}};
+    return {
+        {fmt::format("--bt-command '{}'", config.command), {{"/bin/sh", "-c", config.command}}}};
   }
   std::vector<TranslatorSpec> specs;
   for (const std::string& pivot : config.pivots) {
     const std::string there = config.lang + "-" + pivot, back = pivot + "-" + config.lang;
-    specs.push_back({fmt::format("Apertium round trip {} | {} (--bt-pivots {})", there, back, pivot),
-                     {apertiumStage(config, there), apertiumStage(config, back)}});
+    specs.push_back(
+        {fmt::format("Apertium round trip {} | {} (--bt-pivots {})", there, back, pivot),
+         {apertiumStage(config, there), apertiumStage(config, back)}});
   }
   return specs;
 }

@@ -228,8 +228,7 @@ void SentencePerturber::deleteWords(uint64_t n, KeyedRng& rng, EdaCounts& counts
   for (size_t i = 0; i < candidates_.size(); ++i) candidates_[i] = i;
   for (uint64_t k = 0; k < n; ++k) drawCandidate(k, rng);
   // Delete from the back so the positions still to delete keep their meaning.
-  std::sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(n),
-            std::greater<>());
+  std::sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(n), std::greater<>());
   for (uint64_t k = 0; k < n; ++k) deleteWord(candidates_[k]);
   counts.deleted += n;
 }

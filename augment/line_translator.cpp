@@ -125,8 +125,8 @@ LineTranslator::LineTranslator(std::vector<Stage> stages, std::string what)
       closeFd(stage_in);
       closeFd(err[1]);
       stop();
-      throw UsageError(fmt::format("{}: cannot start '{}': {}", what_, stages_[i][0],
-                                   std::strerror(rc)));
+      throw UsageError(
+          fmt::format("{}: cannot start '{}': {}", what_, stages_[i][0], std::strerror(rc)));
     }
     pids_.push_back(pid);
     wait_status_.push_back(0);
@@ -161,8 +161,7 @@ std::vector<std::string> LineTranslator::receive(size_t count) {
   if (received_.size() < count) {
     const uint64_t read = lines_read_;
     lock.unlock();
-    fail(fmt::format("its output ended after {} lines, but {} lines were sent", read,
-                     submitted_));
+    fail(fmt::format("its output ended after {} lines, but {} lines were sent", read, submitted_));
   }
   std::vector<std::string> lines;
   lines.reserve(count);
@@ -362,8 +361,9 @@ void LineTranslator::fail(const std::string& problem) {
   std::string tail;
   {
     std::lock_guard lock(mutex_);
-    tail = stderr_tail_.size() > kStderrTail ? stderr_tail_.substr(stderr_tail_.size() - kStderrTail)
-                                             : stderr_tail_;
+    tail = stderr_tail_.size() > kStderrTail
+               ? stderr_tail_.substr(stderr_tail_.size() - kStderrTail)
+               : stderr_tail_;
   }
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
   throw UsageError(fmt::format("{}: {}{}{}", what_, problem, exits,

@@ -68,26 +68,26 @@ class LineTranslator {
 
   std::string what_;
   std::vector<Stage> stages_;
-  std::vector<pid_t> pids_;         // [stage]; each the leader of its own process group
-  std::vector<int> wait_status_;    // [stage] from waitpid; valid where reaped_
-  std::vector<bool> reaped_;        // [stage]
-  int input_fd_ = -1;               // our end of stage 0's stdin (owned by the writer thread)
-  int output_fd_ = -1;              // our end of the last stage's stdout (reader thread)
-  int stderr_fd_ = -1;              // our end of the shared stderr pipe (stderr thread)
-  uint64_t submitted_ = 0;          // lines submitted (caller's thread)
-  uint64_t delivered_ = 0;          // lines handed out by receive() (caller's thread)
-  bool stopped_ = false;            // caller's thread
+  std::vector<pid_t> pids_;       // [stage]; each the leader of its own process group
+  std::vector<int> wait_status_;  // [stage] from waitpid; valid where reaped_
+  std::vector<bool> reaped_;      // [stage]
+  int input_fd_ = -1;             // our end of stage 0's stdin (owned by the writer thread)
+  int output_fd_ = -1;            // our end of the last stage's stdout (reader thread)
+  int stderr_fd_ = -1;            // our end of the shared stderr pipe (stderr thread)
+  uint64_t submitted_ = 0;        // lines submitted (caller's thread)
+  uint64_t delivered_ = 0;        // lines handed out by receive() (caller's thread)
+  bool stopped_ = false;          // caller's thread
 
   std::mutex mutex_;
   std::condition_variable changed_;
   // Guarded by mutex_:
   std::deque<std::vector<std::string>> to_write_;
-  bool input_closed_ = false;   // no more submit(): the writer closes stdin when drained
-  bool write_failed_ = false;   // the translator stopped reading (EPIPE)
-  uint64_t lines_read_ = 0;     // output lines read so far
+  bool input_closed_ = false;  // no more submit(): the writer closes stdin when drained
+  bool write_failed_ = false;  // the translator stopped reading (EPIPE)
+  uint64_t lines_read_ = 0;    // output lines read so far
   std::deque<std::string> received_;
   bool output_ended_ = false;
-  std::string stderr_tail_;     // the last kStderrTail bytes of the stages' stderr
+  std::string stderr_tail_;  // the last kStderrTail bytes of the stages' stderr
 
   std::thread writer_, reader_, stderr_reader_;
 };

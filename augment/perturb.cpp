@@ -24,8 +24,8 @@ class Perturber : public TextAugmenter {
       EdaCounts mine;
 #pragma omp for schedule(dynamic, 16)
       for (int64_t d = 0; d < n; ++d) {
-        variants[d] = perturbDocument(docView(shard, d), shard.first_doc + d, config_, perturber,
-                                      mine);
+        variants[d] =
+            perturbDocument(docView(shard, d), shard.first_doc + d, config_, perturber, mine);
       }
 #pragma omp critical
       counts += mine;

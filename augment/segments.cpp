@@ -90,10 +90,9 @@ Segmentation segmentDocument(std::string_view doc) {
 }
 
 std::string joinSegments(const Segmentation& seg, std::span<const std::string> replacement) {
-  KDGRID_CHECK(replacement.size() == seg.segments.size() &&
-                   seg.gaps.size() == seg.segments.size() + 1,
-               "joinSegments: {} replacements for {} segments", replacement.size(),
-               seg.segments.size());
+  KDGRID_CHECK(
+      replacement.size() == seg.segments.size() && seg.gaps.size() == seg.segments.size() + 1,
+      "joinSegments: {} replacements for {} segments", replacement.size(), seg.segments.size());
   size_t bytes = 0;
   for (auto gap : seg.gaps) bytes += gap.size();
   for (const auto& r : replacement) bytes += r.size();

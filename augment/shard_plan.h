@@ -13,8 +13,8 @@
 namespace kdgrid::augment {
 
 struct ShardAssignment {
-  std::string path;        // input shard
-  std::string name;        // its file name; the output shard's name too
+  std::string path;  // input shard
+  std::string name;  // its file name; the output shard's name too
   uint64_t num_docs = 0;
   uint64_t first_doc = 0;  // index of its first document among all input documents
   uint64_t bytes = 0;      // file size, for balancing

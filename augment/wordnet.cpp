@@ -21,7 +21,7 @@ constexpr std::array<const char*, 4> kPosNames = {"noun", "verb", "adj", "adv"};
 struct Detachment {
   std::string_view suffix, ending;
 };
-constexpr Detachment kNounRules[] = {{"s", ""},    {"ses", "s"},   {"xes", "x"}, {"zes", "z"},
+constexpr Detachment kNounRules[] = {{"s", ""},      {"ses", "s"},   {"xes", "x"},   {"zes", "z"},
                                      {"ches", "ch"}, {"shes", "sh"}, {"men", "man"}, {"ies", "y"}};
 constexpr Detachment kVerbRules[] = {{"s", ""},   {"ies", "y"}, {"es", "e"},  {"es", ""},
                                      {"ed", "e"}, {"ed", ""},   {"ing", "e"}, {"ing", ""}};
@@ -29,10 +29,14 @@ constexpr Detachment kAdjRules[] = {{"er", ""}, {"est", ""}, {"er", "e"}, {"est"
 
 std::span<const Detachment> rulesFor(int pos) {
   switch (pos) {
-    case 0: return kNounRules;
-    case 1: return kVerbRules;
-    case 2: return kAdjRules;
-    default: return {};
+    case 0:
+      return kNounRules;
+    case 1:
+      return kVerbRules;
+    case 2:
+      return kAdjRules;
+    default:
+      return {};
   }
 }
 
@@ -137,13 +141,14 @@ class WordNet::Loader {
     for (int pos = 0; pos < kNumPos; ++pos) readExceptions(pos);
     // Flatten the exception lists, in inflected-form order for a reproducible layout.
     std::vector<std::pair<std::string, std::vector<ExceptionBase>>> sorted(exceptions_.begin(),
-                                                                          exceptions_.end());
+                                                                           exceptions_.end());
     std::sort(sorted.begin(), sorted.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
     for (auto& [inflected, bases] : sorted) {
       const auto begin = static_cast<uint32_t>(wn_->exception_bases_.size());
       wn_->exception_bases_.insert(wn_->exception_bases_.end(), bases.begin(), bases.end());
-      wn_->exceptions_.emplace(inflected, std::make_pair(begin, static_cast<uint32_t>(bases.size())));
+      wn_->exceptions_.emplace(inflected,
+                               std::make_pair(begin, static_cast<uint32_t>(bases.size())));
     }
     return std::unique_ptr<const WordNet>(wn_.release());
   }
@@ -205,8 +210,8 @@ class WordNet::Loader {
       for (uint64_t i = 0; i < synset_cnt; ++i) {
         const uint64_t offset = f.number("synset offset");
         const auto& offsets = offsets_[pos];
-        auto it = std::lower_bound(offsets.begin(), offsets.end(),
-                                   std::make_pair(offset, uint32_t{0}));
+        auto it =
+            std::lower_bound(offsets.begin(), offsets.end(), std::make_pair(offset, uint32_t{0}));
         if (it == offsets.end() || it->first != offset) {
           f.fail(fmt::format("synset offset {} is not in data.{}", offset, kPosNames[pos]));
         }

@@ -71,7 +71,8 @@ class WordNet {
   // The lemma `text` with synsets of part of speech `pos`, or nullptr.
   const Lemma* findLemma(std::string_view text, int pos) const;
   std::string_view wordText(uint32_t id) const {
-    return std::string_view(word_chars_).substr(word_begin_[id], word_begin_[id + 1] - word_begin_[id]);
+    return std::string_view(word_chars_)
+        .substr(word_begin_[id], word_begin_[id + 1] - word_begin_[id]);
   }
 
   StringMap<uint32_t> lemma_index_;  // lemma text -> index into lemmas_

@@ -37,8 +37,8 @@ class EdaWithFakeWordNet : public ::testing::Test {
  protected:
   void SetUp() override {
     for (int i = 0; i < 40; ++i) {
-      const std::string w = fmt::format("q{}{}k", static_cast<char>('a' + i / 8),
-                                        static_cast<char>('a' + i % 8));
+      const std::string w =
+          fmt::format("q{}{}k", static_cast<char>('a' + i / 8), static_cast<char>('a' + i % 8));
       vocab_.push_back(w);
       synsets_.push_back({w, w + "x", w + "y"});
     }
@@ -83,8 +83,10 @@ uint64_t observedCount(Op op, const std::vector<std::string>& in,
       EXPECT_EQ(changed % 2, 0u);
       return changed / 2;
     }
-    case Op::kRi: return out.size() - in.size();
-    case Op::kRd: return in.size() - out.size();
+    case Op::kRi:
+      return out.size() - in.size();
+    case Op::kRd:
+      return in.size() - out.size();
   }
   return 0;
 }
@@ -103,8 +105,10 @@ TEST_F(EdaWithFakeWordNet, EachOperationRespectsItsRate) {
   for (Op op : {Op::kSr, Op::kRi, Op::kRs, Op::kRd}) {
     for (double rate : {0.1, 0.3}) {
       EdaRates rates{0, 0, 0, 0};
-      (op == Op::kSr ? rates.sr : op == Op::kRi ? rates.ri : op == Op::kRs ? rates.rs : rates.rd) =
-          rate;
+      (op == Op::kSr   ? rates.sr
+       : op == Op::kRi ? rates.ri
+       : op == Op::kRs ? rates.rs
+                       : rates.rd) = rate;
       SentencePerturber perturber(*wn_, rates);
       EdaCounts counts;
       std::map<size_t, std::pair<uint64_t, uint64_t>> by_length;  // L -> (sentences, extra ops)
@@ -118,8 +122,8 @@ TEST_F(EdaWithFakeWordNet, EachOperationRespectsItsRate) {
         const double expected = rate * static_cast<double>(in.size());
         const auto low = static_cast<uint64_t>(std::floor(expected));
         ASSERT_TRUE(n == low || n == low + 1)
-            << "op " << static_cast<int>(op) << " rate " << rate << ": " << n
-            << " operations on " << in.size() << " words";
+            << "op " << static_cast<int>(op) << " rate " << rate << ": " << n << " operations on "
+            << in.size() << " words";
         auto& [sentences, extra] = by_length[in.size()];
         ++sentences;
         extra += n - low;
@@ -138,7 +142,7 @@ TEST_F(EdaWithFakeWordNet, EachOperationRespectsItsRate) {
           << "op " << static_cast<int>(op) << " rate " << rate;
       // The perturber's own counts agree with what the output shows.
       EXPECT_EQ(counts.words, words);
-      EXPECT_EQ(op == Op::kSr ? counts.replaced
+      EXPECT_EQ(op == Op::kSr   ? counts.replaced
                 : op == Op::kRi ? counts.inserted
                 : op == Op::kRs ? counts.swapped
                                 : counts.deleted,

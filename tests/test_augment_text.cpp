@@ -65,10 +65,18 @@ TEST(AugmentSegments, GapsKeepLayout) {
 }
 
 TEST(AugmentSegments, JoinOfUnchangedSegmentsIsTheDocument) {
-  const std::vector<std::string> docs = {
-      "",        "\n\n",          "   ",   "one",         "a. B. c! D? e",
-      "x\r\n",   "é. Ü. 'q' \"r\"", "\t\tA.\t\tB.\t\t", "A.\n\nB.\n", "...",
-      "?! ?! X", "Mr. A. B. C.  D"};
+  const std::vector<std::string> docs = {"",
+                                         "\n\n",
+                                         "   ",
+                                         "one",
+                                         "a. B. c! D? e",
+                                         "x\r\n",
+                                         "é. Ü. 'q' \"r\"",
+                                         "\t\tA.\t\tB.\t\t",
+                                         "A.\n\nB.\n",
+                                         "...",
+                                         "?! ?! X",
+                                         "Mr. A. B. C.  D"};
   for (const std::string& doc : docs) {
     EXPECT_EQ(unchanged(doc), doc) << doc;
     for (auto s : segmentDocument(doc).segments) {
@@ -129,8 +137,12 @@ TEST(AugmentBacktranslateText, LinesSentAndCleaned) {
   EXPECT_TRUE(needsTranslation("123 é"));
   EXPECT_FALSE(needsTranslation("*** 42 --- !!"));
   // Control characters become spaces; invalid UTF-8 becomes U+FFFD.
-  EXPECT_EQ(toTranslatorLine("a\tb\x01" "c\x7f"), "a b c ");
-  EXPECT_EQ(toTranslatorLine("x\xff" "y"), "x\xEF\xBF\xBDy");
+  EXPECT_EQ(toTranslatorLine("a\tb\x01"
+                             "c\x7f"),
+            "a b c ");
+  EXPECT_EQ(toTranslatorLine("x\xff"
+                             "y"),
+            "x\xEF\xBF\xBDy");
   // Unknown-word marks go unless the sent sentence held the character; blanks shrink.
   EXPECT_EQ(cleanTranslation(" *gato  and #dog@  ", "cat and dog"), "gato and dog");
   EXPECT_EQ(cleanTranslation("issue #10 is *big*", "issue #10 is *big*"), "issue #10 is *big*");

@@ -41,8 +41,8 @@ struct AugmentOptions {
 
   static constexpr const char* kBacktranslateOptions[] = {"bt-pivots", "bt-command", "bt-lang",
                                                           "apertium-dir", "bt-lookahead-mb"};
-  static constexpr const char* kPerturbOptions[] = {"eda-sr",  "eda-ri",  "eda-rs",
-                                                    "eda-rd",  "num-aug", "wordnet-dir"};
+  static constexpr const char* kPerturbOptions[] = {"eda-sr", "eda-ri",  "eda-rs",
+                                                    "eda-rd", "num-aug", "wordnet-dir"};
 
   po::options_description describe() {
     po::options_description common("Augment");
@@ -111,8 +111,7 @@ struct AugmentOptions {
 
   Method validate(const po::variables_map& vm) const {
     const std::optional<Method> parsed = augment::parseMethod(method);
-    KDGRID_OPTION_CHECK(parsed && *parsed != Method::kFgsm,
-                        "--method '{}': {}", method,
+    KDGRID_OPTION_CHECK(parsed && *parsed != Method::kFgsm, "--method '{}': {}", method,
                         parsed ? "fgsm is not available in this build yet (it needs the "
                                  "engine's input-embedding gradient); use backtranslate or perturb"
                                : "expected backtranslate or perturb");
@@ -134,8 +133,9 @@ struct AugmentOptions {
                           "--bt-command must not be empty");
       KDGRID_OPTION_CHECK(bt_lookahead_mb >= 0 && bt_lookahead_mb <= 1e6,
                           "--bt-lookahead-mb {} is outside [0, 1e6]", bt_lookahead_mb);
-      KDGRID_OPTION_CHECK(isLanguageCode(bt_lang), "--bt-lang '{}' is not an Apertium language "
-                          "code (letters and '_')", bt_lang);
+      KDGRID_OPTION_CHECK(isLanguageCode(bt_lang),
+                          "--bt-lang '{}' is not an Apertium language code (letters and '_')",
+                          bt_lang);
       std::set<std::string> seen;
       for (const std::string& pivot : pivots()) {
         KDGRID_OPTION_CHECK(isLanguageCode(pivot) && pivot != bt_lang,
@@ -182,8 +182,7 @@ int runAugment(const CommandLine& cmd) {
     bt.lang = opt.bt_lang;
     bt.apertium_dir = opt.apertium_dir;
     bt.lookahead_bytes = static_cast<uint64_t>(opt.bt_lookahead_mb * 1e6);
-    if (bt.command.empty()) bt.pivots = opt.pivots();
-    else bt.pivots.clear();
+    bt.pivots = bt.command.empty() ? opt.pivots() : std::vector<std::string>{};
     augment::agreeOnOutcome([&] { augment::checkBacktranslate(bt); });
     if (bt.command.empty()) {
       run.params["bt_translator"] = "apertium";
