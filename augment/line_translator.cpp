@@ -359,14 +359,17 @@ void LineTranslator::fail(const std::string& problem) {
   reaped_ = ended_alone;
   const std::string exits = describeExits();
   std::string tail;
+  bool stopped_reading = false;
   {
     std::lock_guard lock(mutex_);
+    stopped_reading = write_failed_;
     tail = stderr_tail_.size() > kStderrTail
                ? stderr_tail_.substr(stderr_tail_.size() - kStderrTail)
                : stderr_tail_;
   }
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == ' ')) tail.pop_back();
-  throw UsageError(fmt::format("{}: {}{}{}", what_, problem, exits,
+  throw UsageError(fmt::format("{}: {}{}{}{}", what_, problem,
+                               stopped_reading ? "; it stopped reading its input" : "", exits,
                                tail.empty() ? "" : fmt::format("; its stderr ends: {}", tail)));
 }
 
