@@ -6,7 +6,7 @@
 #include <deque>
 #include <filesystem>
 
-#include "augment/rank_agreement.h"
+#include "core/agreement.h"
 #include "augment/shard_plan.h"
 #include "core/check.h"
 #include "core/log.h"

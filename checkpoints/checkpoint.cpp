@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <unordered_map>
 
-#include "checkpoints/agreement.h"
+#include "core/agreement.h"
 #include "checkpoints/checkpoint_dir.h"
 #include "checkpoints/checksum.h"
 #include "checkpoints/format.h"

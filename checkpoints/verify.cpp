@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "checkpoints/agreement.h"
+#include "core/agreement.h"
 #include "checkpoints/checksum.h"
 #include "checkpoints/format.h"
 #include "core/log.h"

@@ -12,7 +12,7 @@
 #include "augment/backtranslate.h"
 #include "augment/method.h"
 #include "augment/perturb.h"
-#include "augment/rank_agreement.h"
+#include "core/agreement.h"
 #include "augment/wordnet.h"
 #include "cli/commands.h"
 #include "core/log.h"
@@ -183,7 +183,7 @@ int runAugment(const CommandLine& cmd) {
     bt.apertium_dir = opt.apertium_dir;
     bt.lookahead_bytes = static_cast<uint64_t>(opt.bt_lookahead_mb * 1e6);
     bt.pivots = bt.command.empty() ? opt.pivots() : std::vector<std::string>{};
-    augment::agreeOnOutcome([&] { augment::checkBacktranslate(bt); });
+    agreeOnOutcome([&] { augment::checkBacktranslate(bt); });
     if (bt.command.empty()) {
       run.params["bt_translator"] = "apertium";
       run.params["bt_pivots"] = opt.bt_pivots;
@@ -199,7 +199,7 @@ int runAugment(const CommandLine& cmd) {
     eda.num_aug = opt.num_aug;
     eda.seed = opt.seed;
     eda.wordnet_dir = opt.wordnet_dir;
-    augment::agreeOnOutcome([&] { augment::WordNet::checkFiles(eda.wordnet_dir); });
+    agreeOnOutcome([&] { augment::WordNet::checkFiles(eda.wordnet_dir); });
     run.params["eda_sr"] = fmt::format("{}", eda.rates.sr);
     run.params["eda_ri"] = fmt::format("{}", eda.rates.ri);
     run.params["eda_rs"] = fmt::format("{}", eda.rates.rs);

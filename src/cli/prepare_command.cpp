@@ -20,6 +20,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "core/agreement.h"
 #include "core/log.h"
 #include "data/prepare_inputs.h"
 #include "data/prepare_plan.h"
@@ -65,34 +66,6 @@ struct PrepareOptions {
     KDGRID_OPTION_CHECK(!out.empty(), "--out must name a directory");
   }
 };
-
-// Runs `step` on every rank and makes all ranks agree on the outcome. When some rank failed,
-// every rank throws the lowest failing rank's error: a usage error as OptionError (exit 2,
-// reported once by rank 0, no MPI_Abort), anything else as Error. `step` must not run
-// collectives.
-void agreeOnOutcome(const std::function<void()>& step) {
-  int code = kExitOk;
-  std::string message;
-  try {
-    step();
-  } catch (const Error& e) {
-    code = e.exitCode();
-    message = e.what();
-  } catch (const std::exception& e) {
-    code = kExitFailure;
-    message = e.what();
-  }
-  int first = code == kExitOk ? worldSize() : worldRank();
-  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-  if (first == worldSize()) return;
-  KDGRID_MPI(MPI_Bcast(&code, 1, MPI_INT, first, MPI_COMM_WORLD));
-  int length = static_cast<int>(message.size());
-  KDGRID_MPI(MPI_Bcast(&length, 1, MPI_INT, first, MPI_COMM_WORLD));
-  message.resize(length);
-  KDGRID_MPI(MPI_Bcast(message.data(), length, MPI_CHAR, first, MPI_COMM_WORLD));
-  if (code == kExitUsage) throw OptionError(message);
-  throw Error(code, message);
-}
 
 // Creates DIR/train and DIR/val; refuses directories that already hold shards, whose stale
 // files a later reader would mix with the new ones.

@@ -1,4 +1,4 @@
-#include "checkpoints/agreement.h"
+#include "core/agreement.h"
 
 #include <mpi.h>
 
@@ -50,6 +50,28 @@ std::optional<Failure> firstFailure(const std::optional<Failure>& local) {
   KDGRID_MPI(MPI_Allreduce(&mine, &first, 1, MPI_2INT, MPI_MINLOC, MPI_COMM_WORLD));
   if (first.order == INT_MAX) return std::nullopt;
   return Failure{first.order, broadcastString(local ? local->message : std::string(), first.rank)};
+}
+
+void agreeOnOutcome(const std::function<void()>& step) {
+  int code = kExitOk;
+  std::string message;
+  try {
+    step();
+  } catch (const Error& e) {
+    code = e.exitCode();
+    message = e.what();
+  } catch (const std::exception& e) {
+    code = kExitFailure;
+    message = e.what();
+  }
+  int size = 0;
+  KDGRID_MPI(MPI_Comm_size(MPI_COMM_WORLD, &size));
+  int first = code == kExitOk ? size : rankInWorld();
+  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (first == size) return;
+  KDGRID_MPI(MPI_Bcast(&code, 1, MPI_INT, first, MPI_COMM_WORLD));
+  message = broadcastString(message, first);
+  throw Error(code, message, /*on_every_rank=*/true);
 }
 
 void runOnRankZero(const std::function<void()>& fn) {
