@@ -86,7 +86,8 @@ void writeProgress(int64_t step, int64_t steps, double loss, double tok_s, doubl
 
 }  // namespace
 
-int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std::string& config_ini) {
+int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std::string& config_ini,
+                const LossHeadFactory& make_head) {
   installStopHandlers();
   const std::vector<DataSource> sources = parseDataSources(tc.data);
   const TokenShardInfo first_shard = readTokenShardInfo(listShards(sources[0].dir, kTokensFormat)[0]);
@@ -140,6 +141,9 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   lc.dp = gc.dp;
   lc.dp_rank = grid.dpRank();
   DataLoader loader(lc, state.cursor);
+  TrainingSetup setup{tc, mc, grid, model, rt, compute, sources, loader};
+  std::unique_ptr<LossHead> head =
+      make_head ? make_head(setup) : std::make_unique<CrossEntropyHead>(model);
   CheckpointMeta meta{mc, fmt::format("{},{},{}", gc.dp, gc.pp, gc.tp), config_ini,
                       loader.tokenizerSha256()};
 
@@ -159,6 +163,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     const auto t0 = Clock::now();
     // 1. Data: this dp rank's grad_accum micro-batches of the global batch.
     StepBatch batch = loader.next();
+    head->beginStep(batch);
     std::vector<std::vector<uint32_t>> inputs, targets;
     std::vector<MicroBatch> micro = splitWindows(batch, tc.batch_size, T, inputs, targets);
 
@@ -166,7 +171,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     //    sum over the global batch is the gradient of the mean loss (times the loss scale).
     std::fill(model.grads(), model.grads() + n_params, 0.0f);
     const float grad_scale = state.loss_scale / static_cast<float>(global_tokens);
-    double ce_sum = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale).ce_sum;
+    const LossSums sums = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale, head.get());
 
     // 3. Reduce: tied embedding between first and last stage, replicas over dp, the loss.
     if (Communicator* emb = grid.embeddingComm()) {
@@ -174,9 +179,11 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
       emb->allReduceSum(g.data<float>(), g.numel());
     }
     grid.dpComm().allReduceSum(model.grads(), n_params);
-    grid.dpComm().allReduceSum(&ce_sum, 1);
-    grid.ppComm().allReduceSum(&ce_sum, 1);  // only the last stage has a loss
-    const double loss = ce_sum / global_tokens;
+    double loss_sums[2] = {sums.ce_sum, sums.kl_sum};
+    grid.dpComm().allReduceSum(loss_sums, 2);
+    grid.ppComm().allReduceSum(loss_sums, 2);  // only the last stage has a loss
+    const double ce = loss_sums[0] / global_tokens, kl = loss_sums[1] / global_tokens;
+    const double loss = head->combine(ce, kl);
 
     // 4. Update: global norm (each parameter counted once), clip, fp16 overflow, AdamW.
     double squares = localGradSquares(model, model.grads(), grid.tpRank());
@@ -209,7 +216,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     nlohmann::json record = {{"step", state.step},
                              {"tokens_seen", state.tokens_seen},
                              {"loss", loss},
-                             {"ce", loss},
+                             {"ce", ce},
                              {"lr", lr},
                              {"grad_norm", grad_norm},
                              {"loss_scale", state.loss_scale},
@@ -217,6 +224,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
                              {"tokens_per_s", global_tokens / step_s},
                              {"mem_peak_mb", peakMemoryMb()},
                              {"skipped", overflow}};
+    if (head->reportsKl()) record["kl"] = kl;
     const bool last = state.step == tc.steps;
     if (val_data && (last || (tc.eval_every > 0 && state.step % tc.eval_every == 0))) {
       const EvalResult val = evaluateLoss(model, grid, *val_data, tc.val_tokens, tc.batch_size);
