@@ -69,7 +69,7 @@ const char* divergenceName(cpu::Divergence d) {
 }
 
 KdParams kdParams(const DistillConfig& c) {
-  return {c.divergence(), static_cast<float>(c.temperature), static_cast<float>(c.alpha)};
+  return {c.divergence(), c.temperature, c.alpha};
 }
 
 }  // namespace kdgrid

@@ -30,14 +30,14 @@ po::options_description distillOptions(DistillConfig& config);
 cpu::Divergence parseDivergence(const std::string& name);
 const char* divergenceName(cpu::Divergence d);
 
-// What the loss kernels need of the options.
+// What the loss needs of the options (the kernels take them as float).
 struct KdParams {
   cpu::Divergence divergence = cpu::Divergence::kForwardKl;
-  float temperature = 2.0f;
-  float alpha = 0.5f;
+  double temperature = 2.0;
+  double alpha = 0.5;
   // The combined objective from mean cross-entropy and mean divergence (nats per token).
   double combine(double ce, double kl) const {
-    return double(alpha) * temperature * temperature * kl + (1.0 - alpha) * ce;
+    return alpha * temperature * temperature * kl + (1.0 - alpha) * ce;
   }
 };
 KdParams kdParams(const DistillConfig& config);

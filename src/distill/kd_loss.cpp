@@ -57,6 +57,14 @@ LossSums rowSums(ChunkStats& st, const uint32_t* targets) {
   return out;
 }
 
+// Row scales of the two terms' gradients: alpha T^2 for the divergence, 1 - alpha for CE.
+float kdScale(const KdParams& kd, float grad_scale) {
+  return static_cast<float>(kd.alpha * kd.temperature * kd.temperature * grad_scale);
+}
+float ceScale(const KdParams& kd, float grad_scale) {
+  return static_cast<float>((1.0 - kd.alpha) * grad_scale);
+}
+
 void checkTrainingTargets(const uint32_t* targets, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
     KDGRID_CHECK(targets[i] != kXentIgnore, "distillation backward over an ignored row {}", i);
@@ -76,11 +84,12 @@ LossSums kdDenseChunk(Tensor& student_logits, const Tensor& teacher_logits,
   const cpu::Divergence d = kd.divergence;
   ChunkStats st(n);
   cpu::xentRowStats(st.xentMax(), st.xentSum(), st.targetLogit(), zs, targets, n, slice);
-  cpu::klRowStats(st.klMax(), st.klSums(), zs, zt, n, slice, kd.temperature, d);
+  const float temperature = static_cast<float>(kd.temperature);
+  cpu::klRowStats(st.klMax(), st.klSums(), zs, zt, n, slice, temperature, d);
   reduceStats(st, tp, d);
   if (d == cpu::Divergence::kJsd) {
     cpu::klJsdTerms(st.jsd_terms.data(), zs, zt, st.globalKlMax(), st.klSums(), n, slice,
-                    kd.temperature);
+                    temperature);
     if (tp.size() > 1) tp.allReduceSum(st.jsd_terms.data(), st.jsd_terms.size());
   }
   cpu::klLoss(st.divergence.data(), st.klSums(), st.jsd_terms.data(), n, d);
@@ -89,10 +98,10 @@ LossSums kdDenseChunk(Tensor& student_logits, const Tensor& teacher_logits,
     checkTrainingTargets(targets, n);
     // One pass over the student's logits: alpha T^2 dD/dz + (1 - alpha) dCE/dz, in place.
     const cpu::XentGradTerm xent{st.globalXentMax(), st.xentSum(), targets,
-                                 (1.0f - kd.alpha) * grad_scale};
+                                 ceScale(kd, grad_scale)};
     cpu::klBackward(zs, zs, zt, st.globalKlMax(), st.klSums(), st.divergence.data(),
-                    st.jsd_terms.data(), n, slice, kd.temperature, d,
-                    kd.alpha * kd.temperature * kd.temperature * grad_scale, &xent);
+                    st.jsd_terms.data(), n, slice, temperature, d, kdScale(kd, grad_scale),
+                    &xent);
   }
   return out;
 }
@@ -106,12 +115,13 @@ LossSums kdTopkChunk(Tensor& student_logits, const uint32_t* ids, const float* l
   const cpu::Divergence d = kd.divergence;
   ChunkStats st(n);
   cpu::xentRowStats(st.xentMax(), st.xentSum(), st.targetLogit(), zs, targets, n, slice);
-  cpu::klTopkRowStats(st.klMax(), st.klSums(), zs, ids, logprobs, k, n, slice, kd.temperature,
+  const float temperature = static_cast<float>(kd.temperature);
+  cpu::klTopkRowStats(st.klMax(), st.klSums(), zs, ids, logprobs, k, n, slice, temperature,
                       teacher_scale, d);
   reduceStats(st, tp, d);
   if (d == cpu::Divergence::kJsd) {
     cpu::klTopkJsdTerms(st.jsd_terms.data(), zs, ids, logprobs, k, st.globalKlMax(), st.klSums(),
-                        n, slice, kd.temperature, teacher_scale);
+                        n, slice, temperature, teacher_scale);
     if (tp.size() > 1) tp.allReduceSum(st.jsd_terms.data(), st.jsd_terms.size());
   }
   cpu::klLoss(st.divergence.data(), st.klSums(), st.jsd_terms.data(), n, d);
@@ -122,10 +132,10 @@ LossSums kdTopkChunk(Tensor& student_logits, const uint32_t* ids, const float* l
     // in-place backward overwrites the logits, then added at those ids.
     std::vector<float> grad_k(n * k);
     cpu::klTopkBackward(grad_k.data(), zs, ids, logprobs, k, st.globalKlMax(), st.klSums(),
-                        st.divergence.data(), st.jsd_terms.data(), n, slice, kd.temperature,
-                        teacher_scale, d, kd.alpha * kd.temperature * kd.temperature * grad_scale);
+                        st.divergence.data(), st.jsd_terms.data(), n, slice, temperature,
+                        teacher_scale, d, kdScale(kd, grad_scale));
     cpu::xentBackwardInPlace(zs, st.globalXentMax(), st.xentSum(), targets, n, slice,
-                             (1.0f - kd.alpha) * grad_scale);
+                             ceScale(kd, grad_scale));
     cpu::klTopkScatterAdd(zs, grad_k.data(), ids, k, n, slice);
   }
   return out;
