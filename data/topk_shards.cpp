@@ -34,8 +34,8 @@ TopkDatasets openDatasets(const h5::File& file, uint32_t k) {
   d.indices.expectInteger();
   d.logprobs.expectRank(2);
   if (!d.logprobs.type().isFloat())
-    d.logprobs.fail(fmt::format("is {}, expected float16 or float32",
-                                d.logprobs.type().describe()));
+    d.logprobs.fail(
+        fmt::format("is {}, expected float16 or float32", d.logprobs.type().describe()));
   if (d.indices.dims()[1] != k)
     d.indices.fail(fmt::format("has {} columns, but attribute 'k' is {}", d.indices.dims()[1], k));
   if (d.logprobs.dims() != d.indices.dims())
@@ -51,16 +51,16 @@ TopkShardInfo readInfo(const h5::File& file) {
     file.fail(fmt::format("attribute 'format' is '{}', expected '{}'", format, kTopkFormat));
   const auto version = file.readIntAttribute<int64_t>("format_version");
   if (version != kShardFormatVersion)
-    file.fail(fmt::format("attribute 'format_version' is {}, this kdgrid reads version {}",
-                          version, kShardFormatVersion));
+    file.fail(fmt::format("attribute 'format_version' is {}, this kdgrid reads version {}", version,
+                          kShardFormatVersion));
   TopkShardInfo info;
   info.path = file.path();
   info.k = file.readIntAttribute<uint32_t>("k");
   if (info.k == 0) file.fail("attribute 'k' is 0");
   info.temperature = file.readFloatAttribute("temperature");
   if (!(info.temperature > 0) || !std::isfinite(info.temperature))
-    file.fail(fmt::format("attribute 'temperature' = {} is not a positive number",
-                          info.temperature));
+    file.fail(
+        fmt::format("attribute 'temperature' = {} is not a positive number", info.temperature));
   info.teacher_checkpoint = file.readStringAttribute("teacher_checkpoint");
   info.token_shard = file.readStringAttribute("token_shard");
   if (file.hasAttribute("vocab_size")) {
@@ -149,13 +149,14 @@ TopkShardWriter::TopkShardWriter(const std::string& path, const TopkShardInfo& i
   f.writeStringAttribute("teacher_checkpoint", info.teacher_checkpoint);
   f.writeStringAttribute("token_shard", info.token_shard);
   if (info.vocab_size > 0) f.writeIntAttribute("vocab_size", info.vocab_size);
-  if (!info.tokenizer_sha256.empty()) f.writeStringAttribute("tokenizer_sha256", info.tokenizer_sha256);
+  if (!info.tokenizer_sha256.empty())
+    f.writeStringAttribute("tokenizer_sha256", info.tokenizer_sha256);
   if (info.window > 0) f.writeIntAttribute("window", info.window);
   h5::Group group = f.createGroup("topk");
   const std::vector<uint64_t> dims = {info.n_tokens, info.k};
   d.indices.emplace(group.createDataset("indices", dims, h5::ElemType::kU32));
-  d.logprobs.emplace(group.createDataset(
-      "logprobs", dims, info.float16 ? h5::ElemType::kF16 : h5::ElemType::kF32));
+  d.logprobs.emplace(group.createDataset("logprobs", dims,
+                                         info.float16 ? h5::ElemType::kF16 : h5::ElemType::kF32));
 }
 
 TopkShardWriter::~TopkShardWriter() {

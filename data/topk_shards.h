@@ -24,8 +24,8 @@ struct TopkShardInfo {
   uint32_t k = 0;
   double temperature = 0;
   std::string teacher_checkpoint;
-  std::string token_shard;        // file name, no directory
-  bool float16 = false;           // how /topk/logprobs is stored
+  std::string token_shard;  // file name, no directory
+  bool float16 = false;     // how /topk/logprobs is stored
   // Optional (0 / empty when absent).
   uint32_t vocab_size = 0;
   std::string tokenizer_sha256;

@@ -9,8 +9,7 @@
 
 namespace kdgrid {
 
-TopkStream::TopkStream(const std::string& topk_dir, const std::string& token_dir)
-    : dir_(topk_dir) {
+TopkStream::TopkStream(const std::string& topk_dir, const std::string& token_dir) : dir_(topk_dir) {
   namespace fs = std::filesystem;
   std::map<std::string, TopkShardInfo> by_token_shard;
   for (const std::string& path : listShards(topk_dir, kTopkFormat)) {
@@ -44,11 +43,11 @@ TopkStream::TopkStream(const std::string& topk_dir, const std::string& token_dir
                        "--teacher-logits: {} was written for vocab_size {} but token shard {} has "
                        "vocab_size {}",
                        topk.path, topk.vocab_size, token_path, tokens.vocab_size);
-    KDGRID_INPUT_CHECK(topk.tokenizer_sha256.empty() ||
-                           topk.tokenizer_sha256 == tokens.tokenizer_sha256,
-                       "--teacher-logits: {} was written for tokenizer_sha256 '{}' but token shard "
-                       "{} has '{}'",
-                       topk.path, topk.tokenizer_sha256, token_path, tokens.tokenizer_sha256);
+    KDGRID_INPUT_CHECK(
+        topk.tokenizer_sha256.empty() || topk.tokenizer_sha256 == tokens.tokenizer_sha256,
+        "--teacher-logits: {} was written for tokenizer_sha256 '{}' but token shard "
+        "{} has '{}'",
+        topk.path, topk.tokenizer_sha256, token_path, tokens.tokenizer_sha256);
     vocab_size_ = tokens.vocab_size;
     infos_.push_back(topk);
     starts_.push_back(starts_.back() + topk.n_tokens);

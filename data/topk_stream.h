@@ -34,7 +34,7 @@ class TopkStream {
  private:
   std::string dir_;
   uint32_t vocab_size_ = 0;
-  std::vector<TopkShardInfo> infos_;  // in the token shards' order
+  std::vector<TopkShardInfo> infos_;                             // in the token shards' order
   mutable std::vector<std::optional<TopkShardReader>> readers_;  // opened on first read
   std::vector<uint64_t> starts_;  // [n_shards + 1] cumulative token offsets
 };

@@ -9,9 +9,6 @@
 // - misaligned top-k shards, a teacher of another tokenizer or vocabulary exit 2;
 // - eval --teacher equals the PyTorch computation and is the same on every grid.
 #include <gtest/gtest.h>
-
-#include <nlohmann/json.hpp>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -118,17 +116,17 @@ class Distill : public ::testing::Test {
     // ~30 KB of text -> ~14k tokens in shards of 3000 (several per directory).
     ASSERT_EQ(kdgrid("sample-corpus --out " + d + "/corpus.txt").rc, 0);
     ASSERT_EQ(test::runCommand("head -c 30000 " + d + "/corpus.txt > " + d + "/small.txt"), 0);
-    ASSERT_EQ(kdgrid("tokenizer --input " + d + "/small.txt --vocab-size 300 --out " + d +
-                     "/tok.json")
-                  .rc,
-              0);
+    ASSERT_EQ(
+        kdgrid("tokenizer --input " + d + "/small.txt --vocab-size 300 --out " + d + "/tok.json")
+            .rc,
+        0);
     ASSERT_EQ(kdgrid("prepare --input " + d + "/small.txt --tokenizer " + d + "/tok.json --out " +
                      d + "/shards --val-fraction 0.1 --shard-tokens 3000")
                   .rc,
               0);
     // A teacher that has learnt something (peaked distributions), quickly.
     const Result t = kdgrid("train --data " + d + "/shards/train --run-dir " + d + "/teacher" +
-                         kTeacherModel + " --steps 600 --batch-size 8 --lr 1e-2 --seed 3");
+                            kTeacherModel + " --steps 600 --batch-size 8 --lr 1e-2 --seed 3");
     ASSERT_EQ(t.rc, 0) << t.output;
   }
   static void TearDownTestSuite() { dir_.reset(); }
@@ -143,17 +141,16 @@ class Distill : public ::testing::Test {
 std::unique_ptr<test::TempDir> Distill::dir_;
 
 std::string onlineArgs(const std::string& teacher, const std::string& data, int steps) {
-  return "distill --teacher " + teacher + " --data " + data + kStudentModel +
-         " --steps " + std::to_string(steps) + " --lr 3e-3 --seed 1";
+  return "distill --teacher " + teacher + " --data " + data + kStudentModel + " --steps " +
+         std::to_string(steps) + " --lr 3e-3 --seed 1";
 }
 
 TEST_F(Distill, OnlineGridMatchesSingleRank) {
   const std::string args = onlineArgs(teacher(), train(), 20);
   const Result one = kdgrid(args + " --batch-size 4 --run-dir " + path("online1"));
   ASSERT_EQ(one.rc, 0) << one.output;
-  const Result grid = kdgrid(args + " --batch-size 2 --dp 2 --pp 2 --tp 2 --run-dir " +
-                              path("online8"),
-                          8);
+  const Result grid =
+      kdgrid(args + " --batch-size 2 --dp 2 --pp 2 --tp 2 --run-dir " + path("online8"), 8);
   ASSERT_EQ(grid.rc, 0) << grid.output;
   // fp32 on both: only the summation order differs (a few ulp per step, compounding).
   expectSameLosses(path("online8"), path("online1"), 1e-5, 1e-7);
@@ -175,8 +172,7 @@ TEST_F(Distill, OnlineJsdWithAccumulationMatchesSingleRank) {
   const std::string args = onlineArgs(teacher(), train(), 8) +
                            " --kd-loss jsd --kd-temperature 1.5 --kd-alpha 0.7 --grad-accum 2";
   ASSERT_EQ(kdgrid(args + " --batch-size 3 --run-dir " + path("jsd1")).rc, 0);
-  const Result grid =
-      kdgrid(args + " --batch-size 3 --pp 2 --tp 2 --run-dir " + path("jsd4"), 4);
+  const Result grid = kdgrid(args + " --batch-size 3 --pp 2 --tp 2 --run-dir " + path("jsd4"), 4);
   ASSERT_EQ(grid.rc, 0) << grid.output;
   expectSameLosses(path("jsd4"), path("jsd1"), 1e-5, 1e-7);
   for (const auto& r : metrics(path("jsd1")))
@@ -189,7 +185,7 @@ TEST_F(Distill, AlphaZeroIsPlainTraining) {
   const std::string model = kStudentModel + " --steps 6 --batch-size 4 --lr 3e-3 --seed 1";
   ASSERT_EQ(kdgrid("train --data " + train() + model + " --run-dir " + path("plain")).rc, 0);
   const Result r = kdgrid("distill --teacher " + teacher() + " --kd-alpha 0 --data " + train() +
-                       model + " --run-dir " + path("alpha0"));
+                          model + " --run-dir " + path("alpha0"));
   ASSERT_EQ(r.rc, 0) << r.output;
   const auto got = metrics(path("alpha0")), want = metrics(path("plain"));
   ASSERT_EQ(got.size(), want.size());
@@ -266,8 +262,7 @@ TEST_F(Distill, OfflineEndToEnd) {
                            kStudentModel + " --lr 3e-3 --seed 1 --kd-alpha 0.9";
   r = kdgrid(args + " --steps 10 --batch-size 4 --run-dir " + path("offline1"));
   ASSERT_EQ(r.rc, 0) << r.output;
-  r = kdgrid(args + " --steps 10 --batch-size 2 --dp 2 --pp 2 --tp 2 --run-dir " +
-                 path("offline8"),
+  r = kdgrid(args + " --steps 10 --batch-size 2 --dp 2 --pp 2 --tp 2 --run-dir " + path("offline8"),
              8);
   ASSERT_EQ(r.rc, 0) << r.output;
   expectSameLosses(path("offline8"), path("offline1"), 1e-5, 1e-7);
@@ -315,16 +310,15 @@ TEST_F(Distill, FirstStepMatchesPyTorch) {
     SCOPED_TRACE(c.run);
     // Step 21 from the trained student's step 20, with a learning rate too small to matter.
     fs::copy(path("first_base"), path(c.run), fs::copy_options::recursive);
-    const Result r = kdgrid("distill " + c.source + common +
-                            " --steps 21 --lr 1e-20 --min-lr 1e-20 --kd-temperature " +
-                            c.temperature + " --kd-loss " + c.divergence + " --run-dir " +
-                            path(c.run));
+    const Result r = kdgrid(
+        "distill " + c.source + common + " --steps 21 --lr 1e-20 --min-lr 1e-20 --kd-temperature " +
+        c.temperature + " --kd-loss " + c.divergence + " --run-dir " + path(c.run));
     ASSERT_EQ(r.rc, 0) << r.output;
     std::string out;
     ASSERT_EQ(test::runCommand("/usr/bin/python3 " + test::sourceDir() +
-                                   "/tests/distill_torch_reference.py first_step " +
-                                   path(c.run) + "/checkpoints/step_00000020 " + train() + " " +
-                                   c.teacher_arg + " " + c.temperature + " " + c.divergence,
+                                   "/tests/distill_torch_reference.py first_step " + path(c.run) +
+                                   "/checkpoints/step_00000020 " + train() + " " + c.teacher_arg +
+                                   " " + c.temperature + " " + c.divergence,
                                &out),
               0)
         << out;
@@ -383,8 +377,7 @@ TEST_F(Distill, MisalignedTopkShardsExit2) {
       {"short", good.n_tokens - 1, good.k, shard, good.vocab_size, "rows"},
       {"other_k", good.n_tokens, good.k + 1, shard, good.vocab_size, "k"},
       {"other_vocab", good.n_tokens, good.k, shard, good.vocab_size + 1, "vocab_size"},
-      {"other_name", good.n_tokens, good.k, "tokens_99999.h5", good.vocab_size,
-       "no top-k shard"},
+      {"other_name", good.n_tokens, good.k, "tokens_99999.h5", good.vocab_size, "no top-k shard"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -393,17 +386,19 @@ TEST_F(Distill, MisalignedTopkShardsExit2) {
     copyTopk(path("vtopk/" + shard), dir + "/" + shard, c.rows, c.k, c.token_shard, c.vocab);
     // The other shards unchanged (so a k that differs between shards is seen too).
     for (const auto& e : fs::directory_iterator(path("vtopk")))
-      if (e.path().filename() != shard) fs::copy(e.path(), dir + "/" + e.path().filename().string());
-    const Result r = kdgrid("distill --teacher-logits " + dir + " --data " + train() + kStudentModel +
-                         " --steps 1 --batch-size 2 --run-dir " + path(std::string("run_") + c.name));
+      if (e.path().filename() != shard)
+        fs::copy(e.path(), dir + "/" + e.path().filename().string());
+    const Result r =
+        kdgrid("distill --teacher-logits " + dir + " --data " + train() + kStudentModel +
+               " --steps 1 --batch-size 2 --run-dir " + path(std::string("run_") + c.name));
     EXPECT_EQ(r.rc, 2) << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << r.output;
     EXPECT_NE(r.output.find(dir), std::string::npos) << r.output;
   }
   // A top-k directory per --data source.
-  const Result r = kdgrid("distill --teacher-logits " + path("vtopk") + "," + path("vtopk") +
-                       " --data " + train() + kStudentModel + " --steps 1 --run-dir " +
-                       path("run_count"));
+  const Result r =
+      kdgrid("distill --teacher-logits " + path("vtopk") + "," + path("vtopk") + " --data " +
+             train() + kStudentModel + " --steps 1 --run-dir " + path("run_count"));
   EXPECT_EQ(r.rc, 2) << r.output;
   EXPECT_NE(r.output.find("--teacher-logits"), std::string::npos) << r.output;
 }
@@ -433,8 +428,8 @@ TEST_F(Distill, TeacherOfAnotherTokenizerOrVocabularyExits2) {
   r = kdgrid(onlineArgs(teacher(), train(), 1) + " --kd-loss kl --run-dir " + path("badloss"));
   EXPECT_EQ(r.rc, 2) << r.output;
   EXPECT_NE(r.output.find("--kd-loss"), std::string::npos) << r.output;
-  r = kdgrid(onlineArgs(teacher(), train(), 1) + " --teacher-logits " + path("x") +
-             " --run-dir " + path("both"));
+  r = kdgrid(onlineArgs(teacher(), train(), 1) + " --teacher-logits " + path("x") + " --run-dir " +
+             path("both"));
   EXPECT_EQ(r.rc, 2) << r.output;
 }
 
@@ -445,10 +440,10 @@ nlohmann::json lastJsonLine(const std::string& output) {
 
 TEST_F(Distill, EvalTeacherMatchesPyTorch) {
   // A student: a few online steps.
-  ASSERT_EQ(kdgrid(onlineArgs(teacher(), train(), 5) + " --batch-size 4 --run-dir " +
-                   path("evalstudent"))
-                .rc,
-            0);
+  ASSERT_EQ(
+      kdgrid(onlineArgs(teacher(), train(), 5) + " --batch-size 4 --run-dir " + path("evalstudent"))
+          .rc,
+      0);
   const std::string student = latestStep(path("evalstudent"));
   const std::string eval = "eval --checkpoint " + student + " --data " + val() +
                            " --batch-size 3 --teacher " + teacher();

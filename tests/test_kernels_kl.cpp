@@ -7,22 +7,21 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 #include <vector>
 
 #include "core/check.h"
+#include "kernel_test_util.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/kl.h"
 #include "kernels/cpu/reference/cross_entropy.h"
 #include "kernels/cpu/reference/kl.h"
-#include "kernel_test_util.h"
 #include "test_util.h"
 
 namespace kdgrid {
@@ -38,8 +37,9 @@ using test::Tolerance;
 constexpr Divergence kAll[] = {Divergence::kForwardKl, Divergence::kReverseKl, Divergence::kJsd};
 
 const char* name(Divergence d) {
-  return d == Divergence::kForwardKl ? "forward_kl" : d == Divergence::kReverseKl ? "reverse_kl"
-                                                                                  : "jsd";
+  return d == Divergence::kForwardKl   ? "forward_kl"
+         : d == Divergence::kReverseKl ? "reverse_kl"
+                                       : "jsd";
 }
 
 // fp32 kernels against the double reference: the statistics, exps (~1 ulp) and fp32 sums give a
@@ -100,8 +100,8 @@ SplitResult runSplit(const Problem& p, int tp, int64_t v_local, float temperatur
     xmax.emplace_back(rows);
     xsum.emplace_back(rows);
     xtarget.emplace_back(rows);
-    cpu::klRowStats(lmax[rank].data(), lsum[rank].data(), zs[rank].data(), zt[rank].data(), rows,
-                    s, temperature, d);
+    cpu::klRowStats(lmax[rank].data(), lsum[rank].data(), zs[rank].data(), zt[rank].data(), rows, s,
+                    temperature, d);
     cpu::xentRowStats(xmax[rank].data(), xsum[rank].data(), xtarget[rank].data(), zs[rank].data(),
                       p.targets.data(), rows, s);
   }
@@ -160,14 +160,14 @@ void expectSplitMatchesReference(const Problem& p, int tp, int64_t v_local, floa
   const float row_scale = 0.25f;
   const SplitResult got = runSplit(p, tp, v_local, temperature, d, row_scale, xent_scale);
   std::vector<float> loss(p.rows), grad(p.rows * p.vocab);
-  cpu::ref::klForward(loss.data(), p.student.data(), p.teacher.data(), p.rows, p.vocab,
-                      temperature, d);
+  cpu::ref::klForward(loss.data(), p.student.data(), p.teacher.data(), p.rows, p.vocab, temperature,
+                      d);
   cpu::ref::klBackward(grad.data(), p.student.data(), p.teacher.data(), p.rows, p.vocab,
                        temperature, d, row_scale);
   if (xent_scale > 0) {
     std::vector<float> ce(p.rows * p.vocab);
-    cpu::ref::crossEntropyBackward(ce.data(), p.student.data(), p.targets.data(), p.rows,
-                                   p.vocab, xent_scale);
+    cpu::ref::crossEntropyBackward(ce.data(), p.student.data(), p.targets.data(), p.rows, p.vocab,
+                                   xent_scale);
     for (size_t i = 0; i < grad.size(); ++i) grad[i] += ce[i];
   }
   const double size = sizeOf(p, temperature);
@@ -176,8 +176,7 @@ void expectSplitMatchesReference(const Problem& p, int tp, int64_t v_local, floa
   // A gradient element is row_scale / T times a probability times (for reverse_kl and jsd) a
   // log-ratio of size up to `size`.
   const double gscale = (row_scale / temperature + xent_scale) * size;
-  EXPECT_TRUE(
-      allClose(got.grad.data(), grad.data(), grad.size(), Tolerance{kRtol * gscale, kRtol}))
+  EXPECT_TRUE(allClose(got.grad.data(), grad.data(), grad.size(), Tolerance{kRtol * gscale, kRtol}))
       << "grad";
 }
 
@@ -251,9 +250,9 @@ TEST(Kl, ThreadCountDoesNotChangeResults) {
 
 struct TopkProblem {
   int64_t rows, vocab, k;
-  std::vector<float> student;     // [rows, vocab]
-  std::vector<uint32_t> ids;      // [rows, k], distinct per row
-  std::vector<float> logprobs;    // [rows, k]
+  std::vector<float> student;   // [rows, vocab]
+  std::vector<uint32_t> ids;    // [rows, k], distinct per row
+  std::vector<float> logprobs;  // [rows, k]
 };
 
 TopkProblem makeTopk(int64_t rows, int64_t vocab, int64_t k, uint32_t seed) {
@@ -306,8 +305,7 @@ SplitResult runTopkSplit(const TopkProblem& p, int tp, int64_t v_local, float te
   if (d == Divergence::kJsd) {
     for (int rank = 0; rank < tp; ++rank) {
       cpu::klTopkJsdTerms(terms[rank].data(), zs[rank].data(), p.ids.data(), p.logprobs.data(), k,
-                          gmax.data(), gsum.data(), rows, slices[rank], temperature,
-                          teacher_scale);
+                          gmax.data(), gsum.data(), rows, slices[rank], temperature, teacher_scale);
       for (size_t i = 0; i < gterms.size(); ++i) gterms[i] += terms[rank][i];
     }
   }
@@ -352,8 +350,8 @@ TEST(KlTopk, SplitVocabularyMatchesReference) {
           const SplitResult got =
               runTopkSplit(p, tp, (vocab + tp - 1) / tp, temperature, teacher_scale, d, row_scale);
           std::vector<float> loss(p.rows), grad(p.rows * vocab);
-          cpu::ref::klTopkForward(loss.data(), p.student.data(), p.ids.data(), p.logprobs.data(),
-                                  k, p.rows, vocab, temperature, teacher_scale, d);
+          cpu::ref::klTopkForward(loss.data(), p.student.data(), p.ids.data(), p.logprobs.data(), k,
+                                  p.rows, vocab, temperature, teacher_scale, d);
           cpu::ref::klTopkBackward(grad.data(), p.student.data(), p.ids.data(), p.logprobs.data(),
                                    k, p.rows, vocab, temperature, teacher_scale, d, row_scale);
           const double size = test::maxAbs(p.student) / temperature + test::maxAbs(p.logprobs) +
@@ -444,18 +442,22 @@ TEST(KlReference, MatchesPyTorch) {
   const Problem p = makeProblem(rows, vocab, 300, 2.0f);
   const TopkProblem tk = makeTopk(rows, vocab, k, 301);
   test::TempDir dir;
-  nlohmann::json in = {{"rows", rows},          {"vocab", vocab},
-                       {"k", k},                {"temperature", temperature},
+  nlohmann::json in = {{"rows", rows},
+                       {"vocab", vocab},
+                       {"k", k},
+                       {"temperature", temperature},
                        {"teacher_scale", teacher_scale},
-                       {"student", p.student},  {"teacher", p.teacher},
-                       {"topk_student", tk.student}, {"ids", tk.ids},
+                       {"student", p.student},
+                       {"teacher", p.teacher},
+                       {"topk_student", tk.student},
+                       {"ids", tk.ids},
                        {"logprobs", tk.logprobs}};
   std::ofstream(dir / "in.json") << in.dump();
   std::string output;
   const std::string script = test::sourceDir() + "/tests/kl_torch_reference.py";
-  ASSERT_EQ(test::runCommand("/usr/bin/python3 " + script + " " + (dir / "in.json") + " " +
-                                 (dir / "out.json"),
-                             &output),
+  ASSERT_EQ(test::runCommand(
+                "/usr/bin/python3 " + script + " " + (dir / "in.json") + " " + (dir / "out.json"),
+                &output),
             0)
       << output;
   nlohmann::json out;
@@ -481,8 +483,8 @@ TEST(KlReference, MatchesPyTorch) {
     const std::vector<double> lp(tk.logprobs.begin(), tk.logprobs.end());
     cpu::ref::klTopkForward(topk_loss.data(), tzs.data(), tk.ids.data(), lp.data(), k, rows, vocab,
                             temperature, teacher_scale, d);
-    cpu::ref::klTopkBackward(topk_grad.data(), tzs.data(), tk.ids.data(), lp.data(), k, rows,
-                             vocab, temperature, teacher_scale, d, 1.0);
+    cpu::ref::klTopkBackward(topk_grad.data(), tzs.data(), tk.ids.data(), lp.data(), k, rows, vocab,
+                             temperature, teacher_scale, d, 1.0);
     const auto ttl = out[std::string("topk_") + name(d)]["loss"].get<std::vector<double>>();
     const auto ttg = out[std::string("topk_") + name(d)]["grad"].get<std::vector<double>>();
     EXPECT_TRUE(allClose(topk_loss, ttl, 1e-9, 1e-9));

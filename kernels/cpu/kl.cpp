@@ -177,8 +177,8 @@ void klRowStats(float* local_max, float* local_sums, const float* student, const
   const float inv_t = 1.0f / temperature;
 #pragma omp parallel for schedule(dynamic, kRowsPerChunk) if (rows * nv >= kParallelMinElements)
   for (int64_t r = 0; r < rows; ++r) {
-    const RowStats s = rowStats(student + r * slice.size, teacher + r * slice.size, nv, inv_t,
-                                inv_t, d);
+    const RowStats s =
+        rowStats(student + r * slice.size, teacher + r * slice.size, nv, inv_t, inv_t, d);
     storeStats(s, r, rows, local_max, local_sums);
   }
 }
@@ -294,10 +294,9 @@ void klBackward(float* grad, const float* student, const float* teacher, const f
   }
 }
 
-void klTopkRowStats(float* local_max, float* local_sums, const float* student,
-                    const uint32_t* ids, const float* logprobs, int64_t k, int64_t rows,
-                    const VocabSlice& slice, float temperature, float teacher_scale,
-                    Divergence d) {
+void klTopkRowStats(float* local_max, float* local_sums, const float* student, const uint32_t* ids,
+                    const float* logprobs, int64_t k, int64_t rows, const VocabSlice& slice,
+                    float temperature, float teacher_scale, Divergence d) {
   checkArgs(slice, rows, temperature);
   checkTopkIds(ids, k, rows, slice);
   std::vector<float> xs(k), xt(k);
@@ -310,10 +309,9 @@ void klTopkRowStats(float* local_max, float* local_sums, const float* student,
   }
 }
 
-void klTopkJsdTerms(float* terms, const float* student, const uint32_t* ids,
-                    const float* logprobs, int64_t k, const float* global_max,
-                    const float* global_sums, int64_t rows, const VocabSlice& slice,
-                    float temperature, float teacher_scale) {
+void klTopkJsdTerms(float* terms, const float* student, const uint32_t* ids, const float* logprobs,
+                    int64_t k, const float* global_max, const float* global_sums, int64_t rows,
+                    const VocabSlice& slice, float temperature, float teacher_scale) {
   checkArgs(slice, rows, temperature);
   checkTopkIds(ids, k, rows, slice);
   std::vector<float> xs(k), xt(k);
@@ -330,11 +328,11 @@ void klTopkJsdTerms(float* terms, const float* student, const uint32_t* ids,
   }
 }
 
-void klTopkBackward(float* grad_k, const float* student, const uint32_t* ids,
-                    const float* logprobs, int64_t k, const float* global_max,
-                    const float* global_sums, const float* divergence, const float* jsd_terms,
-                    int64_t rows, const VocabSlice& slice, float temperature, float teacher_scale,
-                    Divergence d, float row_scale) {
+void klTopkBackward(float* grad_k, const float* student, const uint32_t* ids, const float* logprobs,
+                    int64_t k, const float* global_max, const float* global_sums,
+                    const float* divergence, const float* jsd_terms, int64_t rows,
+                    const VocabSlice& slice, float temperature, float teacher_scale, Divergence d,
+                    float row_scale) {
   checkArgs(slice, rows, temperature);
   checkTopkIds(ids, k, rows, slice);
   const float inv_t = 1.0f / temperature;

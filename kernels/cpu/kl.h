@@ -73,8 +73,7 @@ void klRescaleSums(float* sums, const float* local_max, const float* global_max,
 
 // Step 5 (jsd only), dense: terms [2, N] = this rank's share of KL(p_t || m) and KL(p_s || m).
 void klJsdTerms(float* terms, const float* student, const float* teacher, const float* global_max,
-                const float* global_sums, int64_t rows, const VocabSlice& slice,
-                float temperature);
+                const float* global_sums, int64_t rows, const VocabSlice& slice, float temperature);
 
 // Step 6: loss [N] (overwritten) = D per row, nats (computed in double from the reduced
 // statistics). jsd_terms: the reduced klJsdTerms for jsd, ignored (may be null) otherwise.
@@ -105,25 +104,23 @@ void klBackward(float* grad, const float* student, const float* teacher, const f
 
 // Step 1, top-k: as klRowStats over the pairs whose id this rank holds, with a = z_s[id] / T
 // and b = teacher_scale * logprob.
-void klTopkRowStats(float* local_max, float* local_sums, const float* student,
-                    const uint32_t* ids, const float* logprobs, int64_t k, int64_t rows,
-                    const VocabSlice& slice, float temperature, float teacher_scale,
-                    Divergence d);
+void klTopkRowStats(float* local_max, float* local_sums, const float* student, const uint32_t* ids,
+                    const float* logprobs, int64_t k, int64_t rows, const VocabSlice& slice,
+                    float temperature, float teacher_scale, Divergence d);
 
 // Step 5, top-k (jsd only).
-void klTopkJsdTerms(float* terms, const float* student, const uint32_t* ids,
-                    const float* logprobs, int64_t k, const float* global_max,
-                    const float* global_sums, int64_t rows, const VocabSlice& slice,
-                    float temperature, float teacher_scale);
+void klTopkJsdTerms(float* terms, const float* student, const uint32_t* ids, const float* logprobs,
+                    int64_t k, const float* global_max, const float* global_sums, int64_t rows,
+                    const VocabSlice& slice, float temperature, float teacher_scale);
 
 // Step 7, top-k: grad_k [N, k] (overwritten) = row_scale * d D / d z_s at ids[r, j] when this
 // rank holds that id, else 0. Reads the student's logits, so call it before anything
 // overwrites them (e.g. xentBackwardInPlace), then add grad_k with klTopkScatterAdd.
-void klTopkBackward(float* grad_k, const float* student, const uint32_t* ids,
-                    const float* logprobs, int64_t k, const float* global_max,
-                    const float* global_sums, const float* divergence, const float* jsd_terms,
-                    int64_t rows, const VocabSlice& slice, float temperature, float teacher_scale,
-                    Divergence d, float row_scale);
+void klTopkBackward(float* grad_k, const float* student, const uint32_t* ids, const float* logprobs,
+                    int64_t k, const float* global_max, const float* global_sums,
+                    const float* divergence, const float* jsd_terms, int64_t rows,
+                    const VocabSlice& slice, float temperature, float teacher_scale, Divergence d,
+                    float row_scale);
 
 // grad [N, V_local] += grad_k [N, k] at the local columns of ids (other ids skipped).
 void klTopkScatterAdd(float* grad, const float* grad_k, const uint32_t* ids, int64_t k,

@@ -16,8 +16,8 @@ int runDistillation(const TrainConfig& train, const ModelConfig& model, const Gr
          kd.temperature, kd.alpha);
     if (!distill.teacher.empty()) {
       Teacher teacher = findTeacher(distill.teacher, "--teacher");
-      loadTeacher(teacher, "--teacher", s.grid, s.compute, s.rt, &s.model,
-                  "--data " + s.train.data, s.loader.tokenizerSha256());
+      loadTeacher(teacher, "--teacher", s.grid, s.compute, s.rt, &s.model, "--data " + s.train.data,
+                  s.loader.tokenizerSha256());
       return std::make_unique<OnlineDistillHead>(s.student, std::move(teacher), s.grid.ppComm(),
                                                  s.grid.tpComm(), kd);
     }
@@ -29,8 +29,8 @@ int runDistillation(const TrainConfig& train, const ModelConfig& model, const Gr
     std::vector<std::unique_ptr<TopkStream>> streams;
     for (size_t i = 0; i < dirs.size(); ++i)
       streams.push_back(std::make_unique<TopkStream>(dirs[i], s.sources[i].dir));
-    return std::make_unique<OfflineDistillHead>(s.student, s.grid.tpComm(), std::move(streams),
-                                                kd, s.model.max_seq, s.train.batch_size);
+    return std::make_unique<OfflineDistillHead>(s.student, s.grid.tpComm(), std::move(streams), kd,
+                                                s.model.max_seq, s.train.batch_size);
   };
   return runTraining(train, model, grid, config_ini, make_head);
 }

@@ -6,16 +6,19 @@ namespace kdgrid {
 
 po::options_description distillOptions(DistillConfig& c) {
   po::options_description o("Distillation");
+  // clang-format off
   o.add_options()
     ("teacher", po::value(&c.teacher)->value_name("CKPT"),
      "online: the teacher checkpoint (step or run directory), run alongside the student")
     ("teacher-logits", po::value(&c.teacher_logits)->value_name("DIR[,DIR...]"),
-     "offline: kdgrid-teacher-topk shards from `kdgrid teacher-logits`, one directory per --data source")
+     "offline: kdgrid-teacher-topk shards from `kdgrid teacher-logits`, one directory per "
+     "--data source")
     ("kd-loss", po::value(&c.loss)->default_value(c.loss), "forward_kl | reverse_kl | jsd")
     ("kd-temperature", po::value(&c.temperature)->default_value(c.temperature),
      "softmax temperature T of both distributions (the divergence is scaled by T^2)")
     ("kd-alpha", po::value(&c.alpha)->default_value(c.alpha),
      "weight of the divergence; 1 - alpha weighs the cross-entropy on the labels");
+  // clang-format on
   return o;
 }
 

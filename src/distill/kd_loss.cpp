@@ -1,5 +1,6 @@
 #include "distill/kd_loss.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -72,13 +73,14 @@ void checkTrainingTargets(const uint32_t* targets, int64_t n) {
 
 }  // namespace
 
-LossSums kdDenseChunk(Tensor& student_logits, const Tensor& teacher_logits,
-                      const uint32_t* targets, const cpu::VocabSlice& slice, Communicator& tp,
-                      const KdParams& kd, float grad_scale) {
+LossSums kdDenseChunk(Tensor& student_logits, const Tensor& teacher_logits, const uint32_t* targets,
+                      const cpu::VocabSlice& slice, Communicator& tp, const KdParams& kd,
+                      float grad_scale) {
   const int64_t n = student_logits.dim(0);
-  KDGRID_CHECK(teacher_logits.shape() == student_logits.shape() && student_logits.dim(1) == slice.size,
-               "distillation: student logits {} and teacher logits {} differ (slice of {})",
-               student_logits.describe(), teacher_logits.describe(), slice.size);
+  KDGRID_CHECK(
+      teacher_logits.shape() == student_logits.shape() && student_logits.dim(1) == slice.size,
+      "distillation: student logits {} and teacher logits {} differ (slice of {})",
+      student_logits.describe(), teacher_logits.describe(), slice.size);
   float* zs = student_logits.data<float>();
   const float* zt = teacher_logits.data<float>();
   const cpu::Divergence d = kd.divergence;
@@ -100,16 +102,14 @@ LossSums kdDenseChunk(Tensor& student_logits, const Tensor& teacher_logits,
     const cpu::XentGradTerm xent{st.globalXentMax(), st.xentSum(), targets,
                                  ceScale(kd, grad_scale)};
     cpu::klBackward(zs, zs, zt, st.globalKlMax(), st.klSums(), st.divergence.data(),
-                    st.jsd_terms.data(), n, slice, temperature, d, kdScale(kd, grad_scale),
-                    &xent);
+                    st.jsd_terms.data(), n, slice, temperature, d, kdScale(kd, grad_scale), &xent);
   }
   return out;
 }
 
-LossSums kdTopkChunk(Tensor& student_logits, const uint32_t* ids, const float* logprobs,
-                     int64_t k, float teacher_scale, const uint32_t* targets,
-                     const cpu::VocabSlice& slice, Communicator& tp, const KdParams& kd,
-                     float grad_scale) {
+LossSums kdTopkChunk(Tensor& student_logits, const uint32_t* ids, const float* logprobs, int64_t k,
+                     float teacher_scale, const uint32_t* targets, const cpu::VocabSlice& slice,
+                     Communicator& tp, const KdParams& kd, float grad_scale) {
   const int64_t n = student_logits.dim(0);
   float* zs = student_logits.data<float>();
   const cpu::Divergence d = kd.divergence;
@@ -120,8 +120,8 @@ LossSums kdTopkChunk(Tensor& student_logits, const uint32_t* ids, const float* l
                       teacher_scale, d);
   reduceStats(st, tp, d);
   if (d == cpu::Divergence::kJsd) {
-    cpu::klTopkJsdTerms(st.jsd_terms.data(), zs, ids, logprobs, k, st.globalKlMax(), st.klSums(),
-                        n, slice, temperature, teacher_scale);
+    cpu::klTopkJsdTerms(st.jsd_terms.data(), zs, ids, logprobs, k, st.globalKlMax(), st.klSums(), n,
+                        slice, temperature, teacher_scale);
     if (tp.size() > 1) tp.allReduceSum(st.jsd_terms.data(), st.jsd_terms.size());
   }
   cpu::klLoss(st.divergence.data(), st.klSums(), st.jsd_terms.data(), n, d);
@@ -145,9 +145,10 @@ AgreementSums teacherAgreementChunk(const Tensor& student_logits, const Tensor& 
                                     const uint32_t* targets, const cpu::VocabSlice& slice,
                                     Communicator& tp) {
   const int64_t n = student_logits.dim(0);
-  KDGRID_CHECK(teacher_logits.shape() == student_logits.shape() && student_logits.dim(1) == slice.size,
-               "eval --teacher: student logits {} and teacher logits {} differ",
-               student_logits.describe(), teacher_logits.describe());
+  KDGRID_CHECK(
+      teacher_logits.shape() == student_logits.shape() && student_logits.dim(1) == slice.size,
+      "eval --teacher: student logits {} and teacher logits {} differ", student_logits.describe(),
+      teacher_logits.describe());
   const float* zs = student_logits.data<float>();
   const float* zt = teacher_logits.data<float>();
   const cpu::Divergence d = cpu::Divergence::kForwardKl;
@@ -163,12 +164,11 @@ AgreementSums teacherAgreementChunk(const Tensor& student_logits, const Tensor& 
       if (row[c] == max) return c;
     return int64_t{-1};
   };
-  const std::vector<float> local_max = st.local_max;
   reduceStats(st, tp, d);
   for (int64_t i = 0; i < n; ++i) {
     for (int which = 0; which < 2; ++which) {
       const float* row = (which == 0 ? zs : zt) + i * slice.size;
-      const float lmax = local_max[n + which * n + i], gmax = st.global_max[n + which * n + i];
+      const float lmax = st.klMax()[which * n + i], gmax = st.globalKlMax()[which * n + i];
       if (nv == 0 || lmax != gmax) continue;
       candidate[which * n + i] = -(slice.start + localArgmax(row, lmax));
     }

@@ -21,16 +21,15 @@
 namespace kdgrid {
 
 // Online: the teacher's logits chunk for the same rows and vocabulary slice.
-LossSums kdDenseChunk(Tensor& student_logits, const Tensor& teacher_logits,
-                      const uint32_t* targets, const cpu::VocabSlice& slice, Communicator& tp,
-                      const KdParams& kd, float grad_scale);
+LossSums kdDenseChunk(Tensor& student_logits, const Tensor& teacher_logits, const uint32_t* targets,
+                      const cpu::VocabSlice& slice, Communicator& tp, const KdParams& kd,
+                      float grad_scale);
 
 // Offline: the teacher's top-k ids and log-probabilities [n, k] (at temperature T0, used at
 // kd.temperature through teacher_scale = T0 / kd.temperature; see kernels/cpu/kl.h).
-LossSums kdTopkChunk(Tensor& student_logits, const uint32_t* ids, const float* logprobs,
-                     int64_t k, float teacher_scale, const uint32_t* targets,
-                     const cpu::VocabSlice& slice, Communicator& tp, const KdParams& kd,
-                     float grad_scale);
+LossSums kdTopkChunk(Tensor& student_logits, const uint32_t* ids, const float* logprobs, int64_t k,
+                     float teacher_scale, const uint32_t* targets, const cpu::VocabSlice& slice,
+                     Communicator& tp, const KdParams& kd, float grad_scale);
 
 // `eval --teacher`: per scored row, the student's cross-entropy, KL(p_t || p_s) at T = 1 and
 // whether the two argmaxes agree (vocabulary-parallel argmax: MAX all-reduce of the values,

@@ -49,9 +49,9 @@ void OfflineDistillHead::beginStep(const StepBatch& batch) {
 
 LossSums OfflineDistillHead::lastStage(int m, const MicroBatch& mb, StageActivations& acts,
                                        float grad_scale, Tensor* dout) {
-  KDGRID_CHECK(mb.B == batch_size_ && mb.T == T_ &&
-                   (size_t(m) + 1) * batch_size_ * T_ * k_ <= ids_.size(),
-               "micro-batch {} [{}, {}] has no top-k rows", m, mb.B, mb.T);
+  KDGRID_CHECK(
+      mb.B == batch_size_ && mb.T == T_ && (size_t(m) + 1) * batch_size_ * T_ * k_ <= ids_.size(),
+      "micro-batch {} [{}, {}] has no top-k rows", m, mb.B, mb.T);
   const cpu::VocabSlice slice{student_.vocabStart(), student_.vocabLocal(),
                               student_.config().vocab_size};
   const size_t base = size_t(m) * batch_size_ * T_ * k_;

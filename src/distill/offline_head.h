@@ -37,9 +37,9 @@ class OfflineDistillHead final : public LossHead {
   KdParams kd_;
   int64_t T_, k_;
   int batch_size_;
-  float teacher_scale_;  // written temperature / --kd-temperature
-  std::vector<uint32_t> ids_;     // [windows, T, k] this step (last stage only)
-  std::vector<float> logprobs_;   // [windows, T, k]
+  float teacher_scale_;          // written temperature / --kd-temperature
+  std::vector<uint32_t> ids_;    // [windows, T, k] this step (last stage only)
+  std::vector<float> logprobs_;  // [windows, T, k]
 };
 
 }  // namespace kdgrid

@@ -34,10 +34,10 @@ class OnlineDistillHead final : public LossHead {
   Communicator& pp_;
   Communicator& tp_;
   KdParams kd_;
-  StageActivations acts_;       // last stage: the teacher's forward of micro-batch acts_micro_
+  StageActivations acts_;  // last stage: the teacher's forward of micro-batch acts_micro_
   int acts_micro_ = -1;
   std::vector<Tensor> in_flight_;  // teacher outputs whose sends complete at the step's end
-  Tensor logits_;               // teacher logits chunk [rows, V_local], reused
+  Tensor logits_;                  // teacher logits chunk [rows, V_local], reused
 };
 
 }  // namespace kdgrid

@@ -13,8 +13,8 @@ Teacher findTeacher(const std::string& ckpt, const std::string& flag) {
   return t;
 }
 
-void loadTeacher(Teacher& t, const std::string& flag, ProcessGrid& grid, DType compute,
-                 Runtime& rt, const ModelConfig* student, const std::string& data_desc,
+void loadTeacher(Teacher& t, const std::string& flag, ProcessGrid& grid, DType compute, Runtime& rt,
+                 const ModelConfig* student, const std::string& data_desc,
                  const std::string& data_sha256) {
   const ModelConfig& m = t.meta.model;
   const std::string& ckpt = t.step_dir;
@@ -29,8 +29,8 @@ void loadTeacher(Teacher& t, const std::string& flag, ProcessGrid& grid, DType c
                         "vocab_size of {}) has {}: teacher and student must share the vocabulary",
                         flag, ckpt, m.vocab_size, data_desc, student->vocab_size);
     KDGRID_OPTION_CHECK(m.max_seq >= student->max_seq,
-                        "{} {} has max_seq {}, shorter than the student's --max-seq {}", flag,
-                        ckpt, m.max_seq, student->max_seq);
+                        "{} {} has max_seq {}, shorter than the student's --max-seq {}", flag, ckpt,
+                        m.max_seq, student->max_seq);
   }
   KDGRID_OPTION_CHECK(m.n_head % grid.tp() == 0 && m.d_ff % grid.tp() == 0,
                       "{} {}: its n_head {} and d_ff {} must be divisible by --tp {}", flag, ckpt,

@@ -11,9 +11,8 @@ namespace {
 constexpr int64_t kChunkRows = 256;
 }  // namespace
 
-TeacherEvalResult evaluateAgainstTeacher(Gpt2Stage& student, Gpt2Stage& teacher,
-                                         ProcessGrid& grid, const TokenStream& data,
-                                         int64_t max_tokens, int batch) {
+TeacherEvalResult evaluateAgainstTeacher(Gpt2Stage& student, Gpt2Stage& teacher, ProcessGrid& grid,
+                                         const TokenStream& data, int64_t max_tokens, int batch) {
   // Windows exactly as evaluateLoss (train/evaluate.cpp), so `loss` is the same number.
   const int64_t T = student.config().max_seq;
   int64_t windows = static_cast<int64_t>(data.size() / (T + 1));

@@ -20,8 +20,7 @@ struct TeacherEvalResult {
 };
 
 // `teacher` runs on the same grid (loadTeacher). Every rank returns the same result.
-TeacherEvalResult evaluateAgainstTeacher(Gpt2Stage& student, Gpt2Stage& teacher,
-                                         ProcessGrid& grid, const TokenStream& data,
-                                         int64_t max_tokens, int batch);
+TeacherEvalResult evaluateAgainstTeacher(Gpt2Stage& student, Gpt2Stage& teacher, ProcessGrid& grid,
+                                         const TokenStream& data, int64_t max_tokens, int batch);
 
 }  // namespace kdgrid

@@ -43,8 +43,7 @@ void topkChunk(Tensor& logits, const cpu::VocabSlice& slice, uint32_t ids_below,
   // target (its target logit is unused).
   std::vector<uint32_t> any_target(n, 0);
   std::vector<float> local_max(n), global_max, sums(2 * n);
-  cpu::xentRowStats(local_max.data(), sums.data(), sums.data() + n, z, any_target.data(), n,
-                    slice);
+  cpu::xentRowStats(local_max.data(), sums.data(), sums.data() + n, z, any_target.data(), n, slice);
   global_max = local_max;
   if (tp.size() > 1) {
     tp.allReduceMax(global_max.data(), n);
@@ -53,8 +52,7 @@ void topkChunk(Tensor& logits, const cpu::VocabSlice& slice, uint32_t ids_below,
   }
   // This rank's top-k candidates per row: [n, k] values and ids (ids carried as floats in the
   // gather; exact below 2^24, checked by the caller). Missing ones: -inf, id UINT32_MAX.
-  const int64_t local_end =
-      std::clamp<int64_t>(int64_t(ids_below) - slice.start, 0, slice.size);
+  const int64_t local_end = std::clamp<int64_t>(int64_t(ids_below) - slice.start, 0, slice.size);
   std::vector<float> local(2 * n * k), gathered(2 * n * k * tp.size());
   std::vector<Candidate> row;
   for (int64_t r = 0; r < n; ++r) {
@@ -96,16 +94,19 @@ void topkChunk(Tensor& logits, const cpu::VocabSlice& slice, uint32_t ids_below,
 
 po::options_description teacherLogitsOptions(TeacherLogitsConfig& c) {
   po::options_description o("Teacher logits");
+  // clang-format off
   o.add_options()
     ("teacher", po::value(&c.teacher)->value_name("CKPT"), "teacher checkpoint (step or run directory)")
     ("data", po::value(&c.data)->value_name("DIR"), "kdgrid-tokens shards to run the teacher over")
-    ("out", po::value(&c.out)->value_name("DIR"), "where the kdgrid-teacher-topk shards go (same file names)")
+    ("out", po::value(&c.out)->value_name("DIR"),
+     "where the kdgrid-teacher-topk shards go (same file names as the token shards)")
     ("topk", po::value(&c.topk)->default_value(c.topk), "ids kept per position")
     ("kd-temperature", po::value(&c.temperature)->default_value(c.temperature),
-     "temperature T of the stored log-softmax(z / T) (distill may use another; see distill --help)")
+     "temperature T of the stored log-softmax(z / T) (distill may use another)")
     ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size),
      "windows per forward pass per data-parallel replica")
     ("logprobs-dtype", po::value(&c.dtype)->default_value(c.dtype), "float16 | float32");
+  // clang-format on
   return o;
 }
 
@@ -133,8 +134,8 @@ void writeTeacherLogits(const TeacherLogitsConfig& c, GridConfig gc) {
 
   Teacher t = findTeacher(c.teacher, "--teacher");
   KDGRID_OPTION_CHECK(int64_t(data_vocab) <= t.meta.model.vocab_size,
-                      "--data {} has vocab_size {}, more than the teacher's {}", c.data,
-                      data_vocab, t.meta.model.vocab_size);
+                      "--data {} has vocab_size {}, more than the teacher's {}", c.data, data_vocab,
+                      t.meta.model.vocab_size);
   gc.resolve(worldSize(), t.meta.model);
   ProcessGrid grid(gc);
   log0("{}", grid.describe());
@@ -180,8 +181,7 @@ void writeTeacherLogits(const TeacherLogitsConfig& c, GridConfig gc) {
       const auto [B, T] = shape;
       if (reader) tokens = reader->read(begin, B * T);
       StageActivations acts;
-      forwardThroughStages(model, grid.ppComm(), tokens.data(), B, T, acts,
-                           kTagTeacherActivation);
+      forwardThroughStages(model, grid.ppComm(), tokens.data(), B, T, acts, kTagTeacherActivation);
       if (!grid.lastStage()) continue;
       const int64_t N = B * T;
       ids.resize(N * k);
@@ -190,8 +190,8 @@ void writeTeacherLogits(const TeacherLogitsConfig& c, GridConfig gc) {
         const int64_t n = std::min(kChunkRows, N - r0);
         Tensor logits = Tensor::zeros({n, slice.size}, DType::kF32);
         model.headLogits(acts, r0, logits);
-        topkChunk(logits, slice, data_vocab, k, static_cast<float>(c.temperature),
-                  grid.tpComm(), ids.data() + r0 * k, logprobs.data() + r0 * k);
+        topkChunk(logits, slice, data_vocab, k, static_cast<float>(c.temperature), grid.tpComm(),
+                  ids.data() + r0 * k, logprobs.data() + r0 * k);
       }
       if (out) out->write(begin, N, ids.data(), logprobs.data());
     }

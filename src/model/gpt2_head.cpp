@@ -58,8 +58,8 @@ LossSums Gpt2Stage::headLossChunks(StageActivations& acts, const ChunkLoss& loss
     if (tp_.size() > 1) tp_.allReduceSum(dlnf.data<float>(), dlnf.numel());
     *dout = Tensor::zeros({N, C}, compute_);
     Tensor dw = grad("ln_f.weight"), db = grad("ln_f.bias");
-    ops::layernormBackward(rt_, *dout, false, dw, db, dlnf, acts.out, acts.lnf_mean,
-                           acts.lnf_rstd, param("ln_f.weight"));
+    ops::layernormBackward(rt_, *dout, false, dw, db, dlnf, acts.out, acts.lnf_mean, acts.lnf_rstd,
+                           param("ln_f.weight"));
   }
   return totals;
 }

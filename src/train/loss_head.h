@@ -23,8 +23,8 @@ class LossHead {
   virtual void beforeForward(int /*m*/, const MicroBatch& /*mb*/) {}
   // Last stage, after micro-batch m's forward: its loss sums and, when grad_scale > 0, its
   // backward to d(stage output) in `dout`, d loss / d logit scaled by grad_scale.
-  virtual LossSums lastStage(int m, const MicroBatch& mb, StageActivations& acts,
-                             float grad_scale, Tensor* dout) = 0;
+  virtual LossSums lastStage(int m, const MicroBatch& mb, StageActivations& acts, float grad_scale,
+                             Tensor* dout) = 0;
   // After the step's point-to-point sends have completed (buffers kept for them may go).
   virtual void endStep() {}
 

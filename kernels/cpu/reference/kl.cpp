@@ -132,7 +132,7 @@ void klTopkBackward(F* dstudent, const F* student, const uint32_t* ids, const F*
   }
 }
 
-#define KDGRID_KL_REF_INSTANTIATE(F)                                                          \
+#define KDGRID_KL_REF_INSTANTIATE(F)                                                         \
   template void klForward<F>(F*, const F*, const F*, int64_t, int64_t, double, Divergence);  \
   template void klBackward<F>(F*, const F*, const F*, int64_t, int64_t, double, Divergence,  \
                               double);                                                       \
