@@ -69,8 +69,8 @@ void runOnRankZero(const std::function<void()>& fn) {
   KDGRID_MPI(MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD));
   if (exit_code == 0) return;
   message = broadcastString(message, 0);
-  if (exit_code == kExitUsage) throw UsageError(message);
-  throw Error(exit_code, message);
+  if (exit_code == kExitUsage) throw UsageError(message, /*on_every_rank=*/true);
+  throw Error(exit_code, message, /*on_every_rank=*/true);
 }
 
 }  // namespace kdgrid

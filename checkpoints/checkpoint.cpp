@@ -185,7 +185,8 @@ void checkRoom(const std::string& ckpt_dir, const std::string& final_dir, uint64
     throw Error(kExitFailure,
                 fmt::format("cannot save checkpoint '{}' (earlier checkpoints and 'latest' are "
                             "untouched): {}",
-                            final_dir, first->message));
+                            final_dir, first->message),
+                /*on_every_rank=*/true);
   }
 }
 
@@ -227,7 +228,9 @@ void readTensorGroup(const h5::Group& group, int kind, const std::vector<ParamSp
 
 // Throws the first failure any rank had (the same UsageError on every rank).
 void throwIfAnyFailed(const std::optional<Failure>& local) {
-  if (const std::optional<Failure> first = firstFailure(local)) throw UsageError(first->message);
+  if (const std::optional<Failure> first = firstFailure(local)) {
+    throw UsageError(first->message, /*on_every_rank=*/true);
+  }
 }
 
 std::string baseName(const std::string& path) {
@@ -455,12 +458,13 @@ std::optional<std::string> resolveCheckpoint(const std::string& path) {
 
   switch (kind) {
     case kError:
-      throw UsageError(plan.at(0));
+      throw UsageError(plan.at(0), /*on_every_rank=*/true);
     case kNone:
       return std::nullopt;
     case kStepDir: {
       if (const auto problem = verifyCheckpoint(plan.at(0))) {
-        throw UsageError(fmt::format("checkpoint '{}' is damaged: {}", plan[0], *problem));
+        throw UsageError(fmt::format("checkpoint '{}' is damaged: {}", plan[0], *problem),
+                         /*on_every_rank=*/true);
       }
       return plan[0];
     }
@@ -472,7 +476,7 @@ std::optional<std::string> resolveCheckpoint(const std::string& path) {
     const auto problem = verifyCheckpoint(plan[i]);
     if (!problem) {
       if (i > 0 || !latest_flag)
-        log0("warning: resuming from {}, the newest intact checkpoint", plan[i]);
+        log0("warning: using {}, the newest intact checkpoint", plan[i]);
       return plan[i];
     }
     log0("warning: checkpoint '{}' is damaged, falling back to an older one: {}", plan[i],
@@ -480,7 +484,8 @@ std::optional<std::string> resolveCheckpoint(const std::string& path) {
     problems.push_back(fmt::format("{}: {}", plan[i], *problem));
   }
   throw UsageError(
-      fmt::format("no intact checkpoint in '{}':\n  {}", path, fmt::join(problems, "\n  ")));
+      fmt::format("no intact checkpoint in '{}':\n  {}", path, fmt::join(problems, "\n  ")),
+      /*on_every_rank=*/true);
 }
 
 }  // namespace kdgrid

@@ -36,11 +36,12 @@ int main(int argc, char** argv) {
       }
     }
     throw OptionError(fmt::format("unknown subcommand '{}' (see kdgrid --help)", argv[1]));
-  } catch (const OptionError& e) {
-    // Same on every rank: report once, exit cleanly everywhere.
-    if (worldRank() == 0) std::fprintf(stderr, "kdgrid: error: %s\n", e.what());
-    return e.exitCode();
   } catch (const Error& e) {
+    if (e.onEveryRank()) {
+      // Same on every rank: report once, exit cleanly everywhere.
+      if (worldRank() == 0) std::fprintf(stderr, "kdgrid: error: %s\n", e.what());
+      return e.exitCode();
+    }
     logRank("error: {}", e.what());
     MpiSession::abortAll(e.exitCode());
   } catch (const std::exception& e) {

@@ -10,6 +10,7 @@ int runVersion(const CommandLine& cmd);
 int runSampleCorpus(const CommandLine& cmd);
 int runTokenizer(const CommandLine& cmd);
 int runPrepare(const CommandLine& cmd);
+int runAugment(const CommandLine& cmd);
 int runTrain(const CommandLine& cmd);
 int runEval(const CommandLine& cmd);
 int runGenerate(const CommandLine& cmd);
@@ -27,6 +28,7 @@ inline constexpr Command kCommands[] = {
      runSampleCorpus},
     {"tokenizer", "train a byte-level BPE tokenizer on text files; write it as JSON", runTokenizer},
     {"prepare", "text files -> text shards and token shards (train/validation split)", runPrepare},
+    {"augment", "text shards -> augmented text shards (back-translation, perturbation)", runAugment},
     {"train", "train a model from scratch or resume it from its run directory", runTrain},
     {"teacher-logits", "run a teacher over token shards; write top-k logit shards (offline distillation)",
      runTeacherLogits},

@@ -21,7 +21,7 @@ namespace po = boost::program_options;
 // alone reports it and all ranks exit 2 without an MPI_Abort.
 class OptionError : public UsageError {
  public:
-  explicit OptionError(const std::string& message) : UsageError(message) {}
+  explicit OptionError(const std::string& message) : UsageError(message, /*on_every_rank=*/true) {}
 };
 
 // KDGRID_OPTION_CHECK(cond, fmt, args...): a cross-field check in validate(); the message names

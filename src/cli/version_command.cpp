@@ -10,8 +10,8 @@ int runVersion(const CommandLine& cmd) {
   po::variables_map vm;
   if (!parseOptions(cmd, none, vm)) return kExitOk;
   if (worldRank() == 0) {
-    std::printf("kdgrid %s (%s build; CUDA backend %s; oneDNN %s)\n", KDGRID_VERSION,
-                KDGRID_BUILD_TYPE, KDGRID_WITH_CUDA ? "compiled" : "not compiled",
+    std::printf("kdgrid %s (%s build; CUDA toolchain %s; oneDNN %s)\n", KDGRID_VERSION,
+                KDGRID_BUILD_TYPE, KDGRID_WITH_CUDA ? "enabled" : "off",
                 KDGRID_DNNL_VERSION);
   }
   return kExitOk;

@@ -14,21 +14,27 @@ inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;    // usage, configuration or input-data error
 inline constexpr int kExitStopped = 75; // stopped on a signal after a checkpoint (resumable)
 
-// An error with the exit code it maps to. `where` holds expression, file:line, rank, host.
+// An error with the exit code it maps to. `on_every_rank` marks an error that every rank
+// raises with the same message at the same point (an option check, a verdict agreed through a
+// collective): main reports it once and all ranks exit cleanly, without MPI_Abort.
 class Error : public std::runtime_error {
  public:
-  Error(int exit_code, const std::string& message) : std::runtime_error(message), exit_code_(exit_code) {}
+  Error(int exit_code, const std::string& message, bool on_every_rank = false)
+      : std::runtime_error(message), exit_code_(exit_code), on_every_rank_(on_every_rank) {}
   int exitCode() const { return exit_code_; }
+  bool onEveryRank() const { return on_every_rank_; }
 
  private:
   int exit_code_;
+  bool on_every_rank_;
 };
 
 // A usage, configuration or input-data error (exit 2). The message names the option, file or
-// dataset. When thrown while parsing options it is identical on every rank.
+// dataset.
 class UsageError : public Error {
  public:
-  explicit UsageError(const std::string& message) : Error(kExitUsage, message) {}
+  explicit UsageError(const std::string& message, bool on_every_rank = false)
+      : Error(kExitUsage, message, on_every_rank) {}
 };
 
 // "[rank 3 (dp 1, pp 0, tp 1) host node07]" — filled from MPI and the grid when known.

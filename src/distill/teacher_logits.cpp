@@ -53,7 +53,9 @@ void topkChunk(Tensor& logits, const cpu::VocabSlice& slice, uint32_t ids_below,
   // This rank's top-k candidates per row: [n, k] values and ids (ids carried as floats in the
   // gather; exact below 2^24, checked by the caller). Missing ones: -inf, id UINT32_MAX.
   const int64_t local_end = std::clamp<int64_t>(int64_t(ids_below) - slice.start, 0, slice.size);
-  std::vector<float> local(2 * n * k), gathered(2 * n * k * tp.size());
+  // gathered [tp, 2, n, k]: this rank's block at its place, the others' after the gather.
+  std::vector<float> gathered(2 * n * k * tp.size());
+  float* local = gathered.data() + tp.rank() * 2 * n * k;
   std::vector<Candidate> row;
   for (int64_t r = 0; r < n; ++r) {
     row.clear();
@@ -66,11 +68,7 @@ void topkChunk(Tensor& logits, const cpu::VocabSlice& slice, uint32_t ids_below,
       local[n * k + r * k + j] = j < take ? static_cast<float>(row[j].id) : -1.0f;
     }
   }
-  if (tp.size() > 1) {
-    tp.allGather(local.data(), gathered.data(), local.size());
-  } else {
-    gathered = local;
-  }
+  if (tp.size() > 1) tp.allGather(gathered.data(), FlatShards(gathered.size(), tp.size()));
   for (int64_t r = 0; r < n; ++r) {
     row.clear();
     for (int rank = 0; rank < tp.size(); ++rank) {

@@ -83,10 +83,7 @@ const Tensor& Gpt2Stage::forward(StageActivations& acts, const uint32_t* ids, co
     Tensor pos = param("pos_emb");
     ops::embeddingForward(rt_, x, ids, B, T, param("tok_emb"), vocab_start_,
                           tp_.rank() == 0 ? &pos : nullptr);
-    if (tp_.size() > 1) {
-      KDGRID_CHECK(compute_ == DType::kF32, "tensor parallelism runs in fp32 for now");
-      tp_.allReduceSum(x.data<float>(), x.numel());
-    }
+    if (tp_.size() > 1) tp_.allReduceSum(x.raw(), x.numel(), x.dtype());
   } else {
     KDGRID_CHECK(input && input->numel() == N * C, "stage input missing or mis-sized");
     std::memcpy(x.raw(), input->raw(), x.bytes());
@@ -128,7 +125,7 @@ void Gpt2Stage::blockForward(int l, BlockActivations& a, int64_t B, int64_t T, T
   // Row-parallel projection: partial sums over tp, then the (replicated) bias once.
   Tensor proj = Tensor::zeros({N, C}, compute_);
   ops::linearForward(rt_, proj, a.att, w("attn.out.weight"), nullptr);
-  if (tp_.size() > 1) tp_.allReduceSum(proj.data<float>(), proj.numel());
+  if (tp_.size() > 1) tp_.allReduceSum(proj.raw(), proj.numel(), proj.dtype());
   Tensor out_b = p("attn.out.bias");
   ops::addBias(rt_, proj, out_b);
   a.x_mid = Tensor::zeros({N, C}, compute_);
@@ -140,7 +137,7 @@ void Gpt2Stage::blockForward(int l, BlockActivations& a, int64_t B, int64_t T, T
   ops::layernormForward(rt_, a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p("ln2.weight"), p("ln2.bias"));
   recomputeMlp(l, a);
   ops::linearForward(rt_, proj, a.gelu, w("mlp.fc2.weight"), nullptr);
-  if (tp_.size() > 1) tp_.allReduceSum(proj.data<float>(), proj.numel());
+  if (tp_.size() > 1) tp_.allReduceSum(proj.raw(), proj.numel(), proj.dtype());
   Tensor fc2_b = p("mlp.fc2.bias");
   ops::addBias(rt_, proj, fc2_b);
   ops::add(rt_, x_out, a.x_mid, proj);
@@ -204,7 +201,7 @@ LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* 
   }
   if (backward) {
     // The LM head's input gradient is a partial sum over the vocabulary shards.
-    if (tp_.size() > 1) tp_.allReduceSum(dlnf.data<float>(), dlnf.numel());
+    if (tp_.size() > 1) tp_.allReduceSum(dlnf.raw(), dlnf.numel(), dlnf.dtype());
     *dout = Tensor::zeros({N, C}, compute_);
     Tensor dw = grad("ln_f.weight"), db = grad("ln_f.bias");
     ops::layernormBackward(rt_, *dout, false, dw, db, dlnf, acts.out, acts.lnf_mean, acts.lnf_rstd,
@@ -247,7 +244,7 @@ Tensor Gpt2Stage::backward(StageActivations& acts, const Tensor& dout) {
     dw = g("mlp.fc1.weight");
     db = g("mlp.fc1.bias");
     ops::linearBackward(rt_, &dln, false, &dw, &db, dgelu, a.ln2, w("mlp.fc1.weight"));
-    if (tp_.size() > 1) tp_.allReduceSum(dln.data<float>(), dln.numel());
+    if (tp_.size() > 1) tp_.allReduceSum(dln.raw(), dln.numel(), dln.dtype());
     std::memcpy(dmid.raw(), dx.raw(), dx.bytes());  // residual path
     dw = g("ln2.weight");
     db = g("ln2.bias");
@@ -260,7 +257,7 @@ Tensor Gpt2Stage::backward(StageActivations& acts, const Tensor& dout) {
     dw = g("attn.qkv.weight");
     db = g("attn.qkv.bias");
     ops::linearBackward(rt_, &dln, false, &dw, &db, dqkv, a.ln1, w("attn.qkv.weight"));
-    if (tp_.size() > 1) tp_.allReduceSum(dln.data<float>(), dln.numel());
+    if (tp_.size() > 1) tp_.allReduceSum(dln.raw(), dln.numel(), dln.dtype());
     std::memcpy(dx.raw(), dmid.raw(), dx.bytes());
     dw = g("ln1.weight");
     db = g("ln1.bias");

@@ -15,7 +15,7 @@ InferenceModel loadInferenceModel(const std::string& ckpt, GridConfig grid_confi
   m.grid = std::make_unique<ProcessGrid>(grid_config);
   m.model = std::make_unique<Gpt2Stage>(m.meta.model, grid_config.pp, m.grid->ppRank(),
                                         m.grid->tpComm(), compute, Recompute::kNone, rt);
-  // One replica per tensor counts it towards the checksum (rankTensorsFor), as when saving.
+  // One replica per tensor must count it towards the checksum check (rankTensorsFor).
   const RankTensors tensors = rankTensorsFor(*m.grid, m.model->layout(), m.model->params());
   m.state = loadCheckpoint(m.step_dir, tensors);
   m.model->syncComputeWeights();

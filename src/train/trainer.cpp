@@ -16,6 +16,7 @@
 #include "optim/adamw.h"
 #include "tensor/ops.h"
 #include "tensor/runtime.h"
+#include "train/data_parallel.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/pipeline.h"
@@ -41,15 +42,19 @@ double peakMemoryMb() {
 constexpr float kInitialLossScale = 65536.0f;
 constexpr int64_t kLossScaleWindow = 1000;
 
-// Sum of squared gradients this rank is responsible for in the global norm: tensors
-// replicated over tp are counted by tp rank 0 only, and tok_emb (held by the first and last
-// stage, gradients already summed) by the first stage only.
-double localGradSquares(const Gpt2Stage& model, const float* grads, int tp_rank) {
+// Sum of squared gradients this rank is responsible for in the global norm, over the flat
+// range [begin, end) it owns (everything, or its ZeRO shard): tensors replicated over tp are
+// counted by tp rank 0 only, and tok_emb (held by the first and last stage, gradients already
+// summed) by the first stage only.
+double localGradSquares(const Gpt2Stage& model, const float* grads, int tp_rank, size_t begin,
+                        size_t end) {
   double sum = 0;
   for (const LocalParam& p : model.layout().params()) {
     if (p.tp_replicated && tp_rank != 0) continue;
     if (p.spec.name == "tok_emb" && !model.firstStage()) continue;
-    sum += cpu::sumSquares(grads + p.offset, p.numel());
+    const size_t lo = std::max(begin, p.offset);
+    const size_t hi = std::min(end, p.offset + static_cast<size_t>(p.numel()));
+    if (lo < hi) sum += cpu::sumSquares(grads + lo, static_cast<int64_t>(hi - lo));
   }
   return sum;
 }
@@ -90,12 +95,11 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
                 const LossHeadFactory& make_head) {
   installStopHandlers();
   const std::vector<DataSource> sources = parseDataSources(tc.data);
-  const TokenShardInfo first_shard = readTokenShardInfo(listShards(sources[0].dir, kTokensFormat)[0]);
+  const TokenShardInfo first_shard =
+      readTokenShardInfo(listShards(sources[0].dir, kTokensFormat)[0]);
   mc.resolve(first_shard.vocab_size);
   mc.validate();
   gc.resolve(worldSize(), mc);
-  KDGRID_OPTION_CHECK(gc.tp == 1 || tc.precision == "fp32",
-                      "--tp {} needs --precision fp32 for now", gc.tp);
   ProcessGrid grid(gc);
   log0("{}", grid.describe());
   log0("model: {}", mc.summary());
@@ -110,17 +114,27 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
 
   Runtime rt;
   const DType compute = parsePrecision(tc.precision);
-  Gpt2Stage model(mc, gc.pp, grid.ppRank(), grid.tpComm(), compute, parseRecompute(tc.recompute), rt);
-  AdamW optimizer(model.layout(), cpu::AdamWConfig{.weight_decay = static_cast<float>(tc.weight_decay)});
-  RankTensors tensors{&model.layout(), model.params(), optimizer.m().data<float>(),
-                      optimizer.v().data<float>(), grid.dpRank() == 0};
+  Gpt2Stage model(mc, gc.pp, grid.ppRank(), grid.tpComm(), compute, parseRecompute(tc.recompute),
+                  rt);
+  const size_t n_params = model.layout().totalElements();
+  DataParallel data_parallel(grid.dpComm(), n_params, gc.zero == 1);
+  AdamW optimizer(model.layout(),
+                  cpu::AdamWConfig{.weight_decay = static_cast<float>(tc.weight_decay)},
+                  data_parallel.begin(), data_parallel.end());
+  if (gc.zero == 1) {
+    log0("ZeRO-1: AdamW state sharded over {} data-parallel ranks ({} of {} values per rank)",
+         gc.dp, data_parallel.shards().shardSize(), n_params);
+  }
 
   TrainingState state;
   state.loss_scale = compute == DType::kF16 ? kInitialLossScale : 1.0f;
   std::optional<std::string> resume;
   if (!tc.no_resume) resume = resolveCheckpoint(tc.run_dir);
   if (resume) {
-    state = loadCheckpoint(*resume, tensors);
+    FullMoments moments(data_parallel, optimizer);
+    state = loadCheckpoint(
+        *resume, rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()));
+    moments.keepShard();
     log0("resumed from {} at step {}", *resume, state.step);
   } else {
     initializeParameters(model.layout(), tc.seed, model.params());
@@ -150,17 +164,25 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   std::unique_ptr<MetricsWriter> metrics;
   if (worldRank() == 0) metrics = std::make_unique<MetricsWriter>(tc.run_dir);
   const int64_t global_tokens = int64_t(gc.dp) * tc.batch_size * tc.grad_accum * T;
-  const size_t n_params = model.layout().totalElements();
   std::optional<TokenStream> val_data;
   if (!tc.val_data.empty()) {
     val_data.emplace(tc.val_data);
     KDGRID_INPUT_CHECK(val_data->tokenizerSha256() == loader.tokenizerSha256(),
-                       "--val-data {} was tokenized with another tokenizer than --data", tc.val_data);
+                       "--val-data {} was tokenized with another tokenizer than --data",
+                       tc.val_data);
   }
 
   std::string last_saved;
+  // The communicators whose byte counters a step reports (metrics comm_bytes_*).
+  std::vector<std::pair<const char*, Communicator*>> axes = {{"dp", &grid.dpComm()},
+                                                             {"pp", &grid.ppComm()},
+                                                             {"tp", &grid.tpComm()},
+                                                             {"emb", grid.embeddingComm()}};
   while (state.step < tc.steps) {
     const auto t0 = Clock::now();
+    for (auto& [name, comm] : axes) {
+      if (comm) comm->resetBytesSent();
+    }
     // 1. Data: this dp rank's grad_accum micro-batches of the global batch.
     StepBatch batch = loader.next();
     head->beginStep(batch);
@@ -173,20 +195,24 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     const float grad_scale = state.loss_scale / static_cast<float>(global_tokens);
     const LossSums sums = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale, head.get());
 
-    // 3. Reduce: tied embedding between first and last stage, replicas over dp, the loss.
+    // 3. Reduce: tied embedding between first and last stage, replicas over dp (ZeRO: each
+    //    dp rank gets the sum of its shard only), the loss.
     if (Communicator* emb = grid.embeddingComm()) {
       Tensor g = model.grad("tok_emb");
       emb->allReduceSum(g.data<float>(), g.numel());
     }
-    grid.dpComm().allReduceSum(model.grads(), n_params);
+    data_parallel.reduceGradients(model.grads());
     double loss_sums[2] = {sums.ce_sum, sums.kl_sum};
     grid.dpComm().allReduceSum(loss_sums, 2);
     grid.ppComm().allReduceSum(loss_sums, 2);  // only the last stage has a loss
     const double ce = loss_sums[0] / global_tokens, kl = loss_sums[1] / global_tokens;
     const double loss = head->combine(ce, kl);
 
-    // 4. Update: global norm (each parameter counted once), clip, fp16 overflow, AdamW.
-    double squares = localGradSquares(model, model.grads(), grid.tpRank());
+    // 4. Update: global norm (each parameter counted once), clip, fp16 overflow, AdamW on
+    //    this rank's range, then (ZeRO) the updated shards to every dp rank.
+    double squares = localGradSquares(model, model.grads(), grid.tpRank(), data_parallel.begin(),
+                                      data_parallel.end());
+    data_parallel.sumOverShards(squares);
     grid.tpComm().allReduceSum(&squares, 1);
     grid.ppComm().allReduceSum(&squares, 1);
     const double grad_norm = std::sqrt(squares) / state.loss_scale;  // unscaled
@@ -196,13 +222,19 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
       // Skip the step: weights and optimizer state stay as they are.
       state.loss_scale /= 2;
       state.good_steps = 0;
-      log0("step {}: gradient overflow at loss scale {}, step skipped, scale halved", state.step + 1,
-           state.loss_scale * 2);
+      log0("step {}: gradient overflow at loss scale {}, step skipped, scale halved",
+           state.step + 1, state.loss_scale * 2);
     } else {
-      KDGRID_CHECK(!overflow, "step {}: the gradient norm is not finite (loss {})", state.step + 1, loss);
-      const double clip = tc.grad_clip > 0 && grad_norm > tc.grad_clip ? tc.grad_clip / grad_norm : 1.0;
+      KDGRID_CHECK(!overflow, "step {}: the gradient norm is not finite (loss {})", state.step + 1,
+                   loss);
+      const double clip =
+          tc.grad_clip > 0 && grad_norm > tc.grad_clip ? tc.grad_clip / grad_norm : 1.0;
       optimizer.step(model.params(), model.grads(), model.computeCopy(), static_cast<float>(lr),
                      static_cast<float>(clip / state.loss_scale), state.step + 1);
+      if (data_parallel.zero()) {
+        data_parallel.gatherParameters(model.params());
+        model.syncComputeWeights();
+      }
       if (compute == DType::kF16 && ++state.good_steps >= kLossScaleWindow) {
         state.loss_scale *= 2;
         state.good_steps = 0;
@@ -212,6 +244,12 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     state.tokens_seen += global_tokens;
     state.cursor = batch.cursor_after;
     const double step_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    // One reduction over all ranks: whether any rank was asked to stop, and the most bytes
+    // any rank sent this step on each axis (evaluation and checkpoints come after).
+    std::vector<int64_t> flags = {stopRequested() ? 1 : 0};
+    for (auto& [name, comm] : axes) flags.push_back(comm ? int64_t(comm->bytesSent()) : 0);
+    grid.world().allReduceMax(flags.data(), flags.size());
+    const bool stop = flags[0] != 0;
 
     nlohmann::json record = {{"step", state.step},
                              {"tokens_seen", state.tokens_seen},
@@ -225,6 +263,8 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
                              {"mem_peak_mb", peakMemoryMb()},
                              {"skipped", overflow}};
     if (head->reportsKl()) record["kl"] = kl;
+    for (size_t a = 0; a < axes.size(); ++a)
+      record[std::string("comm_bytes_") + axes[a].first] = flags[a + 1];
     const bool last = state.step == tc.steps;
     if (val_data && (last || (tc.eval_every > 0 && state.step % tc.eval_every == 0))) {
       const EvalResult val = evaluateLoss(model, grid, *val_data, tc.val_tokens, tc.batch_size);
@@ -233,19 +273,24 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     if (metrics) metrics->write(record);
     writeProgress(state.step, tc.steps, loss, global_tokens / step_s, step_s);
 
-    int64_t stop = stopRequested() ? 1 : 0;
-    grid.world().allReduceMax(&stop, 1);
     const bool save = last || stop || (tc.save_every > 0 && state.step % tc.save_every == 0);
     if (save) {
-      const bool improved = record.contains("val_loss") &&
-                            (state.best_val_loss == 0 || record["val_loss"].get<double>() < state.best_val_loss);
+      const bool improved =
+          record.contains("val_loss") &&
+          (state.best_val_loss == 0 || record["val_loss"].get<double>() < state.best_val_loss);
       if (improved) state.best_val_loss = record["val_loss"].get<double>();
-      last_saved = saveCheckpoint(tc.run_dir, meta, state, tensors, tc.keep_checkpoints);
+      FullMoments moments(data_parallel, optimizer);
+      moments.gather();
+      last_saved = saveCheckpoint(
+          tc.run_dir, meta, state,
+          rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()),
+          tc.keep_checkpoints);
       if (improved && worldRank() == 0) markBest(tc.run_dir, last_saved);
       log0("saved {}", last_saved);
     }
     if (stop) {
-      log0("stop requested (signal {}): saved step {}, exiting {}", stopSignal(), state.step, kExitStopped);
+      log0("stop requested (signal {}): saved step {}, exiting {}", stopSignal(), state.step,
+           kExitStopped);
       return kExitStopped;
     }
   }

@@ -1,0 +1,146 @@
+#include "augment/augment_run.h"
+
+#include <mpi.h>
+
+#include <chrono>
+#include <deque>
+#include <filesystem>
+
+#include "augment/rank_agreement.h"
+#include "augment/shard_plan.h"
+#include "core/check.h"
+#include "core/log.h"
+#include "data/shards.h"
+
+namespace kdgrid::augment {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kPartSuffix[] = ".part";
+
+// Rank 0: creates `out`; refuses one that holds shards; removes .part files of an earlier run.
+void prepareOutputDir(const std::string& out) {
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  KDGRID_INPUT_CHECK(!ec && fs::is_directory(out), "--out: cannot create directory '{}': {}", out,
+                     ec ? ec.message() : "a file is in the way");
+  for (const auto& entry : fs::directory_iterator(out, ec)) {
+    const std::string name = entry.path().filename().string();
+    KDGRID_INPUT_CHECK(entry.path().extension() != ".h5",
+                       "--out: '{}' already holds shards ('{}'); remove them or choose another "
+                       "--out",
+                       out, name);
+    if (name.ends_with(".h5.part") || name.ends_with(".h5.part.tmp")) {
+      fs::remove(entry.path(), ec);
+      logRank("augment: removed '{}', left by an interrupted run", entry.path().string());
+    }
+  }
+  KDGRID_INPUT_CHECK(!ec, "--out: cannot list '{}': {}", out, ec.message());
+}
+
+void removeFiles(const std::vector<std::string>& paths) noexcept {
+  for (const std::string& path : paths) {
+    std::error_code ec;
+    fs::remove(path, ec);
+    fs::remove(path + ".tmp", ec);  // writeTextShard's own temporary name
+  }
+}
+
+std::vector<uint64_t> statsVector(const AugmentStats& s) {
+  return {s.shards, s.shards_written, s.docs, s.segments, s.written, s.identical, s.duplicate};
+}
+
+}  // namespace
+
+AugmentSummary runTextAugmentation(const AugmentRunConfig& config,
+                                   const std::function<std::unique_ptr<TextAugmenter>()>& make) {
+  const auto start = std::chrono::steady_clock::now();
+  const int me = worldRank();
+  std::vector<ShardAssignment> plan;
+  agreeOnOutcome([&] { plan = planShards(config.input, worldSize()); });
+  agreeOnOutcome([&] {
+    if (me == 0) prepareOutputDir(config.out);
+  });
+
+  std::vector<const ShardAssignment*> mine;
+  for (const ShardAssignment& shard : plan) {
+    if (shard.owner == me) mine.push_back(&shard);
+  }
+  AugmentStats stats;
+  std::vector<std::string> parts;  // written by this rank
+  auto work = [&] {
+    if (mine.empty()) return;
+    std::unique_ptr<TextAugmenter> method = make();
+    std::deque<InputShard> in_flight;  // submitted, not yet collected
+    uint64_t in_flight_bytes = 0;
+    auto collectOldest = [&] {
+      const InputShard& shard = in_flight.front();
+      TextShard out = method->collect(shard, stats);
+      out.provenance.params = config.params;
+      // No documents, no shard: an empty shard would have no provenance columns to read.
+      if (out.numDocs() > 0) {
+        const std::string part = (fs::path(config.out) / shard.name).string() + kPartSuffix;
+        parts.push_back(part);
+        writeTextShard(part, out);
+        ++stats.shards_written;
+      }
+      ++stats.shards;
+      stats.docs += shard.text.numDocs();
+      in_flight_bytes -= shard.text.bytes.size();
+      in_flight.pop_front();
+    };
+    for (const ShardAssignment* shard : mine) {
+      InputShard input{shard->name, readTextShard(shard->path), shard->first_doc};
+      KDGRID_INPUT_CHECK(input.text.numDocs() == shard->num_docs,
+                         "--input: shard '{}' changed while augment read it ({} documents, {} "
+                         "before)",
+                         shard->path, input.text.numDocs(), shard->num_docs);
+      in_flight_bytes += input.text.bytes.size();
+      in_flight.push_back(std::move(input));
+      method->submit(in_flight.back());
+      // Collect the oldest shard once enough text follows it (see TextAugmenter).
+      while (!in_flight.empty() &&
+             in_flight_bytes - in_flight.front().text.bytes.size() >= method->lookaheadBytes()) {
+        collectOldest();
+      }
+    }
+    method->endOfInput();
+    while (!in_flight.empty()) collectOldest();
+    method->finish();
+  };
+  try {
+    agreeOnOutcome(work);
+  } catch (...) {
+    removeFiles(parts);
+    throw;
+  }
+
+  std::vector<std::string> finals;
+  try {
+    agreeOnOutcome([&] {
+      for (const std::string& part : parts) {
+        const std::string final_path = part.substr(0, part.size() - (sizeof(kPartSuffix) - 1));
+        std::error_code ec;
+        fs::rename(part, final_path, ec);
+        KDGRID_CHECK(!ec, "cannot rename '{}' to '{}': {}", part, final_path, ec.message());
+        finals.push_back(final_path);
+      }
+    });
+  } catch (...) {
+    removeFiles(parts);
+    removeFiles(finals);
+    throw;
+  }
+
+  AugmentSummary summary;
+  std::vector<uint64_t> totals = statsVector(stats);
+  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, totals.data(), static_cast<int>(totals.size()),
+                           MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD));
+  summary.stats = {totals[0], totals[1], totals[2], totals[3], totals[4], totals[5], totals[6]};
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, &summary.seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+  return summary;
+}
+
+}  // namespace kdgrid::augment

@@ -1,0 +1,73 @@
+// Data parallelism for the training step (DESIGN section 7): the gradient reduction over the
+// dp group, and ZeRO-1 (`--zero 1`), where the AdamW state is sharded over the dp group.
+//
+// Without ZeRO: all-reduce the gradients; every dp rank updates every parameter.
+// With ZeRO-1: this rank's flat buffer is dealt over the dp group (FlatShards: contiguous
+// shards of ceil(n / dp) elements); reduce-scatter the gradients so each rank holds the summed
+// gradient of its shard, update only that shard (AdamW keeps m and v for it alone), then
+// all-gather the parameters. Same arithmetic per element, 1/dp of the optimizer memory, and
+// (dp-1)/dp n floats sent each way instead of 2 (dp-1)/dp n in one all-reduce.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "optim/adamw.h"
+#include "parallel/communicator.h"
+
+namespace kdgrid {
+
+class DataParallel {
+ public:
+  DataParallel(Communicator& dp, size_t n_params, bool zero);
+
+  bool zero() const { return zero_; }
+  // The range of the flat buffers this rank's optimizer updates and whose gradient norm it
+  // counts: everything without ZeRO, its shard with.
+  size_t begin() const { return begin_; }
+  size_t end() const { return end_; }
+
+  // Sums grads [n_params] over the dp group. Afterwards grads[begin, end) hold the sums; with
+  // ZeRO the rest of the buffer is stale (the caller zeroes it before the next step).
+  void reduceGradients(float* grads);
+  // Adds this rank's share of a scalar over the dp group when ranks count disjoint ranges
+  // (ZeRO: the squared gradient norm); without ZeRO every rank already has the total.
+  void sumOverShards(double& value);
+  // After the optimizer step: with ZeRO, every rank's updated shard of params [n_params]
+  // reaches every rank; nothing to do without.
+  void gatherParameters(float* params);
+
+  Communicator& comm() { return dp_; }
+  const FlatShards& shards() const { return shards_; }
+
+ private:
+  Communicator& dp_;
+  bool zero_;
+  FlatShards shards_;
+  size_t begin_, end_;
+  std::vector<float> shard_scratch_;  // [end - begin] reduce-scatter output (ZeRO)
+};
+
+// AdamW moments over the whole flat buffer [n_params] each, for checkpoints (DESIGN section 5
+// stores the full logical tensors, so a ZeRO run resumes without ZeRO and vice versa).
+// Without ZeRO these are the optimizer's own buffers; with ZeRO, full-size copies that live
+// as long as this object.
+class FullMoments {
+ public:
+  FullMoments(DataParallel& dp, AdamW& optimizer);
+  float* m() { return m_; }
+  float* v() { return v_; }
+  // Before a save: with ZeRO, every rank's shard of the moments reaches every rank.
+  void gather();
+  // After a load into m(), v(): with ZeRO, this rank's shard goes back into the optimizer.
+  void keepShard();
+
+ private:
+  DataParallel& dp_;
+  AdamW& optimizer_;
+  std::vector<float> m_copy_, v_copy_;  // ZeRO only
+  float* m_;
+  float* v_;
+};
+
+}  // namespace kdgrid
