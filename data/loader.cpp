@@ -262,6 +262,7 @@ StepBatch DataLoader::Impl::produce() {
     // Beyond a source's window count the same permutation repeats (weights that oversample).
     const uint64_t j = (sample - source_first_sample[i]) % sources[i].windows;
     readWindow(sources[i], p.source_order[i][j], batch.tokens.data() + s * config.seq_len);
+    batch.origins.push_back({static_cast<uint32_t>(i), p.source_order[i][j] * config.seq_len});
     at = advance(at, 1);
   }
   produce_cursor = advance(produce_cursor, global);

@@ -49,10 +49,19 @@ struct LoaderConfig {
   bool prefetch = true;     // read the next step on a background thread
 };
 
+// Where a window was read: source index (order of LoaderConfig::sources) and the global
+// offset of its first token in that source's token stream. Offline distillation reads the
+// teacher's top-k rows of the same tokens with it.
+struct WindowOrigin {
+  uint32_t source = 0;
+  uint64_t begin = 0;
+};
+
 // One optimizer step's data for this data-parallel rank.
 struct StepBatch {
   // [grad_accum][micro_batch][seq_len] token ids, row-major.
   std::vector<uint32_t> tokens;
+  std::vector<WindowOrigin> origins;  // [grad_accum * micro_batch], one per window of `tokens`
   DataCursor cursor_after;  // the global cursor once this step's global batch is consumed
 };
 

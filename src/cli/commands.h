@@ -14,6 +14,8 @@ int runAugment(const CommandLine& cmd);
 int runTrain(const CommandLine& cmd);
 int runEval(const CommandLine& cmd);
 int runGenerate(const CommandLine& cmd);
+int runTeacherLogits(const CommandLine& cmd);
+int runDistill(const CommandLine& cmd);
 
 struct Command {
   const char* name;
@@ -28,6 +30,10 @@ inline constexpr Command kCommands[] = {
     {"prepare", "text files -> text shards and token shards (train/validation split)", runPrepare},
     {"augment", "text shards -> augmented text shards (back-translation, perturbation)", runAugment},
     {"train", "train a model from scratch or resume it from its run directory", runTrain},
+    {"teacher-logits", "run a teacher over token shards; write top-k logit shards (offline distillation)",
+     runTeacherLogits},
+    {"distill", "train a student from a teacher checkpoint (online) or top-k logit shards (offline)",
+     runDistill},
     {"eval", "mean cross-entropy of a checkpoint on token shards, as one JSON line", runEval},
     {"generate", "sample text from a checkpoint", runGenerate},
     {"version", "print the version and how this binary was built", runVersion},

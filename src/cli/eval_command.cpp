@@ -1,5 +1,5 @@
 // kdgrid eval: mean cross-entropy of a checkpoint over token shards, as ONE JSON line on
-// stdout (DESIGN section 2).
+// stdout (DESIGN section 2); with --teacher also kl_to_teacher and top1_agreement.
 #include <cmath>
 #include <cstdio>
 
@@ -8,6 +8,8 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "data/token_stream.h"
+#include "distill/teacher.h"
+#include "distill/teacher_eval.h"
 #include "parallel/grid.h"
 #include "train/evaluate.h"
 #include "train/inference.h"
@@ -15,7 +17,7 @@
 namespace kdgrid {
 
 int runEval(const CommandLine& cmd) {
-  std::string checkpoint, data;
+  std::string checkpoint, data, teacher;
   int64_t max_tokens = 0;
   int batch_size = 8;
   GridConfig grid_config;
@@ -24,7 +26,9 @@ int runEval(const CommandLine& cmd) {
     ("checkpoint", po::value(&checkpoint)->value_name("CKPT"), "step directory or run directory")
     ("data", po::value(&data)->value_name("DIR"), "token shards to score")
     ("max-tokens", po::value(&max_tokens)->default_value(max_tokens), "stop after N target tokens (0 = all)")
-    ("batch-size", po::value(&batch_size)->default_value(batch_size), "windows per forward pass per data-parallel rank");
+    ("batch-size", po::value(&batch_size)->default_value(batch_size), "windows per forward pass per data-parallel rank")
+    ("teacher", po::value(&teacher)->value_name("CKPT"),
+     "also report kl_to_teacher (KL(teacher || model) at T = 1, nats/token) and top1_agreement");
   options.add(gridOptions(grid_config));
   po::variables_map vm;
   if (!parseOptions(cmd, options, vm)) return kExitOk;
@@ -42,13 +46,29 @@ int runEval(const CommandLine& cmd) {
   if (stream.tokenizerSha256() != m.meta.tokenizer_sha256) {
     log0("warning: --data {} was tokenized with another tokenizer than the checkpoint's", data);
   }
-  const EvalResult r = evaluateLoss(*m.model, *m.grid, stream, max_tokens, batch_size);
-  KDGRID_INPUT_CHECK(r.tokens > 0, "--data {}: fewer than max_seq + 1 = {} tokens, nothing to score",
-                     data, m.meta.model.max_seq + 1);
-  if (worldRank() == 0) {
-    nlohmann::json line = {{"loss", r.loss}, {"ppl", std::exp(r.loss)}, {"tokens", r.tokens}};
-    std::printf("%s\n", line.dump().c_str());
+  nlohmann::json line;
+  int64_t tokens = 0;
+  if (teacher.empty()) {
+    const EvalResult r = evaluateLoss(*m.model, *m.grid, stream, max_tokens, batch_size);
+    line = {{"loss", r.loss}, {"ppl", std::exp(r.loss)}, {"tokens", r.tokens}};
+    tokens = r.tokens;
+  } else {
+    // The teacher must score the same ids: the student checkpoint's tokenizer and vocabulary.
+    Teacher t = findTeacher(teacher, "--teacher");
+    loadTeacher(t, "--teacher", *m.grid, DType::kF32, rt, &m.meta.model,
+                "--checkpoint " + checkpoint, m.meta.tokenizer_sha256);
+    const TeacherEvalResult r =
+        evaluateAgainstTeacher(*m.model, *t.stage, *m.grid, stream, max_tokens, batch_size);
+    line = {{"loss", r.loss},
+            {"ppl", std::exp(r.loss)},
+            {"tokens", r.tokens},
+            {"kl_to_teacher", r.kl_to_teacher},
+            {"top1_agreement", r.top1_agreement}};
+    tokens = r.tokens;
   }
+  KDGRID_INPUT_CHECK(tokens > 0, "--data {}: fewer than max_seq + 1 = {} tokens, nothing to score",
+                     data, m.meta.model.max_seq + 1);
+  if (worldRank() == 0) std::printf("%s\n", line.dump().c_str());
   return kExitOk;
 }
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/config.h"
@@ -51,6 +52,7 @@ struct StageActivations {
 // and ranks).
 struct LossSums {
   double ce_sum = 0;     // sum of cross-entropy over target tokens, nats
+  double kl_sum = 0;     // sum of the distillation divergence over target tokens (distill only)
   int64_t tokens = 0;
 };
 
@@ -91,6 +93,24 @@ class Gpt2Stage {
   // Last stage with tp = 1: the logits [vocab_size] at token `row` of the last forward
   // (sampling).
   void logitsAt(const StageActivations& acts, int64_t row, float* logits);
+
+  // --- LM-head pieces for other losses (distillation, teacher logits): src/model/gpt2_head.cpp.
+  // This rank's vocabulary rows: global ids [vocabStart(), vocabStart() + vocabLocal()), ids
+  // >= config().vocab_size being padding.
+  int64_t vocabStart() const { return vocab_start_; }
+  int64_t vocabLocal() const { return vocab_local_; }
+  // Last stage: logits [n, V_local] (fp32, overwritten) of rows [r0, r0 + n) of the last
+  // forward (the tied LM head over the final LayerNorm output). Forward only.
+  void headLogits(const StageActivations& acts, int64_t r0, Tensor& logits);
+  // A loss over one chunk of the LM head's logits [n, V_local] (fp32), rows [r0, r0 + n) of the
+  // micro-batch: returns its sums and, when `backward`, overwrites the logits with
+  // d loss / d logits (already scaled). Its tp reductions are its own.
+  using ChunkLoss = std::function<LossSums(Tensor& logits, int64_t r0, int64_t n, bool backward)>;
+  // Last stage: headForwardBackward with `loss` in place of cross-entropy: the logits are
+  // formed chunk by chunk (bounded memory), `loss` is called on each, and with `backward` the
+  // LM head's and final LayerNorm's gradients accumulate and d out lands in `dout` [N, C].
+  LossSums headLossChunks(StageActivations& acts, const ChunkLoss& loss, bool backward,
+                          Tensor* dout);
 
   // Backward of one micro-batch given d(stage output). Returns d(stage input) [N, C] (empty
   // on the first stage, which ends in the embedding gradient). Parameter grads accumulate.

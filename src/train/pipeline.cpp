@@ -19,8 +19,13 @@ struct InFlight {
 
 }  // namespace
 
+LossSums CrossEntropyHead::lastStage(int /*m*/, const MicroBatch& mb, StageActivations& acts,
+                                     float grad_scale, Tensor* dout) {
+  return model_.headForwardBackward(acts, mb.targets, grad_scale, dout);
+}
+
 LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector<MicroBatch>& micro,
-                           float grad_scale) {
+                           float grad_scale, LossHead* head) {
   const int P = pp.size(), s = pp.rank(), M = static_cast<int>(micro.size());
   const int64_t C = model.config().d_model;
   const DType dtype = model.computeType();
@@ -30,6 +35,7 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
 
   auto forward = [&](int m) {
     const MicroBatch& mb = micro[m];
+    if (head) head->beforeForward(m, mb);
     InFlight f;
     if (s > 0) {
       f.input = Tensor::zeros({mb.B * mb.T, C}, dtype);
@@ -40,8 +46,10 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
       f.output = out;
       pp.send(out.raw(), out.bytes(), s + 1, kTagActivation);
     } else {
-      LossSums l = model.headForwardBackward(f.acts, mb.targets, grad_scale, &f.grad_out);
+      LossSums l = head ? head->lastStage(m, mb, f.acts, grad_scale, &f.grad_out)
+                        : model.headForwardBackward(f.acts, mb.targets, grad_scale, &f.grad_out);
       loss.ce_sum += l.ce_sum;
+      loss.kl_sum += l.kl_sum;
       loss.tokens += l.tokens;
     }
     in_flight.push_back(std::move(f));
@@ -67,6 +75,7 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
   }
   while (!in_flight.empty()) backward();
   pp.waitSends();
+  if (head) head->endStep();
   return loss;
 }
 

@@ -7,6 +7,7 @@
 
 #include "model/gpt2.h"
 #include "parallel/communicator.h"
+#include "train/loss_head.h"
 
 namespace kdgrid {
 
@@ -20,9 +21,10 @@ struct MicroBatch {
 // min(pp - s - 1, M) forwards first, then alternates one forward and one backward, then
 // drains the remaining backwards, so at most pp - s micro-batches hold activations at once.
 // Parameter gradients accumulate, d loss / d logit scaled by grad_scale. Returns the loss
-// sums of this rank's micro-batches (non-zero on the last stage only).
+// sums of this rank's micro-batches (non-zero on the last stage only). `head` (null: plain
+// cross-entropy) is called at each forward and computes the loss on the last stage.
 LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector<MicroBatch>& micro,
-                           float grad_scale);
+                           float grad_scale, LossHead* head = nullptr);
 
 // Forward only (evaluation): loss sums on the last stage, zero elsewhere.
 LossSums pipelineForward(Gpt2Stage& model, Communicator& pp, const MicroBatch& micro);

@@ -91,8 +91,8 @@ void writeProgress(int64_t step, int64_t steps, double loss, double tok_s, doubl
 
 }  // namespace
 
-int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
-                const std::string& config_ini) {
+int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std::string& config_ini,
+                const LossHeadFactory& make_head) {
   installStopHandlers();
   const std::vector<DataSource> sources = parseDataSources(tc.data);
   const TokenShardInfo first_shard =
@@ -155,6 +155,9 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
   lc.dp = gc.dp;
   lc.dp_rank = grid.dpRank();
   DataLoader loader(lc, state.cursor);
+  TrainingSetup setup{tc, mc, grid, model, rt, compute, sources, loader};
+  std::unique_ptr<LossHead> head =
+      make_head ? make_head(setup) : std::make_unique<CrossEntropyHead>(model);
   CheckpointMeta meta{mc, fmt::format("{},{},{}", gc.dp, gc.pp, gc.tp), config_ini,
                       loader.tokenizerSha256()};
 
@@ -182,6 +185,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
     }
     // 1. Data: this dp rank's grad_accum micro-batches of the global batch.
     StepBatch batch = loader.next();
+    head->beginStep(batch);
     std::vector<std::vector<uint32_t>> inputs, targets;
     std::vector<MicroBatch> micro = splitWindows(batch, tc.batch_size, T, inputs, targets);
 
@@ -189,7 +193,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
     //    sum over the global batch is the gradient of the mean loss (times the loss scale).
     std::fill(model.grads(), model.grads() + n_params, 0.0f);
     const float grad_scale = state.loss_scale / static_cast<float>(global_tokens);
-    double ce_sum = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale).ce_sum;
+    const LossSums sums = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale, head.get());
 
     // 3. Reduce: tied embedding between first and last stage, replicas over dp (ZeRO: each
     //    dp rank gets the sum of its shard only), the loss.
@@ -198,9 +202,11 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
       emb->allReduceSum(g.data<float>(), g.numel());
     }
     data_parallel.reduceGradients(model.grads());
-    grid.dpComm().allReduceSum(&ce_sum, 1);
-    grid.ppComm().allReduceSum(&ce_sum, 1);  // only the last stage has a loss
-    const double loss = ce_sum / global_tokens;
+    double loss_sums[2] = {sums.ce_sum, sums.kl_sum};
+    grid.dpComm().allReduceSum(loss_sums, 2);
+    grid.ppComm().allReduceSum(loss_sums, 2);  // only the last stage has a loss
+    const double ce = loss_sums[0] / global_tokens, kl = loss_sums[1] / global_tokens;
+    const double loss = head->combine(ce, kl);
 
     // 4. Update: global norm (each parameter counted once), clip, fp16 overflow, AdamW on
     //    this rank's range, then (ZeRO) the updated shards to every dp rank.
@@ -248,7 +254,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
     nlohmann::json record = {{"step", state.step},
                              {"tokens_seen", state.tokens_seen},
                              {"loss", loss},
-                             {"ce", loss},
+                             {"ce", ce},
                              {"lr", lr},
                              {"grad_norm", grad_norm},
                              {"loss_scale", state.loss_scale},
@@ -256,6 +262,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
                              {"tokens_per_s", global_tokens / step_s},
                              {"mem_peak_mb", peakMemoryMb()},
                              {"skipped", overflow}};
+    if (head->reportsKl()) record["kl"] = kl;
     for (size_t a = 0; a < axes.size(); ++a)
       record[std::string("comm_bytes_") + axes[a].first] = flags[a + 1];
     const bool last = state.step == tc.steps;

@@ -1,0 +1,30 @@
+// kdgrid distill: train a student from a teacher checkpoint (online) or from the teacher's
+// top-k shards (offline); the student's model flags and every training and grid flag as
+// `train`, plus the distillation group (DESIGN sections 2, 8).
+#include "cli/commands.h"
+#include "distill/distill.h"
+#include "distill/kd_config.h"
+#include "model/config.h"
+#include "parallel/grid.h"
+#include "train/config.h"
+
+namespace kdgrid {
+
+int runDistill(const CommandLine& cmd) {
+  ModelConfig model;
+  TrainConfig train;
+  GridConfig grid;
+  DistillConfig distill;
+  po::options_description options;
+  options.add(modelOptions(model))
+      .add(trainOptions(train))
+      .add(gridOptions(grid))
+      .add(distillOptions(distill));
+  po::variables_map vm;
+  if (!parseOptions(cmd, options, vm)) return kExitOk;
+  train.validate();
+  distill.validate();
+  return runDistillation(train, model, grid, distill, dumpIni(options, vm));
+}
+
+}  // namespace kdgrid

@@ -1,0 +1,19 @@
+// `kdgrid distill`: the training loop (runTraining) with a distillation loss head.
+#pragma once
+
+#include <string>
+
+#include "distill/kd_config.h"
+#include "model/config.h"
+#include "parallel/grid.h"
+#include "train/config.h"
+
+namespace kdgrid {
+
+// Online (--teacher) or offline (--teacher-logits) distillation of the student described by
+// `model` on `train`'s data. Returns as runTraining. The teacher is checked against the data
+// and the student (tokenizer, vocabulary; exit 2) once the run is set up.
+int runDistillation(const TrainConfig& train, const ModelConfig& model, const GridConfig& grid,
+                    const DistillConfig& distill, const std::string& config_ini);
+
+}  // namespace kdgrid
