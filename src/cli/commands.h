@@ -13,6 +13,7 @@ int runPrepare(const CommandLine& cmd);
 int runTrain(const CommandLine& cmd);
 int runEval(const CommandLine& cmd);
 int runGenerate(const CommandLine& cmd);
+int runPlot(const CommandLine& cmd);
 
 struct Command {
   const char* name;
@@ -28,6 +29,7 @@ inline constexpr Command kCommands[] = {
     {"train", "train a model from scratch or resume it from its run directory", runTrain},
     {"eval", "mean cross-entropy of a checkpoint on token shards, as one JSON line", runEval},
     {"generate", "sample text from a checkpoint", runGenerate},
+    {"plot", "draw a run's metrics.jsonl (losses, lr, tokens/s) to a PNG with gnuplot", runPlot},
     {"version", "print the version and how this binary was built", runVersion},
 };
 
