@@ -17,6 +17,12 @@
 # seconds later (Slurm otherwise holds a requeued job ~2 minutes; see slurm/lib.sh).
 : "${KDGRID_REQUEUE_DELAY:=3}"
 export KDGRID_BIN KDGRID_SLURM_DIR KDGRID_LAUNCHER KDGRID_SRUN_MPI KDGRID_REQUEUE_DELAY
+# Read when set (no defaults here):
+#   KDGRID_PP, KDGRID_TP    pipeline / tensor parallel degrees for the model commands (else the
+#                           config's; dp = ranks / (pp * tp))
+#   KDGRID_MPIRUN_ARGS      extra mpirun options, e.g. "--bind-to core --map-by socket"
+#   KDGRID_NP               ranks when a script runs outside Slurm (bash slurm/train.sbatch ...)
+#   KDGRID_SWEEP_DIR        set by slurm/sweep.sh for its array tasks
 
 # --- threads ---
 # One OpenMP thread per CPU given to each rank (sbatch --cpus-per-task), else 1.

@@ -11,6 +11,7 @@
 # run it otherwise (e.g. KDGRID_EVAL_LAUNCH="srun -n 4 --mpi=pmix" inside an allocation).
 # Exits 0 when every run was scored, 1 when some were not, 2 on a usage error.
 set -euo pipefail
+# shellcheck source=slurm/env.sh
 source "$(dirname "$0")/env.sh"
 
 die() { echo "gather.sh: error: $*" >&2; exit 2; }

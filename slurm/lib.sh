@@ -127,7 +127,10 @@ kdgridSlurmRun() {
       fi
       # No --kill-on-bad-exit: ranks that saved and exit 75 must not kill the slower ones.
       launch=(srun --mpi="$KDGRID_SRUN_MPI" --kill-on-bad-exit=0 --ntasks="$ntasks") ;;
-    mpirun) launch=(mpirun -np "$ntasks" ${KDGRID_MPIRUN_ARGS:-}) ;;
+    mpirun)
+      local -a extra=()
+      read -r -a extra <<<"${KDGRID_MPIRUN_ARGS:-}"
+      launch=(mpirun -np "$ntasks" "${extra[@]}") ;;
     *) kdgridNote "error: KDGRID_LAUNCHER=$KDGRID_LAUNCHER (use srun or mpirun)"; return 2 ;;
   esac
 
