@@ -114,7 +114,7 @@ void writeScript(const fs::path& path, const fs::path& data, const std::string& 
       << "set output " << gnuplotQuoted(png) << "\n"
       << "set datafile missing 'NaN'\n"
       << "set grid\n"
-      << "set key top right\n"
+      << "set key top right opaque\n"
       << "set multiplot layout 3,1 title " << gnuplotQuoted(title) << "\n"
       << "set xlabel 'step'\n"
       << "set ylabel 'loss (nats)'\n"

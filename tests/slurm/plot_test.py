@@ -9,6 +9,7 @@ exits 2 naming the file and line.
 
 usage: plot_test.py   (KDGRID_BIN in the environment)
 """
+import json
 import os
 import struct
 import zlib
@@ -70,6 +71,25 @@ def test(work):
     k.check("plotted 6 steps" in r.stderr and os.path.exists(default), f"plot said:\n{r.stderr}")
     with open(png, "rb") as a, open(default, "rb") as b:
         k.check(a.read() != b.read(), "plots of 12 and of 6 steps are the same file")
+
+    # A distillation run's kl (DESIGN section 3) is drawn too: the picture changes with it.
+    # Same run name (the title), same steps, plus kl; and, to show that a difference means
+    # something, the same data without kl drawn twice gives the same bytes.
+    kl_dir = os.path.join(work, "kl", "run")
+    os.makedirs(kl_dir)
+    with open(os.path.join(kl_dir, "metrics.jsonl"), "w") as f:
+        for line in lines[:6]:
+            record = json.loads(line)
+            record["kl"] = record["loss"] / 2
+            f.write(json.dumps(record) + "\n")
+    kl_png, again = os.path.join(work, "kl.png"), os.path.join(work, "again.png")
+    k.run(["plot", "--run-dir", kl_dir, "--out", kl_png])
+    k.run(["plot", "--run-dir", run_dir, "--out", again])
+    with open(default, "rb") as a, open(again, "rb") as b, open(kl_png, "rb") as c:
+        first, second, with_kl = a.read(), b.read(), c.read()
+    k.check(first == second, "the same metrics drawn twice gave different files")
+    k.check(with_kl != first, "the kl curve did not change the picture")
+    png_info(kl_png)
 
     empty = os.path.join(work, "empty")
     os.makedirs(empty)
