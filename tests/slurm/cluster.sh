@@ -86,7 +86,7 @@ startCluster() {
 
   local dir
   dir=$(mktemp -d "${TMPDIR:-/tmp}/kdgrid-slurm.XXXXXX")
-  chmod 700 "$dir"
+  chmod 711 "$dir"  # munged wants clients able to reach its socket
   # From here on, a failure tears down whatever was started.
   printf 'export SLURM_CONF=%q\nCLUSTER_DIR=%q\n' "$dir/slurm.conf" "$dir" >"$state_file"
   trap 'echo "cluster.sh: start failed; logs:" >&2; tail -n 20 "$dir"/log/* >&2 || true;
