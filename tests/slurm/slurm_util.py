@@ -48,10 +48,29 @@ def _cancel_all():
         subprocess.run(["scancel", job], capture_output=True)
 
 
+def _dump_logs(work):
+    """On failure: the jobs' output files and the end of the cluster's daemon logs."""
+    for root, _, files in os.walk(work):
+        for name in sorted(files):
+            if name.endswith(".out"):
+                print(f"--- {os.path.join(root, name)}:\n{read(os.path.join(root, name))}")
+    log_dir = os.path.join(os.path.dirname(os.environ["SLURM_CONF"]), "log")
+    for name in ("slurmctld.log", "slurmd.log"):
+        lines = read(os.path.join(log_dir, name)).splitlines()[-40:]
+        print(f"--- {name} (last {len(lines)} lines):\n" + "\n".join(lines))
+
+
 def main(test):
     _load_cluster()
     atexit.register(_cancel_all)
-    k.main(test)
+
+    def test_with_logs(work):
+        try:
+            test(work)
+        except k.TestFailure:
+            _dump_logs(work)
+            raise
+    k.main(test_with_logs)
 
 
 def sbatch(args, cwd, env=None):
