@@ -16,6 +16,7 @@ int runEval(const CommandLine& cmd);
 int runGenerate(const CommandLine& cmd);
 int runTeacherLogits(const CommandLine& cmd);
 int runDistill(const CommandLine& cmd);
+int runPlot(const CommandLine& cmd);
 
 struct Command {
   const char* name;
@@ -36,6 +37,7 @@ inline constexpr Command kCommands[] = {
      runDistill},
     {"eval", "mean cross-entropy of a checkpoint on token shards, as one JSON line", runEval},
     {"generate", "sample text from a checkpoint", runGenerate},
+    {"plot", "draw a run's metrics.jsonl (losses, lr, tokens/s) to a PNG with gnuplot", runPlot},
     {"version", "print the version and how this binary was built", runVersion},
 };
 
