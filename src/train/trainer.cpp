@@ -16,6 +16,7 @@
 #include "optim/adamw.h"
 #include "tensor/ops.h"
 #include "tensor/runtime.h"
+#include "train/adversarial.h"
 #include "train/data_parallel.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
@@ -100,6 +101,10 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
   mc.resolve(first_shard.vocab_size);
   mc.validate();
   gc.resolve(worldSize(), mc);
+  KDGRID_OPTION_CHECK(tc.adv_epsilon == 0 || gc.pp == 1,
+                      "--adv-epsilon {} needs --pp 1 (adversarial training with pipeline "
+                      "parallelism is not supported; got --pp {})",
+                      tc.adv_epsilon, gc.pp);
   ProcessGrid grid(gc);
   log0("{}", grid.describe());
   log0("model: {}", mc.summary());
@@ -189,7 +194,16 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
     //    sum over the global batch is the gradient of the mean loss (times the loss scale).
     std::fill(model.grads(), model.grads() + n_params, 0.0f);
     const float grad_scale = state.loss_scale / static_cast<float>(global_tokens);
-    double ce_sum = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale).ce_sum;
+    double ce_sum = 0, adv_sum = 0;  // clean and adversarial cross-entropy sums
+    if (tc.adv_epsilon > 0) {
+      const AdversarialSums sums =
+          adversarialTrainStep(model, micro, grad_scale, static_cast<float>(tc.adv_epsilon),
+                               static_cast<float>(tc.adv_weight));
+      ce_sum = sums.clean.ce_sum;
+      adv_sum = sums.adversarial.ce_sum;
+    } else {
+      ce_sum = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale).ce_sum;
+    }
 
     // 3. Reduce: tied embedding between first and last stage, replicas over dp (ZeRO: each
     //    dp rank gets the sum of its shard only), the loss.
@@ -200,7 +214,15 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
     data_parallel.reduceGradients(model.grads());
     grid.dpComm().allReduceSum(&ce_sum, 1);
     grid.ppComm().allReduceSum(&ce_sum, 1);  // only the last stage has a loss
-    const double loss = ce_sum / global_tokens;
+    const double ce = ce_sum / global_tokens;
+    double adv_loss = 0;
+    if (tc.adv_epsilon > 0) {
+      grid.dpComm().allReduceSum(&adv_sum, 1);  // pp = 1: nothing to share along the pipeline
+      adv_loss = adv_sum / global_tokens;
+    }
+    // The objective: (1 - W) clean + W adversarial under adversarial training.
+    const double loss = tc.adv_epsilon > 0 ? (1 - tc.adv_weight) * ce + tc.adv_weight * adv_loss
+                                           : ce;
 
     // 4. Update: global norm (each parameter counted once), clip, fp16 overflow, AdamW on
     //    this rank's range, then (ZeRO) the updated shards to every dp rank.
@@ -248,7 +270,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
     nlohmann::json record = {{"step", state.step},
                              {"tokens_seen", state.tokens_seen},
                              {"loss", loss},
-                             {"ce", loss},
+                             {"ce", ce},
                              {"lr", lr},
                              {"grad_norm", grad_norm},
                              {"loss_scale", state.loss_scale},
@@ -258,6 +280,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc,
                              {"skipped", overflow}};
     for (size_t a = 0; a < axes.size(); ++a)
       record[std::string("comm_bytes_") + axes[a].first] = flags[a + 1];
+    if (tc.adv_epsilon > 0) record["adv_loss"] = adv_loss;
     const bool last = state.step == tc.steps;
     if (val_data && (last || (tc.eval_every > 0 && state.step % tc.eval_every == 0))) {
       const EvalResult val = evaluateLoss(model, grid, *val_data, tc.val_tokens, tc.batch_size);
