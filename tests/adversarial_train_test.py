@@ -40,11 +40,12 @@ def test(work):
     tokens = np.where(np.random.default_rng(1).random(3000) < 0.1, noise, tokens)
     k.write_token_shard(os.path.join(data, "train.h5"), tokens, VOCAB)
     base = ["train", "--data", data, "--steps", 4, "--n-layer", 2, "--n-head", 2, "--d-model", 32,
-            "--max-seq", 16, "--batch-size", 4, "--lr", 3e-3]
+            "--max-seq", 16, "--lr", 3e-3]
 
-    def train(name, extra=(), np_=1):
+    def train(name, extra=(), np_=1, batch=4):
         run_dir = os.path.join(work, name)
-        k.run(base + ["--run-dir", run_dir] + [str(a) for a in extra], np_=np_)
+        k.run(base + ["--run-dir", run_dir, "--batch-size", batch] + [str(a) for a in extra],
+              np_=np_)
         return run_dir, k.metrics(run_dir)
 
     plain_dir, plain = train("plain")
@@ -73,9 +74,10 @@ def test(work):
     k.check(adv[0]["adv_loss"] > adv[0]["ce"],
             f"the perturbation did not raise the loss: {adv[0]['adv_loss']} <= {adv[0]['ce']}")
 
-    for name, grid in (("tp2", ["--tp", 2]), ("dp2", ["--dp", 2, "--batch-size", 2])):
+    # The same global batch of 4 sequences on each grid.
+    for name, grid, batch in (("tp2", ["--tp", 2], 4), ("dp2", ["--dp", 2], 2)):
         extra = ["--adv-epsilon", 0.2, "--adv-weight", W] + grid
-        _, other = train(name, extra, np_=2)
+        _, other = train(name, extra, np_=2, batch=batch)
         for a, b in zip(adv, other):
             for key in ("loss", "adv_loss"):
                 k.check(abs(a[key] - b[key]) < 1e-4 * abs(a[key]),

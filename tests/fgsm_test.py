@@ -154,7 +154,8 @@ def test(work):
     k.run(base + ["--checkpoint", run_dir, "--eda-sr", 0.1], expect=2, needle="--eda-sr")
     k.run(["augment", "--method", "perturb", "--input", data, "--out", bad, "--checkpoint",
            run_dir], expect=2, needle="--checkpoint")
-    k.run(base + ["--checkpoint", os.path.join(work, "nothing")], expect=2, needle="--checkpoint")
+    missing = os.path.join(work, "nothing")
+    k.run(base + ["--checkpoint", missing], expect=2, needle=missing)
     k.run(fgsm + ["--out", out1], expect=2, needle="--out")
     other = os.path.join(work, "other")
     write_input(other, sha="ab" * 32)
