@@ -17,7 +17,9 @@ struct Candidate {
   double gain = 0;  // g_t . (e_new - e_cur)
 };
 
-float sign(float g) { return g > 0 ? 1.0f : g < 0 ? -1.0f : 0.0f; }
+float sign(float g) {
+  return g > 0 ? 1.0f : g < 0 ? -1.0f : 0.0f;
+}
 
 }  // namespace
 
@@ -47,7 +49,8 @@ double FgsmAttacker::loss(std::span<const uint32_t> window, std::vector<float>* 
   model_.forward(acts, window.data(), nullptr, 1, T_);
   const float scale = d_x0 ? 1.0f / static_cast<float>(T_) : 0.0f;
   Tensor dout;
-  const LossSums sums = model_.headForwardBackward(acts, window.data() + 1, scale, d_x0 ? &dout : nullptr);
+  const LossSums sums =
+      model_.headForwardBackward(acts, window.data() + 1, scale, d_x0 ? &dout : nullptr);
   if (d_x0) {
     std::fill(model_.grads(), model_.grads() + model_.layout().totalElements(), 0.0f);
     Tensor dx0;
@@ -58,8 +61,8 @@ double FgsmAttacker::loss(std::span<const uint32_t> window, std::vector<float>* 
 }
 
 FgsmWindowResult FgsmAttacker::attack(std::span<const uint32_t> window, float* deltas) {
-  KDGRID_CHECK(static_cast<int64_t>(window.size()) == T_ + 1, "fgsm window of {} tokens, expected {}",
-               window.size(), T_ + 1);
+  KDGRID_CHECK(static_cast<int64_t>(window.size()) == T_ + 1,
+               "fgsm window of {} tokens, expected {}", window.size(), T_ + 1);
   FgsmWindowResult result;
   result.window.assign(window.begin(), window.end());
   std::vector<float> g;

@@ -56,8 +56,8 @@ FgsmSummary runFgsmAugmentation(const FgsmRunConfig& config) {
 
   // Every rank holds the whole model (collective: builds the per-rank grid, reads the slices).
   Runtime rt;
-  InferenceModel m = loadInferenceModel(config.checkpoint,
-                                        GridConfig{.dp = worldSize(), .pp = 1, .tp = 1}, rt);
+  InferenceModel m =
+      loadInferenceModel(config.checkpoint, GridConfig{.dp = worldSize(), .pp = 1, .tp = 1}, rt);
   const int64_t T = m.meta.model.max_seq, C = m.meta.model.d_model;
   std::optional<TokenStream> stream;
   agreeOnOutcome([&] {
@@ -150,8 +150,7 @@ FgsmSummary runFgsmAugmentation(const FgsmRunConfig& config) {
   const double n = std::max<double>(1, static_cast<double>(summary.windows));
   summary.clean_loss = losses[0] / n;
   summary.adv_loss = losses[1] / n;
-  double seconds[2] = {std::chrono::duration<double>(Clock::now() - start).count(),
-                       attack_seconds};
+  double seconds[2] = {std::chrono::duration<double>(Clock::now() - start).count(), attack_seconds};
   KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, seconds, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
   summary.seconds = seconds[0];
   summary.attack_seconds = seconds[1];

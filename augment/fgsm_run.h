@@ -33,12 +33,12 @@ struct FgsmRunConfig {
 struct FgsmSummary {
   uint64_t shards_written = 0;
   uint64_t windows = 0;
-  uint64_t flips = 0;        // summed over windows
-  uint64_t tried = 0;        // candidate flips verified by a forward pass
-  double clean_loss = 0;     // mean over windows of the source windows' loss, nats
-  double adv_loss = 0;       // the same for the adversarial windows
-  double seconds = 0;        // slowest rank, from planning to the last rename
-  double attack_seconds = 0; // slowest rank, attacks only (sequences/s)
+  uint64_t flips = 0;         // summed over windows
+  uint64_t tried = 0;         // candidate flips verified by a forward pass
+  double clean_loss = 0;      // mean over windows of the source windows' loss, nats
+  double adv_loss = 0;        // the same for the adversarial windows
+  double seconds = 0;         // slowest rank, from planning to the last rename
+  double attack_seconds = 0;  // slowest rank, attacks only (sequences/s)
 };
 
 // Collective over MPI_COMM_WORLD; every rank returns the same summary.

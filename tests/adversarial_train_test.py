@@ -66,10 +66,12 @@ def test(work):
     k.check(len(adv) == 4, f"{len(adv)} metrics lines")
     for a, p in zip(adv, plain):
         for key in ("loss", "ce", "adv_loss", "grad_norm"):
-            k.check(key in a and math.isfinite(a[key]), f"step {a['step']}: {key} missing or not finite")
+            k.check(key in a and math.isfinite(a[key]),
+                    f"step {a['step']}: {key} missing or not finite")
         k.check(abs(a["loss"] - ((1 - W) * a["ce"] + W * a["adv_loss"])) < 1e-9 * a["loss"],
                 f"step {a['step']}: loss {a['loss']} != (1-W) ce + W adv_loss")
-        k.check(a["loss"] != p["loss"], f"step {a['step']}: the adversarial loss equals the plain one")
+        k.check(a["loss"] != p["loss"],
+                f"step {a['step']}: the adversarial loss equals the plain one")
     k.check(adv[0]["ce"] == plain[0]["loss"], "the first clean loss differs from a plain run's")
     k.check(adv[0]["adv_loss"] > adv[0]["ce"],
             f"the perturbation did not raise the loss: {adv[0]['adv_loss']} <= {adv[0]['ce']}")

@@ -124,7 +124,8 @@ def test(work):
             k.check(not deltas[(j + 1) * W - 1].any(), f"{name} window {j}: last delta not 0")
             total_flips += flips
             want_doc = int(np.searchsorted(doc_starts, sto[j], side="right")) - 1
-            k.check(sdoc[j] == want_doc, f"{name} window {j}: source_doc {sdoc[j]}, want {want_doc}")
+            k.check(sdoc[j] == want_doc,
+                    f"{name} window {j}: source_doc {sdoc[j]}, want {want_doc}")
         offsets += list(sto)
         all_tokens.append(tokens)
     k.check(offsets == [w * W for w in range(n_windows)],

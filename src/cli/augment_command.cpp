@@ -128,8 +128,8 @@ struct AugmentOptions {
 
   Method validate(const po::variables_map& vm) const {
     const std::optional<Method> parsed = augment::parseMethod(method);
-    KDGRID_OPTION_CHECK(parsed.has_value(), "--method '{}': expected backtranslate, perturb or fgsm",
-                        method);
+    KDGRID_OPTION_CHECK(parsed.has_value(),
+                        "--method '{}': expected backtranslate, perturb or fgsm", method);
     KDGRID_OPTION_CHECK(!input.empty(), "--input must name a directory");
     KDGRID_OPTION_CHECK(!out.empty(), "--out must name a directory");
     auto given = [&](const char* name) { return vm.count(name) && !vm[name].defaulted(); };
@@ -141,8 +141,8 @@ struct AugmentOptions {
         }
       }
       KDGRID_OPTION_CHECK(!fgsm.checkpoint.empty(), "--method fgsm needs --checkpoint CKPT");
-      KDGRID_OPTION_CHECK(fgsm.epsilon > 0 && fgsm.epsilon <= 1e4, "--epsilon {} is outside (0, 1e4]",
-                          fgsm.epsilon);
+      KDGRID_OPTION_CHECK(fgsm.epsilon > 0 && fgsm.epsilon <= 1e4,
+                          "--epsilon {} is outside (0, 1e4]", fgsm.epsilon);
       KDGRID_OPTION_CHECK(fgsm.max_flips >= 1 && fgsm.max_flips <= 1000000,
                           "--max-flips {} is outside [1, 1000000]", fgsm.max_flips);
       return *parsed;

@@ -34,9 +34,15 @@ AdversarialSums adversarialTrainStep(Gpt2Stage& model, const std::vector<MicroBa
     }
     delta = Tensor::zeros(g.shape(), g.dtype());
     switch (g.dtype()) {
-      case DType::kF32: signScaled(delta.data<float>(), g.data<float>(), g.numel(), epsilon); break;
-      case DType::kBF16: signScaled(delta.data<bf16>(), g.data<bf16>(), g.numel(), epsilon); break;
-      case DType::kF16: signScaled(delta.data<f16>(), g.data<f16>(), g.numel(), epsilon); break;
+      case DType::kF32:
+        signScaled(delta.data<float>(), g.data<float>(), g.numel(), epsilon);
+        break;
+      case DType::kBF16:
+        signScaled(delta.data<bf16>(), g.data<bf16>(), g.numel(), epsilon);
+        break;
+      case DType::kF16:
+        signScaled(delta.data<f16>(), g.data<f16>(), g.numel(), epsilon);
+        break;
     }
     g = Tensor();
     StageActivations acts;
