@@ -6,6 +6,7 @@
 #include <deque>
 #include <filesystem>
 
+#include "augment/output_dir.h"
 #include "core/agreement.h"
 #include "augment/shard_plan.h"
 #include "core/check.h"
@@ -16,36 +17,6 @@ namespace kdgrid::augment {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr char kPartSuffix[] = ".part";
-
-// Rank 0: creates `out`; refuses one that holds shards; removes .part files of an earlier run.
-void prepareOutputDir(const std::string& out) {
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  KDGRID_INPUT_CHECK(!ec && fs::is_directory(out), "--out: cannot create directory '{}': {}", out,
-                     ec ? ec.message() : "a file is in the way");
-  for (const auto& entry : fs::directory_iterator(out, ec)) {
-    const std::string name = entry.path().filename().string();
-    KDGRID_INPUT_CHECK(entry.path().extension() != ".h5",
-                       "--out: '{}' already holds shards ('{}'); remove them or choose another "
-                       "--out",
-                       out, name);
-    if (name.ends_with(".h5.part") || name.ends_with(".h5.part.tmp")) {
-      fs::remove(entry.path(), ec);
-      logRank("augment: removed '{}', left by an interrupted run", entry.path().string());
-    }
-  }
-  KDGRID_INPUT_CHECK(!ec, "--out: cannot list '{}': {}", out, ec.message());
-}
-
-void removeFiles(const std::vector<std::string>& paths) noexcept {
-  for (const std::string& path : paths) {
-    std::error_code ec;
-    fs::remove(path, ec);
-    fs::remove(path + ".tmp", ec);  // writeTextShard's own temporary name
-  }
-}
 
 std::vector<uint64_t> statsVector(const AugmentStats& s) {
   return {s.shards, s.shards_written, s.docs, s.segments, s.written, s.identical, s.duplicate};
@@ -116,22 +87,7 @@ AugmentSummary runTextAugmentation(const AugmentRunConfig& config,
     throw;
   }
 
-  std::vector<std::string> finals;
-  try {
-    agreeOnOutcome([&] {
-      for (const std::string& part : parts) {
-        const std::string final_path = part.substr(0, part.size() - (sizeof(kPartSuffix) - 1));
-        std::error_code ec;
-        fs::rename(part, final_path, ec);
-        KDGRID_CHECK(!ec, "cannot rename '{}' to '{}': {}", part, final_path, ec.message());
-        finals.push_back(final_path);
-      }
-    });
-  } catch (...) {
-    removeFiles(parts);
-    removeFiles(finals);
-    throw;
-  }
+  publishParts(parts);
 
   AugmentSummary summary;
   std::vector<uint64_t> totals = statsVector(stats);

@@ -9,6 +9,47 @@
 
 namespace kdgrid::augment {
 
+namespace {
+
+// Largest first, each to the least loaded rank (ties to the lower index).
+template <typename Shard>
+void assignOwners(std::vector<Shard>& plan, int world) {
+  std::vector<size_t> order(plan.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return plan[a].bytes > plan[b].bytes; });
+  std::vector<uint64_t> load(static_cast<size_t>(world), 0);
+  for (size_t i : order) {
+    const auto least = std::min_element(load.begin(), load.end()) - load.begin();
+    plan[i].owner = static_cast<int>(least);
+    load[static_cast<size_t>(least)] += plan[i].bytes;
+  }
+}
+
+}  // namespace
+
+std::vector<TokenShardAssignment> planTokenShards(const std::string& dir, int world) {
+  namespace fs = std::filesystem;
+  std::vector<TokenShardAssignment> plan;
+  uint64_t next_doc = 0, next_token = 0;
+  for (const std::string& path : listShards(dir, kTokensFormat)) {
+    const TokenShardInfo info = readTokenShardInfo(path);
+    TokenShardAssignment shard;
+    shard.path = path;
+    shard.name = fs::path(path).filename().string();
+    shard.num_docs = info.n_docs;
+    shard.num_tokens = info.n_tokens;
+    shard.bytes = info.n_tokens;
+    shard.first_doc = next_doc;
+    shard.first_token = next_token;
+    next_doc += info.n_docs;
+    next_token += info.n_tokens;
+    plan.push_back(std::move(shard));
+  }
+  assignOwners(plan, world);
+  return plan;
+}
+
 std::vector<ShardAssignment> planShards(const std::string& dir, int world) {
   namespace fs = std::filesystem;
   std::vector<ShardAssignment> plan;
@@ -30,16 +71,7 @@ std::vector<ShardAssignment> planShards(const std::string& dir, int world) {
     next_doc += shard.num_docs;
     plan.push_back(std::move(shard));
   }
-  std::vector<size_t> order(plan.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return plan[a].bytes > plan[b].bytes; });
-  std::vector<uint64_t> load(static_cast<size_t>(world), 0);
-  for (size_t i : order) {
-    const auto least = std::min_element(load.begin(), load.end()) - load.begin();
-    plan[i].owner = static_cast<int>(least);
-    load[static_cast<size_t>(least)] += plan[i].bytes;
-  }
+  assignOwners(plan, world);
   return plan;
 }
 

@@ -25,4 +25,12 @@ struct ShardAssignment {
 // Throws UsageError naming the directory or the shard when one is missing or malformed.
 std::vector<ShardAssignment> planShards(const std::string& dir, int world);
 
+// The same for kdgrid-tokens shards (fgsm), balanced by token count; `bytes` holds the token
+// count and `first_token` the shard's offset in the concatenated tokens of `dir`.
+struct TokenShardAssignment : ShardAssignment {
+  uint64_t num_tokens = 0;
+  uint64_t first_token = 0;
+};
+std::vector<TokenShardAssignment> planTokenShards(const std::string& dir, int world);
+
 }  // namespace kdgrid::augment

@@ -1,8 +1,8 @@
 // `kdgrid augment`: text shards -> augmented text shards with provenance (DESIGN sections 2
 // and 6). The methods live in augment/; this file holds the options, their checks and the
 // dispatch. Text methods (backtranslate, perturb) run through augment/augment_run.h, which
-// deals whole input shards over the ranks. fgsm (token shards, needs a checkpoint and the
-// engine's input-embedding gradient) will plug in here as its own branch with its own options.
+// deals whole input shards over the ranks; fgsm (token shards, a checkpoint, the model's
+// input-embedding gradient) through augment/fgsm_run.h.
 #include <algorithm>
 #include <cstdio>
 #include <set>
@@ -10,6 +10,7 @@
 
 #include "augment/augment_run.h"
 #include "augment/backtranslate.h"
+#include "augment/fgsm_run.h"
 #include "augment/method.h"
 #include "augment/perturb.h"
 #include "core/agreement.h"
@@ -38,20 +39,25 @@ struct AugmentOptions {
   augment::EdaRates rates;
   int num_aug = 4;
   std::string wordnet_dir = augment::kWordNetDir;
+  // FGSM.
+  augment::FgsmRunConfig fgsm;
 
   static constexpr const char* kBacktranslateOptions[] = {"bt-pivots", "bt-command", "bt-lang",
                                                           "apertium-dir", "bt-lookahead-mb"};
   static constexpr const char* kPerturbOptions[] = {"eda-sr", "eda-ri",  "eda-rs",
                                                     "eda-rd", "num-aug", "wordnet-dir"};
+  static constexpr const char* kFgsmOptions[] = {"checkpoint", "epsilon", "max-flips",
+                                                 "save-deltas"};
 
   po::options_description describe() {
     po::options_description common("Augment");
     // clang-format off
     common.add_options()
         ("method", po::value(&method)->required()->value_name("NAME"),
-         "backtranslate | perturb (fgsm: not in this build yet)")
+         "backtranslate | perturb (text shards) | fgsm (token shards)")
         ("input", po::value(&input)->required()->value_name("DIR"),
-         "directory of kdgrid-text shards (e.g. prepare's OUT/train)")
+         "directory of kdgrid-text shards (fgsm: kdgrid-tokens shards), e.g. prepare's "
+         "OUT/train")
         ("out", po::value(&out)->required()->value_name("DIR"),
          "writes one augmented shard per input shard, with the input shard's file name")
         ("seed", po::value(&seed)->default_value(seed)->value_name("S"),
@@ -86,8 +92,19 @@ struct AugmentOptions {
          "variants per document")
         ("wordnet-dir", po::value(&wordnet_dir)->default_value(wordnet_dir)->value_name("DIR"),
          "WordNet 3.0 database (Debian package wordnet-base)");
+    po::options_description adv("FGSM (--method fgsm)");
+    adv.add_options()
+        ("checkpoint", po::value(&fgsm.checkpoint)->value_name("CKPT"),
+         "model to attack: a step directory or a run directory (its latest); required")
+        ("epsilon", po::value(&fgsm.epsilon)->default_value(fgsm.epsilon)->value_name("E"),
+         "step in embedding space: x' = x + E * sign(d loss / d x), then the nearest other "
+         "token embedding; > 0")
+        ("max-flips", po::value(&fgsm.max_flips)->default_value(fgsm.max_flips)->value_name("K"),
+         "most tokens changed per window (each kept only if it raises the loss); >= 1")
+        ("save-deltas", po::bool_switch(&fgsm.save_deltas),
+         "also write /fgsm/deltas float16 [n_tokens, d_model] = E * sign(gradient)");
     // clang-format on
-    common.add(bt).add(eda);
+    common.add(bt).add(eda).add(adv);
     return common;
   }
 
@@ -111,13 +128,29 @@ struct AugmentOptions {
 
   Method validate(const po::variables_map& vm) const {
     const std::optional<Method> parsed = augment::parseMethod(method);
-    KDGRID_OPTION_CHECK(parsed && *parsed != Method::kFgsm, "--method '{}': {}", method,
-                        parsed ? "fgsm is not available in this build yet (it needs the "
-                                 "engine's input-embedding gradient); use backtranslate or perturb"
-                               : "expected backtranslate or perturb");
+    KDGRID_OPTION_CHECK(parsed.has_value(),
+                        "--method '{}': expected backtranslate, perturb or fgsm", method);
     KDGRID_OPTION_CHECK(!input.empty(), "--input must name a directory");
     KDGRID_OPTION_CHECK(!out.empty(), "--out must name a directory");
     auto given = [&](const char* name) { return vm.count(name) && !vm[name].defaulted(); };
+    if (*parsed == Method::kFgsm) {
+      using Names = std::span<const char* const>;
+      for (Names list : {Names(kBacktranslateOptions), Names(kPerturbOptions)}) {
+        for (const char* name : list) {
+          KDGRID_OPTION_CHECK(!given(name), "--{} does not apply to --method fgsm", name);
+        }
+      }
+      KDGRID_OPTION_CHECK(!fgsm.checkpoint.empty(), "--method fgsm needs --checkpoint CKPT");
+      KDGRID_OPTION_CHECK(fgsm.epsilon > 0 && fgsm.epsilon <= 1e4,
+                          "--epsilon {} is outside (0, 1e4]", fgsm.epsilon);
+      KDGRID_OPTION_CHECK(fgsm.max_flips >= 1 && fgsm.max_flips <= 1000000,
+                          "--max-flips {} is outside [1, 1000000]", fgsm.max_flips);
+      return *parsed;
+    }
+    for (const char* name : kFgsmOptions) {
+      KDGRID_OPTION_CHECK(!given(name), "--{} applies to --method fgsm, not --method {}", name,
+                          method);
+    }
     const bool bt = *parsed == Method::kBacktranslate;
     const std::span<const char* const> other =
         bt ? std::span<const char* const>(kPerturbOptions) : kBacktranslateOptions;
@@ -160,6 +193,30 @@ struct AugmentOptions {
   }
 };
 
+int runFgsm(AugmentOptions& opt) {
+  opt.fgsm.input = opt.input;
+  opt.fgsm.out = opt.out;
+  opt.fgsm.seed = opt.seed;
+  const augment::FgsmSummary s = augment::runFgsmAugmentation(opt.fgsm);
+  if (worldRank() == 0) {
+    const double attack = std::max(s.attack_seconds, 1e-9);
+    std::printf(
+        "augment: fgsm: %llu windows -> %llu shards in %s; %llu flips (%.2f per window, %llu "
+        "verified by a forward pass); mean loss %.4f -> %.4f nats\n",
+        static_cast<unsigned long long>(s.windows),
+        static_cast<unsigned long long>(s.shards_written), opt.out.c_str(),
+        static_cast<unsigned long long>(s.flips),
+        static_cast<double>(s.flips) / std::max<double>(1, static_cast<double>(s.windows)),
+        static_cast<unsigned long long>(s.tried), s.clean_loss, s.adv_loss);
+    std::printf("augment: fgsm: %.2f sequences/s on %d rank%s (%.2f s attacking on the slowest "
+                "rank, %.2f s in all)\n",
+                static_cast<double>(s.windows) / attack, worldSize(),
+                worldSize() == 1 ? "" : "s", s.attack_seconds, s.seconds);
+    std::fflush(stdout);
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int runAugment(const CommandLine& cmd) {
@@ -167,6 +224,7 @@ int runAugment(const CommandLine& cmd) {
   po::variables_map vm;
   if (!parseOptions(cmd, opt.describe(), vm)) return kExitOk;
   const Method method = opt.validate(vm);
+  if (method == Method::kFgsm) return runFgsm(opt);
 
   augment::AugmentRunConfig run;
   run.input = opt.input;

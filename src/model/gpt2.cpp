@@ -71,7 +71,7 @@ void Gpt2Stage::syncComputeWeights() {
 }
 
 const Tensor& Gpt2Stage::forward(StageActivations& acts, const uint32_t* ids, const Tensor* input,
-                                 int64_t B, int64_t T) {
+                                 int64_t B, int64_t T, const Tensor* x0_delta) {
   const int64_t N = B * T, C = config_.d_model;
   acts.B = B;
   acts.T = T;
@@ -84,6 +84,11 @@ const Tensor& Gpt2Stage::forward(StageActivations& acts, const uint32_t* ids, co
     ops::embeddingForward(rt_, x, ids, B, T, param("tok_emb"), vocab_start_,
                           tp_.rank() == 0 ? &pos : nullptr);
     if (tp_.size() > 1) tp_.allReduceSum(x.raw(), x.numel(), x.dtype());
+    if (x0_delta) {
+      KDGRID_CHECK(x0_delta->numel() == N * C && x0_delta->dtype() == compute_,
+                   "embedding perturbation mis-sized or of another dtype");
+      ops::add(rt_, x, x, *x0_delta);
+    }
   } else {
     KDGRID_CHECK(input && input->numel() == N * C, "stage input missing or mis-sized");
     std::memcpy(x.raw(), input->raw(), x.bytes());
@@ -217,7 +222,7 @@ void Gpt2Stage::logitsAt(const StageActivations& acts, int64_t row, float* logit
   ops::linearForward(rt_, out, acts.lnf.rows(row, 1), emb, nullptr);
 }
 
-Tensor Gpt2Stage::backward(StageActivations& acts, const Tensor& dout) {
+Tensor Gpt2Stage::backward(StageActivations& acts, const Tensor& dout, Tensor* d_x0) {
   const int64_t B = acts.B, T = acts.T, N = B * T, C = config_.d_model;
   Tensor dx = Tensor::zeros({N, C}, compute_);
   std::memcpy(dx.raw(), dout.raw(), dx.bytes());
@@ -265,6 +270,7 @@ Tensor Gpt2Stage::backward(StageActivations& acts, const Tensor& dout) {
     if (recompute_ != Recompute::kNone) a = BlockActivations{a.x_in};
   }
   if (!firstStage()) return dx;
+  if (d_x0) *d_x0 = dx;
   Tensor dtok = grad("tok_emb"), dpos = grad("pos_emb");
   // dx is identical on every tp rank, so each computes the (replicated) position gradient.
   ops::embeddingBackward(rt_, dtok, &dpos, dx, acts.ids.data(), B, T, vocab_start_);

@@ -81,8 +81,10 @@ class Gpt2Stage {
 
   // Forward of one micro-batch. First stage: `ids` [B, T]; other stages: `input` [N, C] from
   // the previous stage. Returns the stage output [N, C] (the next stage's input).
+  // `x0_delta` (first stage, optional) [N, C] in the compute dtype, identical on every tp rank:
+  // added to the embedding output x0 = tok_emb[ids] + pos_emb (adversarial perturbations).
   const Tensor& forward(StageActivations& acts, const uint32_t* ids, const Tensor* input,
-                        int64_t B, int64_t T);
+                        int64_t B, int64_t T, const Tensor* x0_delta = nullptr);
 
   // Last stage: cross-entropy of the targets [B, T] (ids >= vocab or UINT32_MAX are skipped),
   // and, when `grad_scale` > 0, its backward with d loss / d logit scaled by grad_scale (e.g.
@@ -114,7 +116,9 @@ class Gpt2Stage {
 
   // Backward of one micro-batch given d(stage output). Returns d(stage input) [N, C] (empty
   // on the first stage, which ends in the embedding gradient). Parameter grads accumulate.
-  Tensor backward(StageActivations& acts, const Tensor& dout);
+  // `d_x0` (first stage, optional): receives d(embedding output x0) [N, C] in the compute dtype
+  // (the gradient the embedding backward consumes; identical on every tp rank).
+  Tensor backward(StageActivations& acts, const Tensor& dout, Tensor* d_x0 = nullptr);
 
  private:
   void blockForward(int layer, BlockActivations& a, int64_t B, int64_t T, Tensor& x_out);

@@ -32,7 +32,12 @@ po::options_description trainOptions(TrainConfig& c) {
      "checkpoint every N steps (0 = only after the last step)")
     ("keep-checkpoints", po::value(&c.keep_checkpoints)->default_value(c.keep_checkpoints),
      "complete checkpoints kept (older ones deleted; best is kept too)")
-    ("no-resume", po::bool_switch(&c.no_resume), "start fresh even if the run directory has a checkpoint");
+    ("no-resume", po::bool_switch(&c.no_resume), "start fresh even if the run directory has a checkpoint")
+    ("adv-epsilon", po::value(&c.adv_epsilon)->default_value(c.adv_epsilon),
+     "adversarial training: perturb the input embeddings by E * sign(d clean loss / d embeddings) "
+     "in one extra forward and backward per micro-batch (0 = off; --pp 1 only)")
+    ("adv-weight", po::value(&c.adv_weight)->default_value(c.adv_weight),
+     "adversarial training: loss = (1 - W) * clean + W * adversarial, W in (0, 1)");
   return o;
 }
 
@@ -54,6 +59,11 @@ void TrainConfig::validate() const {
   KDGRID_OPTION_CHECK(eval_every >= 0 && save_every >= 0 && val_tokens >= 0,
                       "--eval-every, --save-every and --val-tokens must be >= 0");
   KDGRID_OPTION_CHECK(keep_checkpoints >= 1, "--keep-checkpoints must be >= 1");
+  KDGRID_OPTION_CHECK(adv_epsilon >= 0 && std::isfinite(adv_epsilon),
+                      "--adv-epsilon must be >= 0 (got {})", adv_epsilon);
+  // W = 1 would need the clean pass's input gradient without its parameter gradient.
+  KDGRID_OPTION_CHECK(adv_epsilon == 0 || (adv_weight > 0 && adv_weight < 1),
+                      "--adv-weight must be in (0, 1) with --adv-epsilon > 0 (got {})", adv_weight);
 }
 
 double learningRate(const TrainConfig& c, int64_t step) {

@@ -28,6 +28,9 @@ struct TrainConfig {
   int64_t save_every = 0;          // 0 = only after the last step
   int keep_checkpoints = 3;
   bool no_resume = false;
+  // Online adversarial training (train/adversarial.h): 0 = off.
+  double adv_epsilon = 0;  // L-inf radius of the embedding perturbation
+  double adv_weight = 0.5; // loss = (1 - W) clean + W adversarial
 
   double minLr() const { return min_lr < 0 ? lr / 10 : min_lr; }
   void validate() const;

@@ -16,6 +16,7 @@
 #include "optim/adamw.h"
 #include "tensor/ops.h"
 #include "tensor/runtime.h"
+#include "train/adversarial.h"
 #include "train/data_parallel.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
@@ -100,6 +101,13 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   mc.resolve(first_shard.vocab_size);
   mc.validate();
   gc.resolve(worldSize(), mc);
+  KDGRID_OPTION_CHECK(tc.adv_epsilon == 0 || gc.pp == 1,
+                      "--adv-epsilon {} needs --pp 1 (adversarial training with pipeline "
+                      "parallelism is not supported; got --pp {})",
+                      tc.adv_epsilon, gc.pp);
+  // The adversarial pass uses the cross-entropy head; distillation heads do not take it yet.
+  KDGRID_OPTION_CHECK(tc.adv_epsilon == 0 || !make_head,
+                      "--adv-epsilon is available in `kdgrid train` only, not with a teacher yet");
   ProcessGrid grid(gc);
   log0("{}", grid.describe());
   log0("model: {}", mc.summary());
@@ -193,7 +201,17 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     //    sum over the global batch is the gradient of the mean loss (times the loss scale).
     std::fill(model.grads(), model.grads() + n_params, 0.0f);
     const float grad_scale = state.loss_scale / static_cast<float>(global_tokens);
-    const LossSums sums = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale, head.get());
+    LossSums sums;
+    double adv_sum = 0;  // adversarial cross-entropy sum
+    if (tc.adv_epsilon > 0) {
+      const AdversarialSums a =
+          adversarialTrainStep(model, micro, grad_scale, static_cast<float>(tc.adv_epsilon),
+                               static_cast<float>(tc.adv_weight));
+      sums = a.clean;
+      adv_sum = a.adversarial.ce_sum;
+    } else {
+      sums = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale, head.get());
+    }
 
     // 3. Reduce: tied embedding between first and last stage, replicas over dp (ZeRO: each
     //    dp rank gets the sum of its shard only), the loss.
@@ -202,11 +220,15 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
       emb->allReduceSum(g.data<float>(), g.numel());
     }
     data_parallel.reduceGradients(model.grads());
-    double loss_sums[2] = {sums.ce_sum, sums.kl_sum};
-    grid.dpComm().allReduceSum(loss_sums, 2);
-    grid.ppComm().allReduceSum(loss_sums, 2);  // only the last stage has a loss
+    double loss_sums[3] = {sums.ce_sum, sums.kl_sum, adv_sum};
+    grid.dpComm().allReduceSum(loss_sums, 3);
+    grid.ppComm().allReduceSum(loss_sums, 3);  // only the last stage has a loss
     const double ce = loss_sums[0] / global_tokens, kl = loss_sums[1] / global_tokens;
-    const double loss = head->combine(ce, kl);
+    const double adv_loss = loss_sums[2] / global_tokens;
+    // The objective: (1 - W) clean + W adversarial under adversarial training.
+    const double loss = tc.adv_epsilon > 0
+                            ? (1 - tc.adv_weight) * ce + tc.adv_weight * adv_loss
+                            : head->combine(ce, kl);
 
     // 4. Update: global norm (each parameter counted once), clip, fp16 overflow, AdamW on
     //    this rank's range, then (ZeRO) the updated shards to every dp rank.
@@ -265,6 +287,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     if (head->reportsKl()) record["kl"] = kl;
     for (size_t a = 0; a < axes.size(); ++a)
       record[std::string("comm_bytes_") + axes[a].first] = flags[a + 1];
+    if (tc.adv_epsilon > 0) record["adv_loss"] = adv_loss;
     const bool last = state.step == tc.steps;
     if (val_data && (last || (tc.eval_every > 0 && state.step % tc.eval_every == 0))) {
       const EvalResult val = evaluateLoss(model, grid, *val_data, tc.val_tokens, tc.batch_size);
