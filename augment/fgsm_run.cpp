@@ -9,7 +9,7 @@
 #include "augment/fgsm_attack.h"
 #include "augment/method.h"
 #include "augment/output_dir.h"
-#include "augment/rank_agreement.h"
+#include "core/agreement.h"
 #include "augment/shard_plan.h"
 #include "core/check.h"
 #include "core/dtype.h"

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "augment/rank_agreement.h"
+#include "core/agreement.h"
 #include "core/check.h"
 #include "core/log.h"
 
