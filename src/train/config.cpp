@@ -32,7 +32,11 @@ po::options_description trainOptions(TrainConfig& c) {
      "checkpoint every N steps (0 = only after the last step)")
     ("keep-checkpoints", po::value(&c.keep_checkpoints)->default_value(c.keep_checkpoints),
      "complete checkpoints kept (older ones deleted; best is kept too)")
-    ("no-resume", po::bool_switch(&c.no_resume), "start fresh even if the run directory has a checkpoint");
+    ("no-resume", po::bool_switch(&c.no_resume), "start fresh even if the run directory has a checkpoint")
+    ("on-nan", po::value(&c.on_nan)->default_value(c.on_nan),
+     "non-finite loss or gradients (fp32/bf16): skip (the update, with a warning) | stop (exit 1, "
+     "saving nothing); fp16 always skips and halves the loss scale. Test hook: environment "
+     "KDGRID_TEST_NAN_STEP=N poisons the loss and gradients of step N");
   return o;
 }
 
@@ -54,6 +58,8 @@ void TrainConfig::validate() const {
   KDGRID_OPTION_CHECK(eval_every >= 0 && save_every >= 0 && val_tokens >= 0,
                       "--eval-every, --save-every and --val-tokens must be >= 0");
   KDGRID_OPTION_CHECK(keep_checkpoints >= 1, "--keep-checkpoints must be >= 1");
+  KDGRID_OPTION_CHECK(on_nan == "skip" || on_nan == "stop", "--on-nan must be skip or stop (got '{}')",
+                      on_nan);
 }
 
 double learningRate(const TrainConfig& c, int64_t step) {

@@ -28,6 +28,10 @@ struct TrainConfig {
   int64_t save_every = 0;          // 0 = only after the last step
   int keep_checkpoints = 3;
   bool no_resume = false;
+  // A non-finite loss or gradient norm in fp32/bf16: "skip" the update (weights and AdamW state
+  // unchanged, a warning, `skipped` in metrics) or "stop" (exit 1 naming the step, nothing
+  // saved). fp16 always skips and halves its loss scale.
+  std::string on_nan = "stop";
 
   double minLr() const { return min_lr < 0 ? lr / 10 : min_lr; }
   void validate() const;
