@@ -45,12 +45,15 @@ TIMEOUT_S = 5
 HUNG_RANK_SLACK_S = 15
 
 
-def train_args(data, run_dir, np_, extra=()):
-    # Global batch 4 windows of 17 tokens on both grids.
-    return ["train", "--data", data, "--run-dir", run_dir, "--steps", STEPS, "--n-layer", 2,
-            "--n-head", 2, "--d-model", 32, "--max-seq", 16, "--batch-size", 4 // np_,
-            "--dp", np_, "--seed", 5, "--lr", 1e-3, "--save-every", 2, "--precision",
-            "fp32"] + list(extra)
+def train_args(data, run_dir, np_, extra=(), **options):
+    """Global batch 4 windows of 17 tokens on both grids. `options` override (steps=6, ...)."""
+    o = dict(steps=STEPS, d_model=32, save_every=2, precision="fp32")
+    o.update(options)
+    args = ["train", "--data", data, "--run-dir", run_dir, "--n-layer", 2, "--n-head", 2,
+            "--max-seq", 16, "--batch-size", 4 // np_, "--dp", np_, "--seed", 5, "--lr", 1e-3]
+    for key, value in o.items():
+        args += ["--" + key.replace("_", "-"), value]
+    return args + list(extra)
 
 
 def make_data(work):
@@ -282,20 +285,16 @@ def case_crash_save(work):
 def case_disk_full(work):
     data = make_data(work)
     run_dir = os.path.join(work, "run")
-    args = train_args(data, run_dir, 1)
-    steps_at = args.index("--steps") + 1
-    first = list(args)
-    first[steps_at] = 4
-    k.run(first)
+    # d_model 256: model.h5 holds 6.3 MB of tensors, optimizer.h5 12.6 MB.
+    k.run(train_args(data, run_dir, 1, steps=4, d_model=256))
     before = tree_digest(k.latest(run_dir))
     k.check(os.path.basename(k.latest(run_dir)) == "step_00000004", "no step 4 checkpoint")
-    second = list(args)
-    second[steps_at] = 6
-    # 64 KiB: the config and metrics fit, a checkpoint file (~120 KB of tensors) does not.
-    script = 'ulimit -f 64 && exec "$@"'
-    r = subprocess.run(["bash", "-c", script, "bash"] + k.command(second), capture_output=True,
-                       text=True)
-    k.check(r.returncode == 1, f"a save under `ulimit -f 64` exited {r.returncode}:\n{r.stderr}")
+    # 8 MiB: MPI's start-up (PMIx shared memory, > 1 MiB) fits, the optimizer file does not.
+    script = 'ulimit -f 8192 && exec "$@"'
+    r = subprocess.run(["bash", "-c", script, "bash"] +
+                       k.command(train_args(data, run_dir, 1, steps=6, d_model=256)),
+                       capture_output=True, text=True)
+    k.check(r.returncode == 1, f"a save under `ulimit -f` exited {r.returncode}:\n{r.stderr}")
     k.check("cannot save checkpoint" in r.stderr and "step_00000006" in r.stderr and
             "ulimit -f" in r.stderr, f"the error does not say what failed and why:\n{r.stderr}")
     k.check(os.path.basename(k.latest(run_dir)) == "step_00000004",
@@ -303,14 +302,14 @@ def case_disk_full(work):
     k.check(tree_digest(k.latest(run_dir)) == before, "the previous checkpoint changed")
     k.check(not os.path.exists(k.step_dir(run_dir, 6)), "a step 6 directory was published")
     message = next(x for x in r.stderr.splitlines() if "cannot save checkpoint" in x)
-    print(f"save under ulimit -f 64: exit 1, previous checkpoint intact; {message.strip()}")
+    print(f"save under ulimit -f 8192: exit 1, previous checkpoint intact; {message.strip()}")
 
 
 def case_nan(work):
     data = make_data(work)
     for np_, precision in ((1, "bf16"), (2, "fp32")):
         run_dir = os.path.join(work, f"stop{np_}")
-        args = train_args(data, run_dir, np_, ["--steps", 6, "--precision", precision])
+        args = train_args(data, run_dir, np_, steps=6, precision=precision)
         env = dict(os.environ, KDGRID_TEST_NAN_STEP="3")
         r = subprocess.run(k.command(args, np_), capture_output=True, text=True, env=env)
         k.check(r.returncode == 1, f"--on-nan stop ({precision}, {np_} ranks) exited "
@@ -327,9 +326,8 @@ def case_nan(work):
               f"'{next(x for x in r.stderr.splitlines() if 'not finite' in x).strip()}'")
 
         run_dir = os.path.join(work, f"skip{np_}")
-        args = train_args(data, run_dir, np_, ["--steps", 4, "--save-every", 1, "--precision",
-                                               precision, "--on-nan", "skip",
-                                               "--keep-checkpoints", 10])
+        args = train_args(data, run_dir, np_, steps=4, save_every=1, precision=precision,
+                          on_nan="skip", keep_checkpoints=10)
         r = subprocess.run(k.command(args, np_), capture_output=True, text=True, env=env)
         k.check(r.returncode == 0, f"--on-nan skip exited {r.returncode}:\n{r.stderr}")
         k.check("warning: step 3:" in r.stderr and "skipped" in r.stderr,
