@@ -17,6 +17,7 @@ usage: faults_test.py CASE   (KDGRID_BIN, optionally KDGRID_MPIEXEC, in the envi
   nan          a NaN in the loss and gradients (test hook KDGRID_TEST_NAN_STEP): --on-nan stop
                exits 1 naming the step and saves nothing after it; --on-nan skip leaves weights
                and AdamW state unchanged for that step, warns and marks it skipped in metrics.
+               Also: bad --on-nan and --collective-timeout values exit 2 naming the option.
 
 The moment a fault is injected is gated on metrics.jsonl made a named pipe with a one-page
 buffer: once the line of step S has been read, step S-1's checkpoint is complete (rank 0 saves
@@ -307,6 +308,9 @@ def case_disk_full(work):
 
 def case_nan(work):
     data = make_data(work)
+    for option, value in (("--on-nan", "maybe"), ("--collective-timeout", -1)):
+        k.run(train_args(data, os.path.join(work, "usage"), 1, [option, value]), expect=2,
+              needle=option)
     for np_, precision in ((1, "bf16"), (2, "fp32")):
         run_dir = os.path.join(work, f"stop{np_}")
         args = train_args(data, run_dir, np_, steps=6, precision=precision)
