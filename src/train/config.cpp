@@ -58,8 +58,8 @@ void TrainConfig::validate() const {
   KDGRID_OPTION_CHECK(eval_every >= 0 && save_every >= 0 && val_tokens >= 0,
                       "--eval-every, --save-every and --val-tokens must be >= 0");
   KDGRID_OPTION_CHECK(keep_checkpoints >= 1, "--keep-checkpoints must be >= 1");
-  KDGRID_OPTION_CHECK(on_nan == "skip" || on_nan == "stop", "--on-nan must be skip or stop (got '{}')",
-                      on_nan);
+  KDGRID_OPTION_CHECK(on_nan == "skip" || on_nan == "stop",
+                      "--on-nan must be skip or stop (got '{}')", on_nan);
 }
 
 double learningRate(const TrainConfig& c, int64_t step) {
