@@ -7,6 +7,8 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <unordered_map>
@@ -157,6 +159,17 @@ void writeOptimizerFile(const std::string& path, const TrainingState& state, con
   file.close();
 }
 
+// Test hook: environment KDGRID_TEST_CRASH_IN_SAVE=STEP kills this process (SIGKILL, as a
+// node failure would) while it saves step STEP, after model.h5 is written and before
+// optimizer.h5 is: the crash-during-save tests check that the previous checkpoint survives.
+void crashHereIfTesting(int64_t step) {
+  const char* value = std::getenv("KDGRID_TEST_CRASH_IN_SAVE");
+  if (value && std::atoll(value) == step) {
+    logRank("KDGRID_TEST_CRASH_IN_SAVE={}: killing this rank in the middle of the save", step);
+    std::raise(SIGKILL);
+  }
+}
+
 // Fails early, before any HDF5 file exists, when the files cannot fit: the file-size limit
 // (ulimit -f) of any rank or the free space on rank 0's view of the file system is below the
 // tensor bytes (their metadata adds a little more). HDF5 1.10 cannot close a file it failed
@@ -283,6 +296,7 @@ std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& met
   checkRoom(ckpt_dir, final_dir, model_bytes, tensors.m ? 2 * model_bytes : 0);
   try {
     writeModelFile((fs::path(tmp_dir) / kModelFileName).string(), meta, state, tensors, specs);
+    crashHereIfTesting(state.step);
     writeOptimizerFile((fs::path(tmp_dir) / kOptimizerFileName).string(), state, tensors, specs);
   } catch (const Error& e) {
     throw Error(e.exitCode(), fmt::format("cannot save checkpoint '{}' (earlier checkpoints and "

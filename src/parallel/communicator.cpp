@@ -1,9 +1,15 @@
 #include "parallel/communicator.h"
 
+#include <sched.h>
+#include <time.h>
+
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <climits>
 
 #include "core/check.h"
+#include "core/log.h"
 
 namespace kdgrid {
 namespace {
@@ -23,6 +29,26 @@ void sumHalf(void* in, void* inout, int* len, MPI_Datatype* /*type*/) {
   for (int i = 0; i < *len; ++i) b[i] = T(toFloat(a[i]) + toFloat(b[i]));
 }
 
+using Clock = std::chrono::steady_clock;
+
+// The watchdog's roll call (see WatchdogConfig): a message on its own tag, above the pipeline's
+// tags and below 32767, the least MPI_TAG_UB the standard allows.
+constexpr int kRollCallTag = 32001;
+constexpr int64_t kRollCall = 0;  // "I gave up waiting at op #N"
+constexpr int64_t kAnswer = 1;    // "I am alive, at op #N"
+// How long a rank that timed out collects answers: ranks waiting on the same axis answer
+// within a poll (at most 200 us), so a second is plenty, and it bounds the job's end at
+// timeout + 1 s + MPI_Abort.
+constexpr double kRollCallGraceS = 1.0;
+// Polling: spin (yielding the core) this long, then sleep, doubling up to the cap.
+constexpr auto kSpinTime = std::chrono::microseconds(200);
+constexpr long kMinSleepNs = 20'000, kMaxSleepNs = 200'000;
+
+void sleepNs(long ns) {
+  timespec t{0, ns};
+  nanosleep(&t, nullptr);
+}
+
 }  // namespace
 
 FlatShards::FlatShards(size_t n, int parts)
@@ -37,13 +63,22 @@ size_t FlatShards::end(int r) const {
   return std::min(n_, size_t(r + 1) * shard_);
 }
 
-MpiCommunicator::MpiCommunicator(std::string axis, MPI_Comm comm)
-    : Communicator(std::move(axis), 0, 1), comm_(comm) {
+MpiCommunicator::MpiCommunicator(std::string axis, MPI_Comm comm, WatchdogConfig watchdog)
+    : Communicator(std::move(axis), 0, 1), comm_(comm), watchdog_(watchdog) {
   KDGRID_MPI(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   KDGRID_MPI(MPI_Comm_rank(comm_, &rank_));
   KDGRID_MPI(MPI_Comm_size(comm_, &size_));
   KDGRID_MPI(MPI_Op_create(&sumHalf<bf16>, /*commute=*/1, &sum_bf16_));
   KDGRID_MPI(MPI_Op_create(&sumHalf<f16>, /*commute=*/1, &sum_f16_));
+  MPI_Group group, world;
+  KDGRID_MPI(MPI_Comm_group(comm_, &group));
+  KDGRID_MPI(MPI_Comm_group(MPI_COMM_WORLD, &world));
+  std::vector<int> mine(size_);
+  for (int r = 0; r < size_; ++r) mine[r] = r;
+  world_ranks_.resize(size_);
+  KDGRID_MPI(MPI_Group_translate_ranks(group, size_, mine.data(), world, world_ranks_.data()));
+  MPI_Group_free(&group);
+  MPI_Group_free(&world);
 }
 
 MpiCommunicator::~MpiCommunicator() {
@@ -56,34 +91,153 @@ MpiCommunicator::~MpiCommunicator() {
   if (comm_ != MPI_COMM_WORLD && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
+// --- the watchdog ---
+
+std::string MpiCommunicator::describeRank(int r) const {
+  return fmt::format("{} rank {} (world rank {})", axis_, r, world_ranks_[r]);
+}
+
+void MpiCommunicator::waitOne(MPI_Request request, const PendingOp& op) {
+  std::vector<MPI_Request> requests{request};
+  waitAll(requests, op);
+}
+
+void MpiCommunicator::waitAll(std::vector<MPI_Request>& requests, const PendingOp& op) {
+  const int n = static_cast<int>(requests.size());
+  if (watchdog_.timeout_s <= 0) {
+    KDGRID_MPI(MPI_Waitall(n, requests.data(), MPI_STATUSES_IGNORE));
+    return;
+  }
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(watchdog_.timeout_s));
+  long sleep_ns = kMinSleepNs;
+  for (;;) {
+    int done = 0;
+    KDGRID_MPI(MPI_Testall(n, requests.data(), &done, MPI_STATUSES_IGNORE));
+    if (done) return;
+    const auto now = Clock::now();
+    if (now - start < kSpinTime) {
+      sched_yield();
+      continue;
+    }
+    answerRollCalls();
+    if (now >= deadline) timedOut(op);
+    sleepNs(sleep_ns);
+    sleep_ns = std::min(2 * sleep_ns, kMaxSleepNs);
+  }
+}
+
+void MpiCommunicator::answerRollCalls() {
+  for (;;) {
+    int flag = 0;
+    MPI_Status status;
+    KDGRID_MPI(MPI_Iprobe(MPI_ANY_SOURCE, kRollCallTag, comm_, &flag, &status));
+    if (!flag) return;
+    std::array<int64_t, 2> call{};
+    KDGRID_MPI(MPI_Recv(call.data(), 2, MPI_INT64_T, status.MPI_SOURCE, kRollCallTag, comm_,
+                        MPI_STATUS_IGNORE));
+    if (call[1] != kRollCall) continue;  // a late answer to a roll call of ours
+    logRank("{} gave up waiting at op #{} on the {} axis; this rank is at op #{}",
+            describeRank(status.MPI_SOURCE), call[0], axis_, collective_seq_);
+    // Non-blocking: the caller may already be gone. The buffer stays alive in answers_ (a
+    // deque keeps addresses); roll calls happen only on a failing job, so they are few.
+    answers_.push_back({static_cast<int64_t>(collective_seq_), kAnswer});
+    MPI_Request request;
+    KDGRID_MPI(MPI_Isend(answers_.back().data(), 2, MPI_INT64_T, status.MPI_SOURCE, kRollCallTag,
+                         comm_, &request));
+    KDGRID_MPI(MPI_Request_free(&request));
+  }
+}
+void MpiCommunicator::timedOut(const PendingOp& op) {
+  std::string what = fmt::format("{}", op.what);
+  if (op.count > 0 || op.unit[0]) what += fmt::format(" of {} {}", op.count, op.unit);
+  what += fmt::format(" on the {} axis ({} ranks)", axis_, size_);
+  if (op.seq > 0) what += fmt::format(", collective #{} on this axis,", op.seq);
+  for (size_t i = 0; i < op.peers.size(); ++i)
+    what += fmt::format("{} {}", i ? "," : " with", describeRank(op.peers[i]));
+  // Roll call: tell every other rank of the axis, collect who answers within the grace period.
+  std::vector<int64_t> heard(size_, -1);  // op # each rank answered with; -1: silent
+  heard[rank_] = static_cast<int64_t>(collective_seq_);
+  answers_.push_back({static_cast<int64_t>(collective_seq_), kRollCall});
+  const int64_t* call = answers_.back().data();  // outlives the sends (a member)
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_) continue;
+    MPI_Request request;
+    KDGRID_MPI(MPI_Isend(call, 2, MPI_INT64_T, r, kRollCallTag, comm_, &request));
+    KDGRID_MPI(MPI_Request_free(&request));
+  }
+  const auto grace_end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(kRollCallGraceS));
+  int silent = size_ - 1;
+  while (silent > 0 && Clock::now() < grace_end) {
+    int flag = 0;
+    MPI_Status status;
+    KDGRID_MPI(MPI_Iprobe(MPI_ANY_SOURCE, kRollCallTag, comm_, &flag, &status));
+    if (!flag) {
+      sleepNs(kMaxSleepNs);
+      continue;
+    }
+    std::array<int64_t, 2> msg{};
+    KDGRID_MPI(MPI_Recv(msg.data(), 2, MPI_INT64_T, status.MPI_SOURCE, kRollCallTag, comm_,
+                        MPI_STATUS_IGNORE));
+    // A roll call of a rank that timed out too answers ours as well.
+    if (heard[status.MPI_SOURCE] < 0) --silent;
+    heard[status.MPI_SOURCE] = msg[0];
+  }
+  std::string missing, answered;
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_) continue;
+    std::string& list = heard[r] < 0 ? missing : answered;
+    list += fmt::format("{}{}", list.empty() ? "" : ", ", describeRank(r));
+    if (heard[r] >= 0) list += fmt::format(" at collective #{}", heard[r]);
+  }
+  std::string message = fmt::format(
+      "collective timeout: {} did not complete within --collective-timeout {} s. ", what,
+      watchdog_.timeout_s);
+  message += missing.empty()
+                 ? "Every rank of the axis answered the roll call: a rank waits elsewhere."
+                 : fmt::format("Silent (stopped, hung, or blocked on another axis): {}.", missing);
+  if (!answered.empty()) message += fmt::format(" Answered: {}.", answered);
+  throw Error(kExitFailure, fmt::format("{} [{}]", message, whereAmI()));
+}
+
 void MpiCommunicator::allReduce(void* data, size_t n, MPI_Datatype type, MPI_Op op,
-                                size_t elem_bytes) {
+                                size_t elem_bytes, const char* what, const char* unit) {
   if (size_ == 1 || n == 0) return;
-  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, data, countAsInt(n), type, op, comm_));
+  const int count = countAsInt(n);
+  ++collective_seq_;
+  if (watchdog_.timeout_s <= 0) {
+    KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, data, count, type, op, comm_));
+  } else {
+    MPI_Request request;
+    KDGRID_MPI(MPI_Iallreduce(MPI_IN_PLACE, data, count, type, op, comm_, &request));
+    waitOne(request, {what, n, unit, {}, collective_seq_});
+  }
   bytes_sent_ += 2 * (size_ - 1) * n * elem_bytes / size_;
 }
 
 void MpiCommunicator::allReduceSum(float* d, size_t n) {
-  allReduce(d, n, MPI_FLOAT, MPI_SUM, 4);
+  allReduce(d, n, MPI_FLOAT, MPI_SUM, 4, "all-reduce (sum)", "floats");
 }
 void MpiCommunicator::allReduceSum(double* d, size_t n) {
-  allReduce(d, n, MPI_DOUBLE, MPI_SUM, 8);
+  allReduce(d, n, MPI_DOUBLE, MPI_SUM, 8, "all-reduce (sum)", "doubles");
 }
 void MpiCommunicator::allReduceSum(void* d, size_t n, DType dtype) {
   switch (dtype) {
     case DType::kF32:
-      return allReduce(d, n, MPI_FLOAT, MPI_SUM, 4);
+      return allReduce(d, n, MPI_FLOAT, MPI_SUM, 4, "all-reduce (sum)", "floats");
     case DType::kBF16:
-      return allReduce(d, n, MPI_UINT16_T, sum_bf16_, 2);
+      return allReduce(d, n, MPI_UINT16_T, sum_bf16_, 2, "all-reduce (sum)", "bf16 values");
     case DType::kF16:
-      return allReduce(d, n, MPI_UINT16_T, sum_f16_, 2);
+      return allReduce(d, n, MPI_UINT16_T, sum_f16_, 2, "all-reduce (sum)", "fp16 values");
   }
 }
 void MpiCommunicator::allReduceMax(float* d, size_t n) {
-  allReduce(d, n, MPI_FLOAT, MPI_MAX, 4);
+  allReduce(d, n, MPI_FLOAT, MPI_MAX, 4, "all-reduce (max)", "floats");
 }
 void MpiCommunicator::allReduceMax(int64_t* d, size_t n) {
-  allReduce(d, n, MPI_INT64_T, MPI_MAX, 8);
+  allReduce(d, n, MPI_INT64_T, MPI_MAX, 8, "all-reduce (max)", "int64 values");
 }
 
 void MpiCommunicator::shardCounts(const FlatShards& shards, std::vector<int>& counts,
@@ -106,7 +260,15 @@ void MpiCommunicator::reduceScatterSum(const float* in, float* out, const FlatSh
     std::copy(in, in + shards.total(), out);
     return;
   }
-  KDGRID_MPI(MPI_Reduce_scatter(in, out, counts.data(), MPI_FLOAT, MPI_SUM, comm_));
+  ++collective_seq_;
+  if (watchdog_.timeout_s <= 0) {
+    KDGRID_MPI(MPI_Reduce_scatter(in, out, counts.data(), MPI_FLOAT, MPI_SUM, comm_));
+  } else {
+    MPI_Request request;
+    KDGRID_MPI(
+        MPI_Ireduce_scatter(in, out, counts.data(), MPI_FLOAT, MPI_SUM, comm_, &request));
+    waitOne(request, {"reduce-scatter (sum)", shards.total(), "floats", {}, collective_seq_});
+  }
   bytes_sent_ += (size_ - 1) * shards.shardSize() * 4;
 }
 
@@ -114,14 +276,30 @@ void MpiCommunicator::allGather(float* data, const FlatShards& shards) {
   std::vector<int> counts, displs;
   shardCounts(shards, counts, displs);
   if (size_ == 1) return;
-  KDGRID_MPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(),
-                            MPI_FLOAT, comm_));
+  ++collective_seq_;
+  if (watchdog_.timeout_s <= 0) {
+    KDGRID_MPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(),
+                              displs.data(), MPI_FLOAT, comm_));
+  } else {
+    MPI_Request request;
+    KDGRID_MPI(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(),
+                               displs.data(), MPI_FLOAT, comm_, &request));
+    waitOne(request, {"all-gather", shards.total(), "floats", {}, collective_seq_});
+  }
   bytes_sent_ += (size_ - 1) * shards.shardSize() * 4;
 }
 
 void MpiCommunicator::broadcast(void* data, size_t bytes, int root) {
   if (size_ == 1) return;
-  KDGRID_MPI(MPI_Bcast(data, countAsInt(bytes), MPI_BYTE, root, comm_));
+  const int count = countAsInt(bytes);
+  ++collective_seq_;
+  if (watchdog_.timeout_s <= 0) {
+    KDGRID_MPI(MPI_Bcast(data, count, MPI_BYTE, root, comm_));
+  } else {
+    MPI_Request request;
+    KDGRID_MPI(MPI_Ibcast(data, count, MPI_BYTE, root, comm_, &request));
+    waitOne(request, {"broadcast", bytes, "bytes", {root}, collective_seq_});
+  }
   if (rank_ == root) bytes_sent_ += bytes;
 }
 
@@ -129,22 +307,40 @@ void MpiCommunicator::send(const void* data, size_t bytes, int peer, int tag) {
   MPI_Request request;
   KDGRID_MPI(MPI_Isend(data, countAsInt(bytes), MPI_BYTE, peer, tag, comm_, &request));
   pending_sends_.push_back(request);
+  send_peers_.push_back(peer);
   bytes_sent_ += bytes;
 }
 
 void MpiCommunicator::waitSends() {
   if (pending_sends_.empty()) return;
-  KDGRID_MPI(MPI_Waitall(static_cast<int>(pending_sends_.size()), pending_sends_.data(),
-                         MPI_STATUSES_IGNORE));
+  std::vector<int> peers = send_peers_;
+  std::sort(peers.begin(), peers.end());
+  peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+  waitAll(pending_sends_, {"completion of sends", pending_sends_.size(), "messages", peers, 0});
   pending_sends_.clear();
+  send_peers_.clear();
 }
 
 void MpiCommunicator::recv(void* data, size_t bytes, int peer, int tag) {
-  KDGRID_MPI(MPI_Recv(data, countAsInt(bytes), MPI_BYTE, peer, tag, comm_, MPI_STATUS_IGNORE));
+  const int count = countAsInt(bytes);
+  if (watchdog_.timeout_s <= 0) {
+    KDGRID_MPI(MPI_Recv(data, count, MPI_BYTE, peer, tag, comm_, MPI_STATUS_IGNORE));
+    return;
+  }
+  MPI_Request request;
+  KDGRID_MPI(MPI_Irecv(data, count, MPI_BYTE, peer, tag, comm_, &request));
+  waitOne(request, {"receive", bytes, "bytes", {peer}, 0});
 }
 
 void MpiCommunicator::barrier() {
-  KDGRID_MPI(MPI_Barrier(comm_));
+  ++collective_seq_;
+  if (watchdog_.timeout_s <= 0) {
+    KDGRID_MPI(MPI_Barrier(comm_));
+    return;
+  }
+  MPI_Request request;
+  KDGRID_MPI(MPI_Ibarrier(comm_, &request));
+  waitOne(request, {"barrier", 0, "", {}, collective_seq_});
 }
 
 }  // namespace kdgrid

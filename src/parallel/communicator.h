@@ -5,8 +5,10 @@
 
 #include <mpi.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -82,10 +84,23 @@ class Communicator {
   uint64_t bytes_sent_ = 0;
 };
 
+// The collective watchdog (--collective-timeout). With a timeout > 0 every blocking operation
+// of MpiCommunicator runs as its non-blocking MPI variant, polled with MPI_Test (a short spin,
+// then sleeps of up to 200 us so a waiting rank does not hold a core). When the operation has
+// not completed after `timeout_s` seconds, the rank takes a roll call on the axis: it sends
+// "I gave up at op #N" to every other rank of the axis and, for a grace period, collects
+// answers (a rank answers roll calls whenever it polls a wait on that axis). Then it throws
+// Error (exit 1, not agreed: main aborts the job) naming the operation, the axis, the op's
+// sequence number, and the ranks that did not answer (stopped, hung, or stuck on another axis:
+// their own timeout names their culprit). timeout_s <= 0 uses the plain blocking calls.
+struct WatchdogConfig {
+  double timeout_s = 0;  // seconds; <= 0: off
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   // Takes ownership of `comm` (freed in the destructor unless it is MPI_COMM_WORLD).
-  MpiCommunicator(std::string axis, MPI_Comm comm);
+  MpiCommunicator(std::string axis, MPI_Comm comm, WatchdogConfig watchdog = {});
   ~MpiCommunicator() override;
   MpiCommunicator(const MpiCommunicator&) = delete;
   MpiCommunicator& operator=(const MpiCommunicator&) = delete;
@@ -104,13 +119,38 @@ class MpiCommunicator final : public Communicator {
   void barrier() override;
 
   MPI_Comm comm() const { return comm_; }
+  const WatchdogConfig& watchdog() const { return watchdog_; }
+  // Collective operations started on this axis (the watchdog's op numbers, 1-based).
+  uint64_t collectivesStarted() const { return collective_seq_; }
 
  private:
-  void allReduce(void* data, size_t n, MPI_Datatype type, MPI_Op op, size_t elem_bytes);
+  // What a wait is for, formatted only when it times out.
+  struct PendingOp {
+    const char* what;         // "all-reduce", "recv", ...
+    size_t count = 0;         // elements (or bytes when `unit` says so)
+    const char* unit = "";    // "floats", "bytes", ...
+    std::vector<int> peers;   // point to point: the ranks (of this axis) it waits for
+    uint64_t seq = 0;         // collective: its number on this axis; 0 for point to point
+  };
+  // Waits for `requests` until they complete or the watchdog's timeout passes (then throws).
+  void waitAll(std::vector<MPI_Request>& requests, const PendingOp& op);
+  void waitOne(MPI_Request request, const PendingOp& op);
+  // Answers the roll calls other ranks of this axis have sent (never blocks).
+  void answerRollCalls();
+  [[noreturn]] void timedOut(const PendingOp& op);
+  std::string describeRank(int axis_rank) const;  // "dp rank 1 (world rank 3)"
+  void allReduce(void* data, size_t n, MPI_Datatype type, MPI_Op op, size_t elem_bytes,
+                 const char* what, const char* unit);
   // Counts and displacements of `shards` for the v-collectives, checked against the axis.
   void shardCounts(const FlatShards& shards, std::vector<int>& counts,
                    std::vector<int>& displs) const;
   MPI_Comm comm_;
+  WatchdogConfig watchdog_;
+  uint64_t collective_seq_ = 0;  // collectives started on this axis
+  std::vector<int> world_ranks_;  // world rank of each rank of this axis
+  std::vector<int> send_peers_;   // peer of each pending send
+  // Roll-call messages this rank sent (their buffers must outlive the sends).
+  std::deque<std::array<int64_t, 2>> answers_;
   MPI_Op sum_bf16_ = MPI_OP_NULL, sum_f16_ = MPI_OP_NULL;  // user ops over MPI_UINT16_T
   std::vector<MPI_Request> pending_sends_;
 };

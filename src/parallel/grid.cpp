@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "core/check.h"
@@ -16,7 +17,10 @@ po::options_description gridOptions(GridConfig& c) {
     ("pp", po::value(&c.pp)->default_value(c.pp), "pipeline stages")
     ("tp", po::value(&c.tp)->default_value(c.tp), "tensor-parallel ranks")
     ("zero", po::value(&c.zero)->default_value(c.zero),
-     "1 = shard AdamW state over data-parallel ranks (ZeRO-1)");
+     "1 = shard AdamW state over data-parallel ranks (ZeRO-1)")
+    ("collective-timeout", po::value(&c.collective_timeout)->default_value(c.collective_timeout),
+     "seconds any communication may wait before the job fails naming the operation and the "
+     "ranks that did not arrive (0 = wait forever)");
   return o;
 }
 
@@ -25,6 +29,8 @@ void GridConfig::resolve(int world_size, const ModelConfig& model) {
   KDGRID_OPTION_CHECK(tp >= 1, "--tp must be >= 1 (got {})", tp);
   KDGRID_OPTION_CHECK(dp >= 0, "--dp must be >= 0 (got {})", dp);
   KDGRID_OPTION_CHECK(zero == 0 || zero == 1, "--zero must be 0 or 1 (got {})", zero);
+  KDGRID_OPTION_CHECK(collective_timeout >= 0 && std::isfinite(collective_timeout),
+                      "--collective-timeout must be >= 0 seconds (got {})", collective_timeout);
   if (dp == 0) {
     KDGRID_OPTION_CHECK(world_size % (pp * tp) == 0,
                         "--pp {} x --tp {} does not divide the world size {} (mpirun -np)", pp,
@@ -43,6 +49,7 @@ void GridConfig::resolve(int world_size, const ModelConfig& model) {
 }
 
 ProcessGrid::ProcessGrid(const GridConfig& c) : dp_(c.dp), pp_(c.pp), tp_(c.tp) {
+  const WatchdogConfig watchdog{c.collective_timeout};
   int world_size = 0;
   KDGRID_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_));
   KDGRID_MPI(MPI_Comm_size(MPI_COMM_WORLD, &world_size));
@@ -55,18 +62,18 @@ ProcessGrid::ProcessGrid(const GridConfig& c) : dp_(c.dp), pp_(c.pp), tp_(c.tp) 
   auto split = [&](const char* axis, int color, int key) {
     MPI_Comm comm;
     KDGRID_MPI(MPI_Comm_split(MPI_COMM_WORLD, color, key, &comm));
-    return std::make_unique<MpiCommunicator>(axis, comm);
+    return std::make_unique<MpiCommunicator>(axis, comm, watchdog);
   };
   tp_comm_ = split("tp", pp_rank_ * dp_ + dp_rank_, tp_rank_);
   dp_comm_ = split("dp", pp_rank_ * tp_ + tp_rank_, dp_rank_);
   pp_comm_ = split("pp", dp_rank_ * tp_ + tp_rank_, pp_rank_);
-  world_comm_ = std::make_unique<MpiCommunicator>("world", MPI_COMM_WORLD);
+  world_comm_ = std::make_unique<MpiCommunicator>("world", MPI_COMM_WORLD, watchdog);
   {
     const bool holds_embedding = pp_ > 1 && (pp_rank_ == 0 || pp_rank_ == pp_ - 1);
     MPI_Comm comm;
     KDGRID_MPI(MPI_Comm_split(MPI_COMM_WORLD, holds_embedding ? dp_rank_ * tp_ + tp_rank_ : MPI_UNDEFINED,
                               pp_rank_, &comm));
-    if (comm != MPI_COMM_NULL) emb_comm_ = std::make_unique<MpiCommunicator>("emb", comm);
+    if (comm != MPI_COMM_NULL) emb_comm_ = std::make_unique<MpiCommunicator>("emb", comm, watchdog);
   }
   KDGRID_CHECK(tp_comm_->rank() == tp_rank_ && dp_comm_->rank() == dp_rank_ &&
                    pp_comm_->rank() == pp_rank_,

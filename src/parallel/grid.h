@@ -18,6 +18,9 @@ struct GridConfig {
   int pp = 1;
   int tp = 1;
   int zero = 0;  // 1: ZeRO-1 (optimizer state sharded over dp)
+  // Seconds a collective or point-to-point wait may take before the job fails naming the
+  // operation and the silent ranks (WatchdogConfig); 0 = wait forever (plain blocking MPI).
+  double collective_timeout = 300;
 
   // Resolves dp and checks the grid against the world size and the model. Runs before any
   // collective and gives the same verdict on every rank (OptionError naming the options).

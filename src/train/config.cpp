@@ -37,7 +37,11 @@ po::options_description trainOptions(TrainConfig& c) {
      "adversarial training: perturb the input embeddings by E * sign(d clean loss / d embeddings) "
      "in one extra forward and backward per micro-batch (0 = off; --pp 1 only)")
     ("adv-weight", po::value(&c.adv_weight)->default_value(c.adv_weight),
-     "adversarial training: loss = (1 - W) * clean + W * adversarial, W in (0, 1)");
+     "adversarial training: loss = (1 - W) * clean + W * adversarial, W in (0, 1)")
+    ("on-nan", po::value(&c.on_nan)->default_value(c.on_nan),
+     "non-finite loss or gradients (fp32/bf16): skip (the update, with a warning) | stop (exit 1, "
+     "saving nothing); fp16 always skips and halves the loss scale. Test hook: environment "
+     "KDGRID_TEST_NAN_STEP=N poisons the loss and gradients of step N");
   return o;
 }
 
@@ -64,6 +68,8 @@ void TrainConfig::validate() const {
   // W = 1 would need the clean pass's input gradient without its parameter gradient.
   KDGRID_OPTION_CHECK(adv_epsilon == 0 || (adv_weight > 0 && adv_weight < 1),
                       "--adv-weight must be in (0, 1) with --adv-epsilon > 0 (got {})", adv_weight);
+  KDGRID_OPTION_CHECK(on_nan == "skip" || on_nan == "stop",
+                      "--on-nan must be skip or stop (got '{}')", on_nan);
 }
 
 double learningRate(const TrainConfig& c, int64_t step) {

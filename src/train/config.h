@@ -31,6 +31,10 @@ struct TrainConfig {
   // Online adversarial training (train/adversarial.h): 0 = off.
   double adv_epsilon = 0;  // L-inf radius of the embedding perturbation
   double adv_weight = 0.5; // loss = (1 - W) clean + W adversarial
+  // A non-finite loss or gradient norm in fp32/bf16: "skip" the update (weights and AdamW state
+  // unchanged, a warning, `skipped` in metrics) or "stop" (exit 1 naming the step, nothing
+  // saved). fp16 always skips and halves its loss scale.
+  std::string on_nan = "stop";
 
   double minLr() const { return min_lr < 0 ? lr / 10 : min_lr; }
   void validate() const;

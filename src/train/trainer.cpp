@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -88,6 +89,13 @@ void writeProgress(int64_t step, int64_t steps, double loss, double tok_s, doubl
                int(eta / 60), int(eta) % 60);
   if (step == steps) std::fprintf(stderr, "\n");
   std::fflush(stderr);
+}
+
+// Test hook: the optimizer step (1-based) whose loss and gradients are poisoned with NaN, from
+// the environment variable KDGRID_TEST_NAN_STEP (0 = none). Tests use it to exercise --on-nan.
+int64_t testNanStep() {
+  const char* value = std::getenv("KDGRID_TEST_NAN_STEP");
+  return value ? std::atoll(value) : 0;
 }
 
 }  // namespace
@@ -181,6 +189,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   }
 
   std::string last_saved;
+  const int64_t nan_step = testNanStep();
   // The communicators whose byte counters a step reports (metrics comm_bytes_*).
   std::vector<std::pair<const char*, Communicator*>> axes = {{"dp", &grid.dpComm()},
                                                              {"pp", &grid.ppComm()},
@@ -212,6 +221,10 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     } else {
       sums = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale, head.get());
     }
+    if (state.step + 1 == nan_step && worldRank() == 0) {  // reaches every rank by the sums
+      sums.ce_sum = std::nan("");
+      model.grads()[0] = std::nanf("");
+    }
 
     // 3. Reduce: tied embedding between first and last stage, replicas over dp (ZeRO: each
     //    dp rank gets the sum of its shard only), the loss.
@@ -239,16 +252,30 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     grid.ppComm().allReduceSum(&squares, 1);
     const double grad_norm = std::sqrt(squares) / state.loss_scale;  // unscaled
     const double lr = learningRate(tc, state.step);
-    const bool overflow = !std::isfinite(grad_norm);
-    if (overflow && compute == DType::kF16) {
+    // loss and grad_norm are sums over every rank: all ranks take the same branch.
+    const bool overflow = !std::isfinite(grad_norm) || !std::isfinite(loss);
+    if (overflow && compute != DType::kF16) {
+      if (tc.on_nan == "stop") {
+        throw Error(kExitFailure,
+                    fmt::format("step {}: the loss ({}) or gradient norm ({}) is not finite; "
+                                "stopping without saving (--on-nan stop; the last checkpoint is "
+                                "{})",
+                                state.step + 1, loss, grad_norm,
+                                !last_saved.empty() ? last_saved
+                                : resume            ? *resume
+                                                    : std::string("none")),
+                    /*on_every_rank=*/true);
+      }
+      log0("warning: step {}: the loss ({}) or gradient norm ({}) is not finite; update skipped "
+           "(--on-nan skip)",
+           state.step + 1, loss, grad_norm);
+    } else if (overflow) {
       // Skip the step: weights and optimizer state stay as they are.
       state.loss_scale /= 2;
       state.good_steps = 0;
       log0("step {}: gradient overflow at loss scale {}, step skipped, scale halved",
            state.step + 1, state.loss_scale * 2);
     } else {
-      KDGRID_CHECK(!overflow, "step {}: the gradient norm is not finite (loss {})", state.step + 1,
-                   loss);
       const double clip =
           tc.grad_clip > 0 && grad_norm > tc.grad_clip ? tc.grad_clip / grad_norm : 1.0;
       optimizer.step(model.params(), model.grads(), model.computeCopy(), static_cast<float>(lr),
