@@ -76,7 +76,7 @@ const Tensor& Gpt2Stage::forward(StageActivations& acts, const uint32_t* ids, co
   acts.B = B;
   acts.T = T;
   acts.blocks.resize(layers_.end - layers_.begin);
-  Tensor x = Tensor::zeros({N, C}, compute_);
+  Tensor x = act({N, C}, compute_);
   if (firstStage()) {
     acts.ids.assign(ids, ids + N);
     // Vocab-parallel embedding: each tp rank adds its rows; tp rank 0 adds the positions.
@@ -94,65 +94,74 @@ const Tensor& Gpt2Stage::forward(StageActivations& acts, const uint32_t* ids, co
   for (int l = layers_.begin; l < layers_.end; ++l) {
     BlockActivations& a = acts.blocks[l - layers_.begin];
     a.x_in = x;
-    Tensor x_out = Tensor::zeros({N, C}, compute_);
-    blockForward(l, a, B, T, x_out);
-    if (recompute_ == Recompute::kFull) a = BlockActivations{a.x_in};
-    else if (recompute_ == Recompute::kSelective) a.fc1 = a.gelu = Tensor();
+    Tensor x_out = act({N, C}, compute_);
+    blockForward(l, a, B, T, &x_out);
+    if (recompute_ == Recompute::kFull) {
+      Tensor x_in = a.x_in;  // all backward keeps of the block
+      a = BlockActivations{};
+      a.x_in = x_in;
+    } else if (recompute_ == Recompute::kSelective) {
+      a.fc1 = a.gelu = Tensor();
+    }
     x = x_out;
   }
   acts.out = x;
   if (lastStage()) {
-    acts.lnf = Tensor::zeros({N, C}, compute_);
-    acts.lnf_mean = Tensor::zeros({N}, DType::kF32);
-    acts.lnf_rstd = Tensor::zeros({N}, DType::kF32);
-    ops::layernormForward(rt_, acts.lnf, acts.lnf_mean, acts.lnf_rstd, acts.out, param("ln_f.weight"),
-                          param("ln_f.bias"));
+    acts.lnf = act({N, C}, compute_);
+    acts.lnf_mean = act({N}, DType::kF32);
+    acts.lnf_rstd = act({N}, DType::kF32);
+    ops::layernormForward(rt_, acts.lnf, acts.lnf_mean, acts.lnf_rstd, acts.out,
+                          param("ln_f.weight"), param("ln_f.bias"));
   }
   return acts.out;
 }
 
-void Gpt2Stage::blockForward(int l, BlockActivations& a, int64_t B, int64_t T, Tensor& x_out) {
+// Without x_out (recompute in backward) the block stops after the MLP's GELU: the rest of the
+// forward (fc2, the residual add) produces nothing its backward reads.
+void Gpt2Stage::blockForward(int l, BlockActivations& a, int64_t B, int64_t T, Tensor* x_out) {
   const int64_t N = B * T, C = config_.d_model;
   auto w = [&](const char* what) { return computeWeight(blockName(l, what)); };
   auto p = [&](const char* what) { return param(blockName(l, what)); };
-  a.ln1 = Tensor::zeros({N, C}, compute_);
-  a.ln1_mean = Tensor::zeros({N}, DType::kF32);
-  a.ln1_rstd = Tensor::zeros({N}, DType::kF32);
+  a.ln1 = act({N, C}, compute_);
+  a.ln1_mean = act({N}, DType::kF32);
+  a.ln1_rstd = act({N}, DType::kF32);
   ops::layernormForward(rt_, a.ln1, a.ln1_mean, a.ln1_rstd, a.x_in, p("ln1.weight"), p("ln1.bias"));
-  a.qkv = Tensor::zeros({N, 3 * c_local_}, compute_);
+  a.qkv = act({N, 3 * c_local_}, compute_);
   Tensor qkv_b = p("attn.qkv.bias");
   ops::linearForward(rt_, a.qkv, a.ln1, w("attn.qkv.weight"), &qkv_b);
-  a.att = Tensor::zeros({N, c_local_}, compute_);
-  a.att_lse = Tensor::zeros({B, nh_local_, T}, DType::kF32);
+  a.att = act({N, c_local_}, compute_);
+  a.att_lse = act({B, nh_local_, T}, DType::kF32);
   ops::attentionForward(rt_, a.att, a.att_lse, a.qkv, B, T, nh_local_, config_.attn_window);
   // Row-parallel projection: partial sums over tp, then the (replicated) bias once.
-  Tensor proj = Tensor::zeros({N, C}, compute_);
+  Tensor proj = act({N, C}, compute_);
   ops::linearForward(rt_, proj, a.att, w("attn.out.weight"), nullptr);
   if (tp_.size() > 1) tp_.allReduceSum(proj.data<float>(), proj.numel());
   Tensor out_b = p("attn.out.bias");
   ops::addBias(rt_, proj, out_b);
-  a.x_mid = Tensor::zeros({N, C}, compute_);
+  a.x_mid = act({N, C}, compute_);
   ops::add(rt_, a.x_mid, a.x_in, proj);
 
-  a.ln2 = Tensor::zeros({N, C}, compute_);
-  a.ln2_mean = Tensor::zeros({N}, DType::kF32);
-  a.ln2_rstd = Tensor::zeros({N}, DType::kF32);
-  ops::layernormForward(rt_, a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p("ln2.weight"), p("ln2.bias"));
+  a.ln2 = act({N, C}, compute_);
+  a.ln2_mean = act({N}, DType::kF32);
+  a.ln2_rstd = act({N}, DType::kF32);
+  ops::layernormForward(rt_, a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p("ln2.weight"),
+                        p("ln2.bias"));
   recomputeMlp(l, a);
+  if (!x_out) return;
   ops::linearForward(rt_, proj, a.gelu, w("mlp.fc2.weight"), nullptr);
   if (tp_.size() > 1) tp_.allReduceSum(proj.data<float>(), proj.numel());
   Tensor fc2_b = p("mlp.fc2.bias");
   ops::addBias(rt_, proj, fc2_b);
-  ops::add(rt_, x_out, a.x_mid, proj);
+  ops::add(rt_, *x_out, a.x_mid, proj);
 }
 
 // fc1 and GELU from ln2: the forward's MLP front half, also what selective recompute redoes.
 void Gpt2Stage::recomputeMlp(int l, BlockActivations& a) {
   const int64_t N = a.ln2.dim(0);
-  a.fc1 = Tensor::zeros({N, f_local_}, compute_);
+  a.fc1 = act({N, f_local_}, compute_);
   Tensor fc1_b = param(blockName(l, "mlp.fc1.bias"));
   ops::linearForward(rt_, a.fc1, a.ln2, computeWeight(blockName(l, "mlp.fc1.weight")), &fc1_b);
-  a.gelu = Tensor::zeros({N, f_local_}, compute_);
+  a.gelu = act({N, f_local_}, compute_);
   ops::geluForward(rt_, a.gelu, a.fc1);
 }
 
@@ -164,10 +173,10 @@ LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* 
   Tensor emb = computeWeight("tok_emb");  // [V_local, C], the tied LM head
   Tensor demb = grad("tok_emb");
   Tensor dlnf;
-  if (backward) dlnf = Tensor::zeros({N, C}, compute_);
-  Tensor logits = Tensor::zeros({std::min(N, kHeadChunkRows), vocab_local_}, DType::kF32);
+  if (backward) dlnf = act({N, C}, compute_);
+  Tensor logits = act({std::min(N, kHeadChunkRows), vocab_local_}, DType::kF32);
   Tensor dlogits_c;  // dlogits in the compute dtype (bf16/fp16 runs)
-  if (backward && compute_ != DType::kF32) dlogits_c = Tensor::zeros(logits.shape(), compute_);
+  if (backward && compute_ != DType::kF32) dlogits_c = act(logits.shape(), compute_);
   const ops::VocabShard shard{vocab_start_, vocab_local_, config_.vocab_size};
   // Per row of a chunk: local max, global max, then [sum of exp, target logit] reduced as one.
   std::vector<float> local_max, global_max, sums;
@@ -192,7 +201,8 @@ LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* 
       totals.tokens += 1;
     }
     if (!backward) continue;
-    ops::xentBackwardInPlace(rt_, lg, global_max.data(), sums.data(), targets + r0, shard, grad_scale);
+    ops::xentBackwardInPlace(rt_, lg, global_max.data(), sums.data(), targets + r0, shard,
+                             grad_scale);
     Tensor dx = dlnf.rows(r0, n);
     if (compute_ == DType::kF32) {
       ops::linearBackward(rt_, &dx, false, &demb, nullptr, lg, x, emb);
@@ -205,10 +215,12 @@ LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* 
   if (backward) {
     // The LM head's input gradient is a partial sum over the vocabulary shards.
     if (tp_.size() > 1) tp_.allReduceSum(dlnf.data<float>(), dlnf.numel());
-    *dout = Tensor::zeros({N, C}, compute_);
+    *dout = act({N, C}, compute_);
     Tensor dw = grad("ln_f.weight"), db = grad("ln_f.bias");
     ops::layernormBackward(rt_, *dout, false, dw, db, dlnf, acts.out, acts.lnf_mean, acts.lnf_rstd,
                            param("ln_f.weight"));
+    // The blocks' backward reads neither: give their memory back before it starts.
+    acts.out = acts.lnf = acts.lnf_mean = acts.lnf_rstd = Tensor();
   }
   return totals;
 }
@@ -220,20 +232,19 @@ void Gpt2Stage::logitsAt(const StageActivations& acts, int64_t row, float* logit
   ops::linearForward(rt_, out, acts.lnf.rows(row, 1), emb, nullptr);
 }
 
-Tensor Gpt2Stage::backward(StageActivations& acts, const Tensor& dout) {
+Tensor Gpt2Stage::backward(StageActivations& acts, Tensor dout) {
   const int64_t B = acts.B, T = acts.T, N = B * T, C = config_.d_model;
-  Tensor dx = Tensor::zeros({N, C}, compute_);
-  std::memcpy(dx.raw(), dout.raw(), dx.bytes());
-  Tensor dmid = Tensor::zeros({N, C}, compute_);
-  Tensor dgelu = Tensor::zeros({N, f_local_}, compute_);
-  Tensor datt = Tensor::zeros({N, c_local_}, compute_);
-  Tensor dqkv = Tensor::zeros({N, 3 * c_local_}, compute_);
-  Tensor dln = Tensor::zeros({N, C}, compute_);
+  KDGRID_CHECK(dout.numel() == N * C && dout.dtype() == compute_,
+               "backward: dout {} for [{}, {}] {}", dout.describe(), N, C, dtypeName(compute_));
+  // dx: the gradient of the residual stream, updated in place from d(stage output) down to
+  // d(stage input). Activation gradients that have the shape of a saved activation go into
+  // that activation's buffer once backward has read it (linearBackward forms the weight
+  // gradient before the input gradient), so the backward adds only dqkv to the saved set.
+  Tensor dx = dout;
   for (int l = layers_.end - 1; l >= layers_.begin; --l) {
     BlockActivations& a = acts.blocks[l - layers_.begin];
     if (recompute_ == Recompute::kFull) {
-      Tensor unused = Tensor::zeros({N, C}, compute_);
-      blockForward(l, a, B, T, unused);
+      blockForward(l, a, B, T, nullptr);
     } else if (recompute_ == Recompute::kSelective) {
       recomputeMlp(l, a);
     }
@@ -242,30 +253,40 @@ Tensor Gpt2Stage::backward(StageActivations& acts, const Tensor& dout) {
     auto g = [&](const char* what) { return grad(blockName(l, what)); };
     // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid)))): dx is d x_out.
     Tensor dw = g("mlp.fc2.weight"), db = g("mlp.fc2.bias");
+    Tensor dgelu = a.gelu;  // d gelu over gelu
     ops::linearBackward(rt_, &dgelu, false, &dw, &db, dx, a.gelu, w("mlp.fc2.weight"));
-    ops::geluBackward(rt_, dgelu, dgelu, a.fc1);
+    ops::geluBackward(rt_, dgelu, dgelu, a.fc1);  // now d fc1
     dw = g("mlp.fc1.weight");
     db = g("mlp.fc1.bias");
+    Tensor dln = a.ln2;  // d ln2 over ln2
     ops::linearBackward(rt_, &dln, false, &dw, &db, dgelu, a.ln2, w("mlp.fc1.weight"));
+    a.fc1 = a.gelu = dgelu = Tensor();
     if (tp_.size() > 1) tp_.allReduceSum(dln.data<float>(), dln.numel());
-    std::memcpy(dmid.raw(), dx.raw(), dx.bytes());  // residual path
     dw = g("ln2.weight");
     db = g("ln2.bias");
-    ops::layernormBackward(rt_, dmid, true, dw, db, dln, a.x_mid, a.ln2_mean, a.ln2_rstd, p("ln2.weight"));
-    // x_mid = x_in + out(attention(qkv(ln1(x_in)))): dmid is d x_mid.
+    // dx += LayerNorm backward: the residual path and the MLP branch; dx is now d x_mid.
+    ops::layernormBackward(rt_, dx, true, dw, db, dln, a.x_mid, a.ln2_mean, a.ln2_rstd,
+                           p("ln2.weight"));
+    a.ln2 = a.ln2_mean = a.ln2_rstd = a.x_mid = dln = Tensor();
+    // x_mid = x_in + out(attention(qkv(ln1(x_in)))): dx is d x_mid.
     dw = g("attn.out.weight");
     db = g("attn.out.bias");
-    ops::linearBackward(rt_, &datt, false, &dw, &db, dmid, a.att, w("attn.out.weight"));
+    Tensor datt = a.att;  // d att over att
+    ops::linearBackward(rt_, &datt, false, &dw, &db, dx, a.att, w("attn.out.weight"));
+    Tensor dqkv = act({N, 3 * c_local_}, compute_);
     ops::attentionBackward(rt_, dqkv, datt, a.qkv, a.att_lse, B, T, nh_local_, config_.attn_window);
+    a.att = a.att_lse = a.qkv = datt = Tensor();
     dw = g("attn.qkv.weight");
     db = g("attn.qkv.bias");
+    dln = a.ln1;  // d ln1 over ln1
     ops::linearBackward(rt_, &dln, false, &dw, &db, dqkv, a.ln1, w("attn.qkv.weight"));
+    dqkv = Tensor();
     if (tp_.size() > 1) tp_.allReduceSum(dln.data<float>(), dln.numel());
-    std::memcpy(dx.raw(), dmid.raw(), dx.bytes());
     dw = g("ln1.weight");
     db = g("ln1.bias");
-    ops::layernormBackward(rt_, dx, true, dw, db, dln, a.x_in, a.ln1_mean, a.ln1_rstd, p("ln1.weight"));
-    if (recompute_ != Recompute::kNone) a = BlockActivations{a.x_in};
+    ops::layernormBackward(rt_, dx, true, dw, db, dln, a.x_in, a.ln1_mean, a.ln1_rstd,
+                           p("ln1.weight"));
+    a = BlockActivations{};  // this block's backward is done
   }
   if (!firstStage()) return dx;
   Tensor dtok = grad("tok_emb"), dpos = grad("pos_emb");

@@ -30,27 +30,27 @@ Recompute parseRecompute(const std::string& name);
 // What backward needs from one micro-batch's forward on this stage. `x` tensors are the
 // residual stream [N, C]; local widths are C_local = C / tp and F_local = d_ff / tp.
 struct BlockActivations {
-  Tensor x_in;                       // [N, C] block input (always kept)
-  Tensor ln1, ln1_mean, ln1_rstd;    // [N, C], [N], [N]
-  Tensor qkv;                        // [N, 3 C_local]
-  Tensor att, att_lse;               // [N, C_local], [B, nh_local, T]
-  Tensor x_mid;                      // [N, C] after the attention residual add
-  Tensor ln2, ln2_mean, ln2_rstd;    // [N, C], [N], [N]
-  Tensor fc1, gelu;                  // [N, F_local] each (dropped under selective/full)
+  Tensor x_in;                     // [N, C] block input (always kept)
+  Tensor ln1, ln1_mean, ln1_rstd;  // [N, C], [N], [N]
+  Tensor qkv;                      // [N, 3 C_local]
+  Tensor att, att_lse;             // [N, C_local], [B, nh_local, T]
+  Tensor x_mid;                    // [N, C] after the attention residual add
+  Tensor ln2, ln2_mean, ln2_rstd;  // [N, C], [N], [N]
+  Tensor fc1, gelu;                // [N, F_local] each (dropped under selective/full)
 };
 
 struct StageActivations {
   int64_t B = 0, T = 0;
-  std::vector<uint32_t> ids;         // [B, T] inputs (first stage) — kept for the embedding grad
+  std::vector<uint32_t> ids;  // [B, T] inputs (first stage) — kept for the embedding grad
   std::vector<BlockActivations> blocks;
-  Tensor out;                        // [N, C] stage output (last block's residual)
-  Tensor lnf, lnf_mean, lnf_rstd;    // last stage: final LayerNorm
+  Tensor out;                      // [N, C] stage output (last block's residual)
+  Tensor lnf, lnf_mean, lnf_rstd;  // last stage: final LayerNorm
 };
 
 // Per-micro-batch loss statistics on the last stage (sums, so they add over micro-batches
 // and ranks).
 struct LossSums {
-  double ce_sum = 0;     // sum of cross-entropy over target tokens, nats
+  double ce_sum = 0;  // sum of cross-entropy over target tokens, nats
   int64_t tokens = 0;
 };
 
@@ -79,8 +79,8 @@ class Gpt2Stage {
 
   // Forward of one micro-batch. First stage: `ids` [B, T]; other stages: `input` [N, C] from
   // the previous stage. Returns the stage output [N, C] (the next stage's input).
-  const Tensor& forward(StageActivations& acts, const uint32_t* ids, const Tensor* input,
-                        int64_t B, int64_t T);
+  const Tensor& forward(StageActivations& acts, const uint32_t* ids, const Tensor* input, int64_t B,
+                        int64_t T);
 
   // Last stage: cross-entropy of the targets [B, T] (ids >= vocab or UINT32_MAX are skipped),
   // and, when `grad_scale` > 0, its backward with d loss / d logit scaled by grad_scale (e.g.
@@ -92,14 +92,21 @@ class Gpt2Stage {
   // (sampling).
   void logitsAt(const StageActivations& acts, int64_t row, float* logits);
 
-  // Backward of one micro-batch given d(stage output). Returns d(stage input) [N, C] (empty
+  // Backward of one micro-batch given d(stage output) `dout` [N, C], whose memory it reuses:
+  // dout's contents are overwritten. Returns d(stage input) [N, C] (in dout's memory; empty
   // on the first stage, which ends in the embedding gradient). Parameter grads accumulate.
-  Tensor backward(StageActivations& acts, const Tensor& dout);
+  // The micro-batch's activations are released block by block as backward passes them.
+  Tensor backward(StageActivations& acts, Tensor dout);
 
  private:
-  void blockForward(int layer, BlockActivations& a, int64_t B, int64_t T, Tensor& x_out);
+  // x_out null: recompute for backward (stops after the MLP's GELU).
+  void blockForward(int layer, BlockActivations& a, int64_t B, int64_t T, Tensor* x_out);
   void recomputeMlp(int layer, BlockActivations& a);
   Tensor computeWeight(const std::string& name);  // weight in the compute dtype
+  // An activation-sized tensor from the runtime's pool, contents uninitialised.
+  Tensor act(std::vector<int64_t> shape, DType dtype) {
+    return rt_.pool.empty(std::move(shape), dtype);
+  }
 
   Runtime& rt_;
   ModelConfig config_;
@@ -109,8 +116,8 @@ class Gpt2Stage {
   DType compute_;
   Recompute recompute_;
   ParameterLayout layout_;
-  Tensor params_, grads_;   // fp32 flat [layout_.totalElements()]
-  Tensor compute_params_;   // compute-dtype copy of params_ (bf16/fp16 runs only)
+  Tensor params_, grads_;  // fp32 flat [layout_.totalElements()]
+  Tensor compute_params_;  // compute-dtype copy of params_ (bf16/fp16 runs only)
   int64_t vocab_start_ = 0, vocab_local_ = 0;
   int64_t c_local_ = 0, f_local_ = 0, nh_local_ = 0;
 };

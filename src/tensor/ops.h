@@ -17,6 +17,7 @@ namespace kdgrid::ops {
 void linearForward(Runtime& rt, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b);
 // dx[N, in] (=, or += when accumulate) = dy[N, out] . w[out, in];
 // dw[out, in] += dy^T . x (fp32); db[out] += column sums of dy (fp32). Null pointers skip.
+// dx may share x's memory (x is read only by the weight gradient, which is formed first).
 void linearBackward(Runtime& rt, Tensor* dx, bool accumulate, Tensor* dw, Tensor* db, const Tensor& dy,
                     const Tensor& x, const Tensor& w);
 
