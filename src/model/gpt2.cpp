@@ -132,12 +132,11 @@ void Gpt2Stage::blockForward(int l, BlockActivations& a, int64_t B, int64_t T, T
   a.att = act({N, c_local_}, compute_);
   a.att_lse = act({B, nh_local_, T}, DType::kF32);
   ops::attentionForward(rt_, a.att, a.att_lse, a.qkv, B, T, nh_local_, config_.attn_window);
-  // Row-parallel projection: partial sums over tp, then the (replicated) bias once.
+  // Row-parallel projection: with tp > 1, partial sums over tp, then the (replicated) bias
+  // once; with tp == 1 the GEMM adds the bias as it stores (one rounding to the compute type
+  // instead of two, and no extra pass).
   Tensor proj = act({N, C}, compute_);
-  ops::linearForward(rt_, proj, a.att, w("attn.out.weight"), nullptr);
-  if (tp_.size() > 1) tp_.allReduceSum(proj.data<float>(), proj.numel());
-  Tensor out_b = p("attn.out.bias");
-  ops::addBias(rt_, proj, out_b);
+  rowParallelLinear(proj, a.att, w("attn.out.weight"), p("attn.out.bias"));
   a.x_mid = act({N, C}, compute_);
   ops::add(rt_, a.x_mid, a.x_in, proj);
 
@@ -148,11 +147,18 @@ void Gpt2Stage::blockForward(int l, BlockActivations& a, int64_t B, int64_t T, T
                         p("ln2.bias"));
   recomputeMlp(l, a);
   if (!x_out) return;
-  ops::linearForward(rt_, proj, a.gelu, w("mlp.fc2.weight"), nullptr);
-  if (tp_.size() > 1) tp_.allReduceSum(proj.data<float>(), proj.numel());
-  Tensor fc2_b = p("mlp.fc2.bias");
-  ops::addBias(rt_, proj, fc2_b);
+  rowParallelLinear(proj, a.gelu, w("mlp.fc2.weight"), p("mlp.fc2.bias"));
   ops::add(rt_, *x_out, a.x_mid, proj);
+}
+
+void Gpt2Stage::rowParallelLinear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (tp_.size() == 1) {
+    ops::linearForward(rt_, y, x, w, &b);
+    return;
+  }
+  ops::linearForward(rt_, y, x, w, nullptr);
+  tp_.allReduceSum(y.data<float>(), y.numel());
+  ops::addBias(rt_, y, b);
 }
 
 // fc1 and GELU from ln2: the forward's MLP front half, also what selective recompute redoes.

@@ -102,6 +102,8 @@ class Gpt2Stage {
   // x_out null: recompute for backward (stops after the MLP's GELU).
   void blockForward(int layer, BlockActivations& a, int64_t B, int64_t T, Tensor* x_out);
   void recomputeMlp(int layer, BlockActivations& a);
+  // y = x . w^T summed over the tp ranks (each holds a slice of the inputs), + b once.
+  void rowParallelLinear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b);
   Tensor computeWeight(const std::string& name);  // weight in the compute dtype
   // An activation-sized tensor from the runtime's pool, contents uninitialised.
   Tensor act(std::vector<int64_t> shape, DType dtype) {
