@@ -148,7 +148,7 @@ struct Dims {
   // that their rows are not a multiple of 1 KiB apart (T = 256: 64 rows would all fall into a
   // quarter of the L1 sets, and the column walks of the products would miss on conflicts).
   int64_t ldt;
-  float scale;   // 1 / sqrt(hd)
+  float scale;  // 1 / sqrt(hd)
 
   Dims(int64_t b, int64_t t, int64_t c, int64_t h, int64_t w)
       : batch(b),
@@ -275,7 +275,7 @@ void forwardHead(const Dims& d, int64_t b, int64_t h, T* out, float* lse, const 
   float* v = kt + d.hd * ldt;             // [tpad, hdp]
   float* sbuf = v + tpad * hdp;           // [kBlockRows, ldt] scores, then probabilities
   float* obuf = sbuf + kBlockRows * ldt;  // [kBlockRows, hdp]
-  float* tmp = obuf + kBlockRows * hdp;    // [16, hd] transpose tile
+  float* tmp = obuf + kBlockRows * hdp;   // [16, hd] transpose tile
   float inv_sum[kBlockRows];
 
   const int64_t stride = 3 * d.channels;
@@ -318,7 +318,7 @@ void backwardHead(const Dims& d, int64_t b, int64_t h, T* dqkv, const T* dout, c
   float* sbuf = dv + tpad * hdp;           // [kBlockRows, ldt] P
   float* dsbuf = sbuf + kBlockRows * ldt;  // [kBlockRows, ldt] dP, then dS
   float* dq = dsbuf + kBlockRows * ldt;    // [kBlockRows, hdp]
-  float* tmp = dq + kBlockRows * hdp;       // [16, hd] transpose tile
+  float* tmp = dq + kBlockRows * hdp;      // [16, hd] transpose tile
 
   const int64_t stride = 3 * d.channels;
   gatherRows(qs, hdp, tpad, qkv + d.qkvOffset(b, 0, 0, h), stride, d.seq, d.hd, d.scale);
