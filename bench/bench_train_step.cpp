@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
       "warmup", po::value(&warmup)->default_value(2), "untimed steps first")(
       "profile-steps", po::value(&profile_steps)->default_value(3), "extra steps with op timers")(
       "precision", po::value(&precision)->default_value("both"), "fp32 | bf16 | both")(
-      "recompute", po::value(&recompute)->default_value("none"), "none | selective | full");
+      "recompute", po::value(&recompute)->default_value("none"), "none | selective | full")(
+      "no-peak", "skip the GEMM peak measurement (profiling runs)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -103,8 +104,9 @@ int main(int argc, char** argv) {
     std::printf("model FLOPs per step: %.2f GFLOP (%.2f MFLOP per token)\n", flops * 1e-9,
                 flops / tokens * 1e-6);
 
-    std::vector<double> peak(types.size());
-    for (size_t i = 0; i < types.size(); ++i)
+    const bool measure_peak = !vm.count("no-peak");
+    std::vector<double> peak(types.size(), 0.0);
+    for (size_t i = 0; i < types.size() && measure_peak; ++i)
       peak[i] = cpu::measureGemmPeakFlops(harness[i]->runtime().gemm, types[i]);
     for (int w = 0; w < warmup; ++w)
       for (auto& h : harness) h->step();
@@ -119,20 +121,24 @@ int main(int argc, char** argv) {
         res[i].opt.push_back(t.optimizer);
       }
     }
-    for (size_t i = 0; i < types.size(); ++i)
+    for (size_t i = 0; i < types.size() && measure_peak; ++i)
       peak[i] = std::max(peak[i], cpu::measureGemmPeakFlops(harness[i]->runtime().gemm, types[i]));
 
     for (size_t i = 0; i < types.size(); ++i) {
       const Result& r = res[i];
       const double med = bench::median(r.total);
       const double best = *std::min_element(r.total.begin(), r.total.end());
-      std::printf("\n%s: GEMM peak %.1f GFLOP/s (2048^3, this process)\n",
-                  std::string(dtypeName(types[i])).c_str(), peak[i] * 1e-9);
-      std::printf(
-          "  step median %.1f ms (best %.1f, %d steps): %.0f tokens/s, %.1f GFLOP/s = "
-          "%.1f%% of peak (best step %.1f%%); loss %.4f\n",
-          med * 1e3, best * 1e3, steps, tokens / med, flops / med * 1e-9,
-          100 * flops / med / peak[i], 100 * flops / best / peak[i], harness[i]->lastLoss());
+      std::printf("\n%s: ", std::string(dtypeName(types[i])).c_str());
+      if (measure_peak)
+        std::printf("GEMM peak %.1f GFLOP/s (2048^3, this process)\n", peak[i] * 1e-9);
+      else
+        std::printf("GEMM peak not measured\n");
+      std::printf("  step median %.1f ms (best %.1f, %d steps): %.0f tokens/s, %.1f GFLOP/s",
+                  med * 1e3, best * 1e3, steps, tokens / med, flops / med * 1e-9);
+      if (measure_peak)
+        std::printf(" = %.1f%% of peak (best step %.1f%%)", 100 * flops / med / peak[i],
+                    100 * flops / best / peak[i]);
+      std::printf("; loss %.4f\n", harness[i]->lastLoss());
       std::printf(
           "  phases (median ms): zero grads %.2f, forward+backward %.2f, grad norm %.2f, "
           "AdamW %.2f\n",

@@ -1,5 +1,6 @@
 #include "model/gpt2.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -15,9 +16,18 @@ Recompute parseRecompute(const std::string& name) {
 }
 
 namespace {
-// Rows of logits handled at once by the LM head: bounds the [rows, V_local] fp32 buffer
-// (e.g. 256 x 50304 x 4 B = 51 MB) whatever the micro-batch size.
-constexpr int64_t kHeadChunkRows = 256;
+// Rows of logits the LM head handles at once: as many as fit an fp32 [rows, V_local] buffer of
+// kHeadChunkBytes (each chunk is written by the GEMM, read by the softmax statistics, rewritten
+// by its backward and read by two GEMMs, so it should stay in cache), but at least
+// kHeadMinRows (GEMM efficiency: the tok_emb gradient [V_local, C] is read and written once per
+// chunk; 256 x 50304 x 4 B = 51 MB for GPT-2's vocabulary). V 4096: 512 rows.
+constexpr int64_t kHeadChunkBytes = int64_t{8} << 20;
+constexpr int64_t kHeadMinRows = 256;
+
+int64_t headChunkRows(int64_t vocab_local) {
+  const int64_t rows = kHeadChunkBytes / (4 * std::max<int64_t>(1, vocab_local)) / 64 * 64;
+  return std::max(kHeadMinRows, rows);
+}
 
 std::string blockName(int layer, const char* what) {
   return "blocks." + std::to_string(layer) + "." + what;
@@ -180,15 +190,16 @@ LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* 
   Tensor demb = grad("tok_emb");
   Tensor dlnf;
   if (backward) dlnf = act({N, C}, compute_);
-  Tensor logits = act({std::min(N, kHeadChunkRows), vocab_local_}, DType::kF32);
+  const int64_t chunk_rows = headChunkRows(vocab_local_);
+  Tensor logits = act({std::min(N, chunk_rows), vocab_local_}, DType::kF32);
   Tensor dlogits_c;  // dlogits in the compute dtype (bf16/fp16 runs)
   if (backward && compute_ != DType::kF32) dlogits_c = act(logits.shape(), compute_);
   const ops::VocabShard shard{vocab_start_, vocab_local_, config_.vocab_size};
   // Per row of a chunk: local max, global max, then [sum of exp, target logit] reduced as one.
   std::vector<float> local_max, global_max, sums;
   LossSums totals;
-  for (int64_t r0 = 0; r0 < N; r0 += kHeadChunkRows) {
-    const int64_t n = std::min(kHeadChunkRows, N - r0);
+  for (int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
+    const int64_t n = std::min(chunk_rows, N - r0);
     Tensor x = acts.lnf.rows(r0, n);
     Tensor lg = logits.rows(0, n);
     ops::linearForward(rt_, lg, x, emb, nullptr);  // [n, V_local], fp32
