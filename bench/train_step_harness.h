@@ -96,7 +96,7 @@ class TrainStepHarness {
     StepTimes t;
     const size_t n = model_.layout().totalElements();
     const auto t0 = Clock::now();
-    std::fill(model_.grads(), model_.grads() + n, 0.0f);
+    model_.zeroGrads();
     const auto t1 = Clock::now();
     const LossSums loss =
         pipelineTrainStep(model_, grid_.ppComm(), micro, 1.0f / static_cast<float>(tokens));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/elementwise.h"
 #include "tensor/ops.h"
 
 namespace kdgrid {
@@ -20,8 +21,8 @@ namespace {
 // kHeadChunkBytes (each chunk is written by the GEMM, read by the softmax statistics, rewritten
 // by its backward and read by two GEMMs, so it should stay in cache), but at least
 // kHeadMinRows (GEMM efficiency: the tok_emb gradient [V_local, C] is read and written once per
-// chunk; 256 x 50304 x 4 B = 51 MB for GPT-2's vocabulary). V 4096: 512 rows.
-constexpr int64_t kHeadChunkBytes = int64_t{8} << 20;
+// chunk; 256 x 50304 x 4 B = 51 MB for GPT-2's vocabulary). V 4096: 1024 rows.
+constexpr int64_t kHeadChunkBytes = int64_t{16} << 20;
 constexpr int64_t kHeadMinRows = 256;
 
 int64_t headChunkRows(int64_t vocab_local) {
@@ -73,6 +74,11 @@ Tensor Gpt2Stage::computeWeight(const std::string& name) {
   const LocalParam& p = layout_.find(name);
   return Tensor::view(static_cast<char*>(compute_params_.raw()) + p.offset * dtypeSize(compute_),
                       {p.local_rows, p.local_cols}, compute_);
+}
+
+void Gpt2Stage::zeroGrads() {
+  cpu::zeroFill(grads(), static_cast<int64_t>(layout_.totalElements()));
+  weight_grads_zero_ = true;
 }
 
 void Gpt2Stage::syncComputeWeights() {
@@ -258,6 +264,9 @@ Tensor Gpt2Stage::backward(StageActivations& acts, Tensor dout) {
   // that activation's buffer once backward has read it (linearBackward forms the weight
   // gradient before the input gradient), so the backward adds only dqkv to the saved set.
   Tensor dx = dout;
+  // Weight gradients still all zero (zeroGrads()): the GEMMs write them.
+  const bool assign = weight_grads_zero_;
+  weight_grads_zero_ = false;
   for (int l = layers_.end - 1; l >= layers_.begin; --l) {
     BlockActivations& a = acts.blocks[l - layers_.begin];
     if (recompute_ == Recompute::kFull) {
@@ -271,12 +280,12 @@ Tensor Gpt2Stage::backward(StageActivations& acts, Tensor dout) {
     // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid)))): dx is d x_out.
     Tensor dw = g("mlp.fc2.weight"), db = g("mlp.fc2.bias");
     Tensor dgelu = a.gelu;  // d gelu over gelu
-    ops::linearBackward(rt_, &dgelu, false, &dw, &db, dx, a.gelu, w("mlp.fc2.weight"));
+    ops::linearBackward(rt_, &dgelu, false, &dw, &db, dx, a.gelu, w("mlp.fc2.weight"), assign);
     ops::geluBackward(rt_, dgelu, dgelu, a.fc1);  // now d fc1
     dw = g("mlp.fc1.weight");
     db = g("mlp.fc1.bias");
     Tensor dln = a.ln2;  // d ln2 over ln2
-    ops::linearBackward(rt_, &dln, false, &dw, &db, dgelu, a.ln2, w("mlp.fc1.weight"));
+    ops::linearBackward(rt_, &dln, false, &dw, &db, dgelu, a.ln2, w("mlp.fc1.weight"), assign);
     a.fc1 = a.gelu = dgelu = Tensor();
     if (tp_.size() > 1) tp_.allReduceSum(dln.data<float>(), dln.numel());
     dw = g("ln2.weight");
@@ -289,14 +298,14 @@ Tensor Gpt2Stage::backward(StageActivations& acts, Tensor dout) {
     dw = g("attn.out.weight");
     db = g("attn.out.bias");
     Tensor datt = a.att;  // d att over att
-    ops::linearBackward(rt_, &datt, false, &dw, &db, dx, a.att, w("attn.out.weight"));
+    ops::linearBackward(rt_, &datt, false, &dw, &db, dx, a.att, w("attn.out.weight"), assign);
     Tensor dqkv = act({N, 3 * c_local_}, compute_);
     ops::attentionBackward(rt_, dqkv, datt, a.qkv, a.att_lse, B, T, nh_local_, config_.attn_window);
     a.att = a.att_lse = a.qkv = datt = Tensor();
     dw = g("attn.qkv.weight");
     db = g("attn.qkv.bias");
     dln = a.ln1;  // d ln1 over ln1
-    ops::linearBackward(rt_, &dln, false, &dw, &db, dqkv, a.ln1, w("attn.qkv.weight"));
+    ops::linearBackward(rt_, &dln, false, &dw, &db, dqkv, a.ln1, w("attn.qkv.weight"), assign);
     dqkv = Tensor();
     if (tp_.size() > 1) tp_.allReduceSum(dln.data<float>(), dln.numel());
     dw = g("ln1.weight");

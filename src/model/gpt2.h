@@ -65,6 +65,11 @@ class Gpt2Stage {
   bool lastStage() const { return stage_ == pp_ - 1; }
   DType computeType() const { return compute_; }
 
+  // Sets every parameter gradient to 0 and lets the next backward() write the blocks' weight
+  // gradients instead of adding to them (the same values; the GEMMs then skip reading the
+  // zeros back, ~5-10% faster). Any later backward adds, as usual.
+  void zeroGrads();
+
   // Flat fp32 buffers over layout(): master weights and gradients.
   float* params() { return params_.data<float>(); }
   float* grads() { return grads_.data<float>(); }
@@ -122,6 +127,7 @@ class Gpt2Stage {
   Tensor compute_params_;  // compute-dtype copy of params_ (bf16/fp16 runs only)
   int64_t vocab_start_ = 0, vocab_local_ = 0;
   int64_t c_local_ = 0, f_local_ = 0, nh_local_ = 0;
+  bool weight_grads_zero_ = false;  // set by zeroGrads(), cleared by the next backward()
 };
 
 }  // namespace kdgrid

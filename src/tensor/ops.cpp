@@ -81,7 +81,7 @@ void linearForward(Runtime& rt, Tensor& y, const Tensor& x, const Tensor& w, con
 }
 
 void linearBackward(Runtime& rt, Tensor* dx, bool accumulate, Tensor* dw, Tensor* db,
-                    const Tensor& dy, const Tensor& x, const Tensor& w) {
+                    const Tensor& dy, const Tensor& x, const Tensor& w, bool assign_dw) {
   requireCpu(dy, "linearBackward");
   const int64_t n = rowsOf(x), in = x.dim(-1), out = w.dim(0);
   KDGRID_CHECK(dy.numel() == n * out && dy.dtype() == x.dtype(), "linearBackward: dy {} x {} w {}",
@@ -93,7 +93,7 @@ void linearBackward(Runtime& rt, Tensor* dx, bool accumulate, Tensor* dw, Tensor
     call.m = out;
     call.n = in;
     call.k = n;
-    call.beta = 1.0f;
+    call.beta = assign_dw ? 0.0f : 1.0f;
     call.type_a = dy.dtype();
     call.type_b = x.dtype();
     call.type_c = DType::kF32;
