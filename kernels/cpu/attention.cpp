@@ -70,7 +70,12 @@ inline void tile(int64_t kdim, const float* a, int64_t a_rs, int64_t a_cs, const
   for (int64_t k = 0; k < kdim; ++k) {
     const float* bk = b + k * ldb;
     Vec16f bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = load16(bk + kLanes * v);
+    for (int v = 0; v < NV; ++v) {
+      bv[v] = load16(bk + kLanes * v);
+      // Keep the B vectors in registers: folded into each row's FMA as a memory operand they
+      // would be loaded R times, and the loads (not the FMAs) would bound the loop.
+      asm("" : "+v"(bv[v]));
+    }
     const float* ak = a + k * a_cs;
     for (int r = 0; r < R; ++r) {
       const float s = ak[r * a_rs];
@@ -139,7 +144,11 @@ struct Dims {
   int64_t nh;    // local heads
   int64_t hdp;   // hd rounded up to 16
   int64_t tpad;  // seq rounded up to 16
-  float scale;   // 1 / sqrt(hd)
+  // Leading dimension of the [.., tpad] buffers (K^T, V^T, the score tiles): tpad + 16, so
+  // that their rows are not a multiple of 1 KiB apart (T = 256: 64 rows would all fall into a
+  // quarter of the L1 sets, and the column walks of the products would miss on conflicts).
+  int64_t ldt;
+  float scale;  // 1 / sqrt(hd)
 
   Dims(int64_t b, int64_t t, int64_t c, int64_t h, int64_t w)
       : batch(b),
@@ -150,6 +159,7 @@ struct Dims {
         nh(c / h),
         hdp(roundUp(h, kLanes)),
         tpad(roundUp(t, kLanes)),
+        ldt(tpad + kLanes),
         scale(1.0f / std::sqrt(static_cast<float>(h))) {}
 
   // First key a query attends.
@@ -259,18 +269,18 @@ float softmaxRow(float* row, int64_t n, float* inv_sum) {
 template <typename T>
 void forwardHead(const Dims& d, int64_t b, int64_t h, T* out, float* lse, const T* qkv,
                  float* scratch) {
-  const int64_t tpad = d.tpad, hdp = d.hdp;
-  float* qs = scratch;                     // [tpad, hdp] scaled Q
-  float* kt = qs + tpad * hdp;             // [hd, tpad] K transposed
-  float* v = kt + d.hd * tpad;             // [tpad, hdp]
-  float* sbuf = v + tpad * hdp;            // [kBlockRows, tpad] scores, then probabilities
-  float* obuf = sbuf + kBlockRows * tpad;  // [kBlockRows, hdp]
-  float* tmp = obuf + kBlockRows * hdp;    // [16, hd] transpose tile
+  const int64_t tpad = d.tpad, hdp = d.hdp, ldt = d.ldt;
+  float* qs = scratch;                    // [tpad, hdp] scaled Q
+  float* kt = qs + tpad * hdp;            // [hd, ldt] K transposed
+  float* v = kt + d.hd * ldt;             // [tpad, hdp]
+  float* sbuf = v + tpad * hdp;           // [kBlockRows, ldt] scores, then probabilities
+  float* obuf = sbuf + kBlockRows * ldt;  // [kBlockRows, hdp]
+  float* tmp = obuf + kBlockRows * hdp;   // [16, hd] transpose tile
   float inv_sum[kBlockRows];
 
   const int64_t stride = 3 * d.channels;
   gatherRows(qs, hdp, tpad, qkv + d.qkvOffset(b, 0, 0, h), stride, d.seq, d.hd, d.scale);
-  gatherTransposed(kt, tpad, qkv + d.qkvOffset(b, 0, 1, h), stride, d.seq, d.hd, tmp);
+  gatherTransposed(kt, ldt, qkv + d.qkvOffset(b, 0, 1, h), stride, d.seq, d.hd, tmp);
   gatherRows(v, hdp, tpad, qkv + d.qkvOffset(b, 0, 2, h), stride, d.seq, d.hd, 1.0f);
 
   for (int64_t i0 = 0; i0 < d.seq; i0 += kBlockRows) {
@@ -278,14 +288,14 @@ void forwardHead(const Dims& d, int64_t b, int64_t h, T* out, float* lse, const 
     const int64_t rows = i1 - i0;
     const KeyRange kr(d, i0, i1);
     const int64_t n = kr.size();
-    gemmBroadcast<false>(rows, n, d.hd, qs + i0 * hdp, hdp, 1, kt + kr.k0, tpad, sbuf, tpad);
+    gemmBroadcast<false>(rows, n, d.hd, qs + i0 * hdp, hdp, 1, kt + kr.k0, ldt, sbuf, ldt);
     for (int64_t r = 0; r < rows; ++r) {
-      float* row = sbuf + r * tpad;
+      float* row = sbuf + r * ldt;
       maskRow(row, d, i0 + r, kr);
       const float l = softmaxRow(row, n, &inv_sum[r]);
       if (lse) lse[(b * d.nh + h) * d.seq + i0 + r] = l;
     }
-    gemmBroadcast<false>(rows, hdp, n, sbuf, tpad, 1, v + kr.k0 * hdp, hdp, obuf, hdp);
+    gemmBroadcast<false>(rows, hdp, n, sbuf, ldt, 1, v + kr.k0 * hdp, hdp, obuf, hdp);
     for (int64_t r = 0; r < rows; ++r) {
       float* o = obuf + r * hdp;
       for (int64_t c = 0; c < d.hd; ++c) o[c] *= inv_sum[r];
@@ -297,24 +307,24 @@ void forwardHead(const Dims& d, int64_t b, int64_t h, T* out, float* lse, const 
 template <typename T>
 void backwardHead(const Dims& d, int64_t b, int64_t h, T* dqkv, const T* dout, const T* qkv,
                   const float* lse, float* scratch) {
-  const int64_t tpad = d.tpad, hdp = d.hdp;
-  float* qs = scratch;                      // [tpad, hdp] scaled Q
-  float* k = qs + tpad * hdp;               // [tpad, hdp]
-  float* kt = k + tpad * hdp;               // [hd, tpad]
-  float* vt = kt + d.hd * tpad;             // [hd, tpad]
-  float* dout_h = vt + d.hd * tpad;         // [tpad, hdp] dO
-  float* dk = dout_h + tpad * hdp;          // [tpad, hdp] accumulated dK
-  float* dv = dk + tpad * hdp;              // [tpad, hdp] accumulated dV
-  float* sbuf = dv + tpad * hdp;            // [kBlockRows, tpad] P
-  float* dsbuf = sbuf + kBlockRows * tpad;  // [kBlockRows, tpad] dP, then dS
-  float* dq = dsbuf + kBlockRows * tpad;    // [kBlockRows, hdp]
-  float* tmp = dq + kBlockRows * hdp;       // [16, hd] transpose tile
+  const int64_t tpad = d.tpad, hdp = d.hdp, ldt = d.ldt;
+  float* qs = scratch;                     // [tpad, hdp] scaled Q
+  float* k = qs + tpad * hdp;              // [tpad, hdp]
+  float* kt = k + tpad * hdp;              // [hd, ldt]
+  float* vt = kt + d.hd * ldt;             // [hd, ldt]
+  float* dout_h = vt + d.hd * ldt;         // [tpad, hdp] dO
+  float* dk = dout_h + tpad * hdp;         // [tpad, hdp] accumulated dK
+  float* dv = dk + tpad * hdp;             // [tpad, hdp] accumulated dV
+  float* sbuf = dv + tpad * hdp;           // [kBlockRows, ldt] P
+  float* dsbuf = sbuf + kBlockRows * ldt;  // [kBlockRows, ldt] dP, then dS
+  float* dq = dsbuf + kBlockRows * ldt;    // [kBlockRows, hdp]
+  float* tmp = dq + kBlockRows * hdp;      // [16, hd] transpose tile
 
   const int64_t stride = 3 * d.channels;
   gatherRows(qs, hdp, tpad, qkv + d.qkvOffset(b, 0, 0, h), stride, d.seq, d.hd, d.scale);
   gatherRows(k, hdp, tpad, qkv + d.qkvOffset(b, 0, 1, h), stride, d.seq, d.hd, 1.0f);
-  gatherTransposed(kt, tpad, k, hdp, d.seq, d.hd, tmp);  // from the fp32 copy in cache
-  gatherTransposed(vt, tpad, qkv + d.qkvOffset(b, 0, 2, h), stride, d.seq, d.hd, tmp);
+  gatherTransposed(kt, ldt, k, hdp, d.seq, d.hd, tmp);  // from the fp32 copy in cache
+  gatherTransposed(vt, ldt, qkv + d.qkvOffset(b, 0, 2, h), stride, d.seq, d.hd, tmp);
   gatherRows(dout_h, hdp, tpad, dout + d.outOffset(b, 0, h), d.channels, d.seq, d.hd, 1.0f);
   std::fill(dk, dk + tpad * hdp, 0.0f);
   std::fill(dv, dv + tpad * hdp, 0.0f);
@@ -326,9 +336,9 @@ void backwardHead(const Dims& d, int64_t b, int64_t h, T* dqkv, const T* dout, c
     const KeyRange kr(d, i0, i1);
     const int64_t n = kr.size();
     // P = exp(S - lse), masked entries exactly 0.
-    gemmBroadcast<false>(rows, n, d.hd, qs + i0 * hdp, hdp, 1, kt + kr.k0, tpad, sbuf, tpad);
+    gemmBroadcast<false>(rows, n, d.hd, qs + i0 * hdp, hdp, 1, kt + kr.k0, ldt, sbuf, ldt);
     for (int64_t r = 0; r < rows; ++r) {
-      float* row = sbuf + r * tpad;
+      float* row = sbuf + r * ldt;
       maskRow(row, d, i0 + r, kr);
       const float l = lse_h[i0 + r];
       for (int64_t c = 0; c < n; c += kLanes)
@@ -337,21 +347,21 @@ void backwardHead(const Dims& d, int64_t b, int64_t h, T* dqkv, const T* dout, c
     // dP = dO V^T; dS = P * (dP - D) with D_i = rowsum(dO_i * O_i) = sum_j P_ij dP_ij, taken
     // from the fp32 tile (the row's whole key range is in it) rather than from the stored,
     // possibly bf16-rounded, output: in bf16 that rounding would dominate dS where dP ~ D.
-    gemmBroadcast<false>(rows, n, d.hd, dout_h + i0 * hdp, hdp, 1, vt + kr.k0, tpad, dsbuf, tpad);
+    gemmBroadcast<false>(rows, n, d.hd, dout_h + i0 * hdp, hdp, 1, vt + kr.k0, ldt, dsbuf, ldt);
     for (int64_t r = 0; r < rows; ++r) {
-      const float* p = sbuf + r * tpad;
-      float* ds = dsbuf + r * tpad;
+      const float* p = sbuf + r * ldt;
+      float* ds = dsbuf + r * ldt;
       Vec16f vd = Vec16f{};
       for (int64_t c = 0; c < n; c += kLanes) vd += load16(p + c) * load16(ds + c);
       const float dr = simd::hsum16(vd);
       for (int64_t c = 0; c < n; c += kLanes)
         store16(ds + c, load16(p + c) * (load16(ds + c) - dr));
     }
-    // dV[k0:k1] += P^T dO, dK[k0:k1] += dS^T (scale Q): A read transposed (a_rs 1, a_cs tpad).
-    gemmBroadcast<true>(n, hdp, rows, sbuf, 1, tpad, dout_h + i0 * hdp, hdp, dv + kr.k0 * hdp, hdp);
-    gemmBroadcast<true>(n, hdp, rows, dsbuf, 1, tpad, qs + i0 * hdp, hdp, dk + kr.k0 * hdp, hdp);
+    // dV[k0:k1] += P^T dO, dK[k0:k1] += dS^T (scale Q): A read transposed (a_rs 1, a_cs ldt).
+    gemmBroadcast<true>(n, hdp, rows, sbuf, 1, ldt, dout_h + i0 * hdp, hdp, dv + kr.k0 * hdp, hdp);
+    gemmBroadcast<true>(n, hdp, rows, dsbuf, 1, ldt, qs + i0 * hdp, hdp, dk + kr.k0 * hdp, hdp);
     // dQ = scale dS K.
-    gemmBroadcast<false>(rows, hdp, n, dsbuf, tpad, 1, k + kr.k0 * hdp, hdp, dq, hdp);
+    gemmBroadcast<false>(rows, hdp, n, dsbuf, ldt, 1, k + kr.k0 * hdp, hdp, dq, hdp);
     for (int64_t r = 0; r < rows; ++r) {
       float* q = dq + r * hdp;
       for (int64_t c = 0; c < d.hd; ++c) q[c] *= d.scale;
@@ -372,7 +382,7 @@ void attentionForward(T* out, float* lse, const T* qkv, int64_t batch, int64_t s
   const Dims d(batch, seq, channels, head_dim, window);
   checkDims(d);
   const int64_t scratch_floats =
-      2 * d.tpad * d.hdp + d.hd * d.tpad + kBlockRows * (d.tpad + d.hdp) + kLanes * d.hd;
+      2 * d.tpad * d.hdp + d.hd * d.ldt + kBlockRows * (d.ldt + d.hdp) + kLanes * d.hd;
   const int64_t pairs = batch * d.nh;
   // Dynamic: (b, h) pairs cost the same, but a core shared with another process finishes late.
   // Which thread computes a pair does not change its result.
@@ -392,7 +402,7 @@ void attentionBackward(T* dqkv, const T* dout, const T* qkv, const float* lse, i
   checkDims(d);
   KDGRID_CHECK(lse != nullptr || batch * seq == 0, "attention backward needs the forward's lse");
   const int64_t scratch_floats =
-      5 * d.tpad * d.hdp + 2 * d.hd * d.tpad + kBlockRows * (2 * d.tpad + d.hdp) + kLanes * d.hd;
+      5 * d.tpad * d.hdp + 2 * d.hd * d.ldt + kBlockRows * (2 * d.ldt + d.hdp) + kLanes * d.hd;
   const int64_t pairs = batch * d.nh;
 #pragma omp parallel if (pairs > 1)
   {

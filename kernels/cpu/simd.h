@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "core/dtype.h"
+#include "kernels/cpu/detail/convert_simd.h"
 
 namespace kdgrid::cpu::simd {
 
@@ -117,26 +118,16 @@ inline Vec16f expBounded16(Vec16f x) {
   return expImpl<false>(x);
 }
 
-// dst[0, n) = float(src[0, n)).
+// dst[0, n) = float(src[0, n)) (detail/convert_simd.h: AVX-512 conversions where built).
 template <typename T>
 inline void loadRow(float* dst, const T* src, int64_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-  } else {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) dst[i] = toFloat(src[i]);
-  }
+  detail::toF32(dst, src, n);
 }
 
-// dst[0, n) = T(src[0, n)) (round to nearest even for bf16/f16).
+// dst[0, n) = T(src[0, n)) (round to nearest even for bf16/f16, as src/core/dtype.h).
 template <typename T>
 inline void storeRow(T* dst, const float* src, int64_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-  } else {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) dst[i] = fromFloat<T>(src[i]);
-  }
+  detail::fromF32(dst, src, n);
 }
 
 }  // namespace kdgrid::cpu::simd

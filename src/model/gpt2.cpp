@@ -1,8 +1,10 @@
 #include "model/gpt2.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/elementwise.h"
 #include "tensor/ops.h"
 
 namespace kdgrid {
@@ -15,9 +17,18 @@ Recompute parseRecompute(const std::string& name) {
 }
 
 namespace {
-// Rows of logits handled at once by the LM head: bounds the [rows, V_local] fp32 buffer
-// (e.g. 256 x 50304 x 4 B = 51 MB) whatever the micro-batch size.
-constexpr int64_t kHeadChunkRows = 256;
+// Rows of logits the LM head handles at once: as many as fit an fp32 [rows, V_local] buffer of
+// kHeadChunkBytes (each chunk is written by the GEMM, read by the softmax statistics, rewritten
+// by its backward and read by two GEMMs, so it should stay in cache), but at least
+// kHeadMinRows (GEMM efficiency: the tok_emb gradient [V_local, C] is read and written once per
+// chunk; 256 x 50304 x 4 B = 51 MB for GPT-2's vocabulary). V 4096: 1024 rows.
+constexpr int64_t kHeadChunkBytes = int64_t{16} << 20;
+constexpr int64_t kHeadMinRows = 256;
+
+int64_t headChunkRows(int64_t vocab_local) {
+  const int64_t rows = kHeadChunkBytes / (4 * std::max<int64_t>(1, vocab_local)) / 64 * 64;
+  return std::max(kHeadMinRows, rows);
+}
 
 std::string blockName(int layer, const char* what) {
   return "blocks." + std::to_string(layer) + "." + what;
@@ -65,6 +76,11 @@ Tensor Gpt2Stage::computeWeight(const std::string& name) {
                       {p.local_rows, p.local_cols}, compute_);
 }
 
+void Gpt2Stage::zeroGrads() {
+  cpu::zeroFill(grads(), static_cast<int64_t>(layout_.totalElements()));
+  weight_grads_zero_ = true;
+}
+
 void Gpt2Stage::syncComputeWeights() {
   if (compute_ == DType::kF32) return;
   ops::convert(rt_, compute_params_, params_);
@@ -76,7 +92,7 @@ const Tensor& Gpt2Stage::forward(StageActivations& acts, const uint32_t* ids, co
   acts.B = B;
   acts.T = T;
   acts.blocks.resize(layers_.end - layers_.begin);
-  Tensor x = Tensor::zeros({N, C}, compute_);
+  Tensor x = act({N, C}, compute_);
   if (firstStage()) {
     acts.ids.assign(ids, ids + N);
     // Vocab-parallel embedding: each tp rank adds its rows; tp rank 0 adds the positions.
@@ -96,65 +112,80 @@ const Tensor& Gpt2Stage::forward(StageActivations& acts, const uint32_t* ids, co
   for (int l = layers_.begin; l < layers_.end; ++l) {
     BlockActivations& a = acts.blocks[l - layers_.begin];
     a.x_in = x;
-    Tensor x_out = Tensor::zeros({N, C}, compute_);
-    blockForward(l, a, B, T, x_out);
-    if (recompute_ == Recompute::kFull) a = BlockActivations{a.x_in};
-    else if (recompute_ == Recompute::kSelective) a.fc1 = a.gelu = Tensor();
+    Tensor x_out = act({N, C}, compute_);
+    blockForward(l, a, B, T, &x_out);
+    if (recompute_ == Recompute::kFull) {
+      Tensor x_in = a.x_in;  // all backward keeps of the block
+      a = BlockActivations{};
+      a.x_in = x_in;
+    } else if (recompute_ == Recompute::kSelective) {
+      a.fc1 = a.gelu = Tensor();
+    }
     x = x_out;
   }
   acts.out = x;
   if (lastStage()) {
-    acts.lnf = Tensor::zeros({N, C}, compute_);
-    acts.lnf_mean = Tensor::zeros({N}, DType::kF32);
-    acts.lnf_rstd = Tensor::zeros({N}, DType::kF32);
-    ops::layernormForward(rt_, acts.lnf, acts.lnf_mean, acts.lnf_rstd, acts.out, param("ln_f.weight"),
-                          param("ln_f.bias"));
+    acts.lnf = act({N, C}, compute_);
+    acts.lnf_mean = act({N}, DType::kF32);
+    acts.lnf_rstd = act({N}, DType::kF32);
+    ops::layernormForward(rt_, acts.lnf, acts.lnf_mean, acts.lnf_rstd, acts.out,
+                          param("ln_f.weight"), param("ln_f.bias"));
   }
   return acts.out;
 }
 
-void Gpt2Stage::blockForward(int l, BlockActivations& a, int64_t B, int64_t T, Tensor& x_out) {
+// Without x_out (recompute in backward) the block stops after the MLP's GELU: the rest of the
+// forward (fc2, the residual add) produces nothing its backward reads.
+void Gpt2Stage::blockForward(int l, BlockActivations& a, int64_t B, int64_t T, Tensor* x_out) {
   const int64_t N = B * T, C = config_.d_model;
   auto w = [&](const char* what) { return computeWeight(blockName(l, what)); };
   auto p = [&](const char* what) { return param(blockName(l, what)); };
-  a.ln1 = Tensor::zeros({N, C}, compute_);
-  a.ln1_mean = Tensor::zeros({N}, DType::kF32);
-  a.ln1_rstd = Tensor::zeros({N}, DType::kF32);
+  a.ln1 = act({N, C}, compute_);
+  a.ln1_mean = act({N}, DType::kF32);
+  a.ln1_rstd = act({N}, DType::kF32);
   ops::layernormForward(rt_, a.ln1, a.ln1_mean, a.ln1_rstd, a.x_in, p("ln1.weight"), p("ln1.bias"));
-  a.qkv = Tensor::zeros({N, 3 * c_local_}, compute_);
+  a.qkv = act({N, 3 * c_local_}, compute_);
   Tensor qkv_b = p("attn.qkv.bias");
   ops::linearForward(rt_, a.qkv, a.ln1, w("attn.qkv.weight"), &qkv_b);
-  a.att = Tensor::zeros({N, c_local_}, compute_);
-  a.att_lse = Tensor::zeros({B, nh_local_, T}, DType::kF32);
+  a.att = act({N, c_local_}, compute_);
+  a.att_lse = act({B, nh_local_, T}, DType::kF32);
   ops::attentionForward(rt_, a.att, a.att_lse, a.qkv, B, T, nh_local_, config_.attn_window);
-  // Row-parallel projection: partial sums over tp, then the (replicated) bias once.
-  Tensor proj = Tensor::zeros({N, C}, compute_);
-  ops::linearForward(rt_, proj, a.att, w("attn.out.weight"), nullptr);
-  if (tp_.size() > 1) tp_.allReduceSum(proj.raw(), proj.numel(), proj.dtype());
-  Tensor out_b = p("attn.out.bias");
-  ops::addBias(rt_, proj, out_b);
-  a.x_mid = Tensor::zeros({N, C}, compute_);
+  // Row-parallel projection: with tp > 1, partial sums over tp, then the (replicated) bias
+  // once; with tp == 1 the GEMM adds the bias as it stores (one rounding to the compute type
+  // instead of two, and no extra pass).
+  Tensor proj = act({N, C}, compute_);
+  rowParallelLinear(proj, a.att, w("attn.out.weight"), p("attn.out.bias"));
+  a.x_mid = act({N, C}, compute_);
   ops::add(rt_, a.x_mid, a.x_in, proj);
 
-  a.ln2 = Tensor::zeros({N, C}, compute_);
-  a.ln2_mean = Tensor::zeros({N}, DType::kF32);
-  a.ln2_rstd = Tensor::zeros({N}, DType::kF32);
-  ops::layernormForward(rt_, a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p("ln2.weight"), p("ln2.bias"));
+  a.ln2 = act({N, C}, compute_);
+  a.ln2_mean = act({N}, DType::kF32);
+  a.ln2_rstd = act({N}, DType::kF32);
+  ops::layernormForward(rt_, a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p("ln2.weight"),
+                        p("ln2.bias"));
   recomputeMlp(l, a);
-  ops::linearForward(rt_, proj, a.gelu, w("mlp.fc2.weight"), nullptr);
-  if (tp_.size() > 1) tp_.allReduceSum(proj.raw(), proj.numel(), proj.dtype());
-  Tensor fc2_b = p("mlp.fc2.bias");
-  ops::addBias(rt_, proj, fc2_b);
-  ops::add(rt_, x_out, a.x_mid, proj);
+  if (!x_out) return;
+  rowParallelLinear(proj, a.gelu, w("mlp.fc2.weight"), p("mlp.fc2.bias"));
+  ops::add(rt_, *x_out, a.x_mid, proj);
+}
+
+void Gpt2Stage::rowParallelLinear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (tp_.size() == 1) {
+    ops::linearForward(rt_, y, x, w, &b);
+    return;
+  }
+  ops::linearForward(rt_, y, x, w, nullptr);
+  tp_.allReduceSum(y.raw(), y.numel(), y.dtype());
+  ops::addBias(rt_, y, b);
 }
 
 // fc1 and GELU from ln2: the forward's MLP front half, also what selective recompute redoes.
 void Gpt2Stage::recomputeMlp(int l, BlockActivations& a) {
   const int64_t N = a.ln2.dim(0);
-  a.fc1 = Tensor::zeros({N, f_local_}, compute_);
+  a.fc1 = act({N, f_local_}, compute_);
   Tensor fc1_b = param(blockName(l, "mlp.fc1.bias"));
   ops::linearForward(rt_, a.fc1, a.ln2, computeWeight(blockName(l, "mlp.fc1.weight")), &fc1_b);
-  a.gelu = Tensor::zeros({N, f_local_}, compute_);
+  a.gelu = act({N, f_local_}, compute_);
   ops::geluForward(rt_, a.gelu, a.fc1);
 }
 
@@ -166,16 +197,17 @@ LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* 
   Tensor emb = computeWeight("tok_emb");  // [V_local, C], the tied LM head
   Tensor demb = grad("tok_emb");
   Tensor dlnf;
-  if (backward) dlnf = Tensor::zeros({N, C}, compute_);
-  Tensor logits = Tensor::zeros({std::min(N, kHeadChunkRows), vocab_local_}, DType::kF32);
+  if (backward) dlnf = act({N, C}, compute_);
+  const int64_t chunk_rows = headChunkRows(vocab_local_);
+  Tensor logits = act({std::min(N, chunk_rows), vocab_local_}, DType::kF32);
   Tensor dlogits_c;  // dlogits in the compute dtype (bf16/fp16 runs)
-  if (backward && compute_ != DType::kF32) dlogits_c = Tensor::zeros(logits.shape(), compute_);
+  if (backward && compute_ != DType::kF32) dlogits_c = act(logits.shape(), compute_);
   const ops::VocabShard shard{vocab_start_, vocab_local_, config_.vocab_size};
   // Per row of a chunk: local max, global max, then [sum of exp, target logit] reduced as one.
   std::vector<float> local_max, global_max, sums;
   LossSums totals;
-  for (int64_t r0 = 0; r0 < N; r0 += kHeadChunkRows) {
-    const int64_t n = std::min(kHeadChunkRows, N - r0);
+  for (int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
+    const int64_t n = std::min(chunk_rows, N - r0);
     Tensor x = acts.lnf.rows(r0, n);
     Tensor lg = logits.rows(0, n);
     ops::linearForward(rt_, lg, x, emb, nullptr);  // [n, V_local], fp32
@@ -194,7 +226,8 @@ LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* 
       totals.tokens += 1;
     }
     if (!backward) continue;
-    ops::xentBackwardInPlace(rt_, lg, global_max.data(), sums.data(), targets + r0, shard, grad_scale);
+    ops::xentBackwardInPlace(rt_, lg, global_max.data(), sums.data(), targets + r0, shard,
+                             grad_scale);
     Tensor dx = dlnf.rows(r0, n);
     if (compute_ == DType::kF32) {
       ops::linearBackward(rt_, &dx, false, &demb, nullptr, lg, x, emb);
@@ -207,10 +240,12 @@ LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* 
   if (backward) {
     // The LM head's input gradient is a partial sum over the vocabulary shards.
     if (tp_.size() > 1) tp_.allReduceSum(dlnf.raw(), dlnf.numel(), dlnf.dtype());
-    *dout = Tensor::zeros({N, C}, compute_);
+    *dout = act({N, C}, compute_);
     Tensor dw = grad("ln_f.weight"), db = grad("ln_f.bias");
     ops::layernormBackward(rt_, *dout, false, dw, db, dlnf, acts.out, acts.lnf_mean, acts.lnf_rstd,
                            param("ln_f.weight"));
+    // The blocks' backward reads neither: give their memory back before it starts.
+    acts.out = acts.lnf = acts.lnf_mean = acts.lnf_rstd = Tensor();
   }
   return totals;
 }
@@ -222,20 +257,22 @@ void Gpt2Stage::logitsAt(const StageActivations& acts, int64_t row, float* logit
   ops::linearForward(rt_, out, acts.lnf.rows(row, 1), emb, nullptr);
 }
 
-Tensor Gpt2Stage::backward(StageActivations& acts, const Tensor& dout, Tensor* d_x0) {
+Tensor Gpt2Stage::backward(StageActivations& acts, Tensor dout, Tensor* d_x0) {
   const int64_t B = acts.B, T = acts.T, N = B * T, C = config_.d_model;
-  Tensor dx = Tensor::zeros({N, C}, compute_);
-  std::memcpy(dx.raw(), dout.raw(), dx.bytes());
-  Tensor dmid = Tensor::zeros({N, C}, compute_);
-  Tensor dgelu = Tensor::zeros({N, f_local_}, compute_);
-  Tensor datt = Tensor::zeros({N, c_local_}, compute_);
-  Tensor dqkv = Tensor::zeros({N, 3 * c_local_}, compute_);
-  Tensor dln = Tensor::zeros({N, C}, compute_);
+  KDGRID_CHECK(dout.numel() == N * C && dout.dtype() == compute_,
+               "backward: dout {} for [{}, {}] {}", dout.describe(), N, C, dtypeName(compute_));
+  // dx: the gradient of the residual stream, updated in place from d(stage output) down to
+  // d(stage input). Activation gradients that have the shape of a saved activation go into
+  // that activation's buffer once backward has read it (linearBackward forms the weight
+  // gradient before the input gradient), so the backward adds only dqkv to the saved set.
+  Tensor dx = dout;
+  // Weight gradients still all zero (zeroGrads()): the GEMMs write them.
+  const bool assign = weight_grads_zero_;
+  weight_grads_zero_ = false;
   for (int l = layers_.end - 1; l >= layers_.begin; --l) {
     BlockActivations& a = acts.blocks[l - layers_.begin];
     if (recompute_ == Recompute::kFull) {
-      Tensor unused = Tensor::zeros({N, C}, compute_);
-      blockForward(l, a, B, T, unused);
+      blockForward(l, a, B, T, nullptr);
     } else if (recompute_ == Recompute::kSelective) {
       recomputeMlp(l, a);
     }
@@ -244,30 +281,40 @@ Tensor Gpt2Stage::backward(StageActivations& acts, const Tensor& dout, Tensor* d
     auto g = [&](const char* what) { return grad(blockName(l, what)); };
     // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid)))): dx is d x_out.
     Tensor dw = g("mlp.fc2.weight"), db = g("mlp.fc2.bias");
-    ops::linearBackward(rt_, &dgelu, false, &dw, &db, dx, a.gelu, w("mlp.fc2.weight"));
-    ops::geluBackward(rt_, dgelu, dgelu, a.fc1);
+    Tensor dgelu = a.gelu;  // d gelu over gelu
+    ops::linearBackward(rt_, &dgelu, false, &dw, &db, dx, a.gelu, w("mlp.fc2.weight"), assign);
+    ops::geluBackward(rt_, dgelu, dgelu, a.fc1);  // now d fc1
     dw = g("mlp.fc1.weight");
     db = g("mlp.fc1.bias");
-    ops::linearBackward(rt_, &dln, false, &dw, &db, dgelu, a.ln2, w("mlp.fc1.weight"));
+    Tensor dln = a.ln2;  // d ln2 over ln2
+    ops::linearBackward(rt_, &dln, false, &dw, &db, dgelu, a.ln2, w("mlp.fc1.weight"), assign);
+    a.fc1 = a.gelu = dgelu = Tensor();
     if (tp_.size() > 1) tp_.allReduceSum(dln.raw(), dln.numel(), dln.dtype());
-    std::memcpy(dmid.raw(), dx.raw(), dx.bytes());  // residual path
     dw = g("ln2.weight");
     db = g("ln2.bias");
-    ops::layernormBackward(rt_, dmid, true, dw, db, dln, a.x_mid, a.ln2_mean, a.ln2_rstd, p("ln2.weight"));
-    // x_mid = x_in + out(attention(qkv(ln1(x_in)))): dmid is d x_mid.
+    // dx += LayerNorm backward: the residual path and the MLP branch; dx is now d x_mid.
+    ops::layernormBackward(rt_, dx, true, dw, db, dln, a.x_mid, a.ln2_mean, a.ln2_rstd,
+                           p("ln2.weight"));
+    a.ln2 = a.ln2_mean = a.ln2_rstd = a.x_mid = dln = Tensor();
+    // x_mid = x_in + out(attention(qkv(ln1(x_in)))): dx is d x_mid.
     dw = g("attn.out.weight");
     db = g("attn.out.bias");
-    ops::linearBackward(rt_, &datt, false, &dw, &db, dmid, a.att, w("attn.out.weight"));
+    Tensor datt = a.att;  // d att over att
+    ops::linearBackward(rt_, &datt, false, &dw, &db, dx, a.att, w("attn.out.weight"), assign);
+    Tensor dqkv = act({N, 3 * c_local_}, compute_);
     ops::attentionBackward(rt_, dqkv, datt, a.qkv, a.att_lse, B, T, nh_local_, config_.attn_window);
+    a.att = a.att_lse = a.qkv = datt = Tensor();
     dw = g("attn.qkv.weight");
     db = g("attn.qkv.bias");
-    ops::linearBackward(rt_, &dln, false, &dw, &db, dqkv, a.ln1, w("attn.qkv.weight"));
+    dln = a.ln1;  // d ln1 over ln1
+    ops::linearBackward(rt_, &dln, false, &dw, &db, dqkv, a.ln1, w("attn.qkv.weight"), assign);
+    dqkv = Tensor();
     if (tp_.size() > 1) tp_.allReduceSum(dln.raw(), dln.numel(), dln.dtype());
-    std::memcpy(dx.raw(), dmid.raw(), dx.bytes());
     dw = g("ln1.weight");
     db = g("ln1.bias");
-    ops::layernormBackward(rt_, dx, true, dw, db, dln, a.x_in, a.ln1_mean, a.ln1_rstd, p("ln1.weight"));
-    if (recompute_ != Recompute::kNone) a = BlockActivations{a.x_in};
+    ops::layernormBackward(rt_, dx, true, dw, db, dln, a.x_in, a.ln1_mean, a.ln1_rstd,
+                           p("ln1.weight"));
+    a = BlockActivations{};  // this block's backward is done
   }
   if (!firstStage()) return dx;
   if (d_x0) *d_x0 = dx;

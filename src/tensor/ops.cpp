@@ -3,6 +3,7 @@
 #include "tensor/ops.h"
 
 #include <algorithm>
+#include <string>
 
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"
@@ -19,15 +20,18 @@ namespace {
 template <typename F>
 void byType(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::kF32: return f(float{});
-    case DType::kBF16: return f(bf16{});
-    case DType::kF16: return f(f16{});
+    case DType::kF32:
+      return f(float{});
+    case DType::kBF16:
+      return f(bf16{});
+    case DType::kF16:
+      return f(f16{});
   }
 }
 
 void requireCpu(const Tensor& t, const char* op) {
-  KDGRID_CHECK(t.device() == Device::kCpu, "{}: {} is not a host tensor (CUDA ops not built here)", op,
-               t.describe());
+  KDGRID_CHECK(t.device() == Device::kCpu, "{}: {} is not a host tensor (CUDA ops not built here)",
+               op, t.describe());
 }
 
 void requireSame(const Tensor& a, const Tensor& b, const char* op) {
@@ -35,7 +39,19 @@ void requireSame(const Tensor& a, const Tensor& b, const char* op) {
                b.describe());
 }
 
-int64_t rowsOf(const Tensor& t) { return t.numel() / t.dim(-1); }
+int64_t rowsOf(const Tensor& t) {
+  return t.numel() / t.dim(-1);
+}
+
+// Profile label "name MxNxK" of a GEMM.
+std::string gemmLabel(const char* name, int64_t m, int64_t n, int64_t k) {
+  return std::string(name) + " " + std::to_string(m) + "x" + std::to_string(n) + "x" +
+         std::to_string(k);
+}
+
+// Times the enclosing op under a fixed label when rt.profile is set.
+#define KDGRID_OP_TIMER(rt, label) \
+  OpTimer op_timer_((rt).profile, [] { return std::string(label); })
 
 }  // namespace
 
@@ -59,15 +75,45 @@ void linearForward(Runtime& rt, Tensor& y, const Tensor& x, const Tensor& w, con
   call.c = y.raw();
   call.ldc = out;
   call.bias = b ? b->data<float>() : nullptr;
+  OpTimer timer(
+      rt.profile, [&] { return gemmLabel("linear.fwd", n, out, in); }, 2.0 * n * out * in);
   cpu::gemm(rt.gemm, call);
 }
 
 void linearBackward(Runtime& rt, Tensor* dx, bool accumulate, Tensor* dw, Tensor* db,
-                    const Tensor& dy, const Tensor& x, const Tensor& w) {
+                    const Tensor& dy, const Tensor& x, const Tensor& w, bool assign_dw) {
   requireCpu(dy, "linearBackward");
   const int64_t n = rowsOf(x), in = x.dim(-1), out = w.dim(0);
   KDGRID_CHECK(dy.numel() == n * out && dy.dtype() == x.dtype(), "linearBackward: dy {} x {} w {}",
                dy.describe(), x.describe(), w.describe());
+  // Weight and bias gradients first: they read x, which dx may overwrite.
+  if (dw) {  // dw[out, in] += dy^T . x, fp32
+    cpu::GemmCall call;
+    call.trans_a = true;
+    call.m = out;
+    call.n = in;
+    call.k = n;
+    call.beta = assign_dw ? 0.0f : 1.0f;
+    call.type_a = dy.dtype();
+    call.type_b = x.dtype();
+    call.type_c = DType::kF32;
+    call.a = dy.raw();
+    call.lda = out;
+    call.b = x.raw();
+    call.ldb = in;
+    call.c = dw->data<float>();
+    call.ldc = in;
+    OpTimer timer(
+        rt.profile, [&] { return gemmLabel("linear.bwd.dw", out, in, n); }, 2.0 * n * in * out);
+    cpu::gemm(rt.gemm, call);
+  }
+  if (db) {
+    KDGRID_OP_TIMER(rt, "linear.bwd.db");
+    byType(dy.dtype(), [&](auto t) {
+      using T = decltype(t);
+      cpu::biasGradColumnSum(db->data<float>(), dy.data<T>(), n, out);
+    });
+  }
   if (dx) {  // dx[n, in] = dy[n, out] . w[out, in]
     cpu::GemmCall call;
     call.m = n;
@@ -83,36 +129,15 @@ void linearBackward(Runtime& rt, Tensor* dx, bool accumulate, Tensor* dw, Tensor
     call.ldb = in;
     call.c = dx->raw();
     call.ldc = in;
+    OpTimer timer(
+        rt.profile, [&] { return gemmLabel("linear.bwd.dx", n, in, out); }, 2.0 * n * in * out);
     cpu::gemm(rt.gemm, call);
-  }
-  if (dw) {  // dw[out, in] += dy^T . x, fp32
-    cpu::GemmCall call;
-    call.trans_a = true;
-    call.m = out;
-    call.n = in;
-    call.k = n;
-    call.beta = 1.0f;
-    call.type_a = dy.dtype();
-    call.type_b = x.dtype();
-    call.type_c = DType::kF32;
-    call.a = dy.raw();
-    call.lda = out;
-    call.b = x.raw();
-    call.ldb = in;
-    call.c = dw->data<float>();
-    call.ldc = in;
-    cpu::gemm(rt.gemm, call);
-  }
-  if (db) {
-    byType(dy.dtype(), [&](auto t) {
-      using T = decltype(t);
-      cpu::biasGradColumnSum(db->data<float>(), dy.data<T>(), n, out);
-    });
   }
 }
 
-void layernormForward(Runtime&, Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x,
+void layernormForward(Runtime& rt, Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x,
                       const Tensor& w, const Tensor& b) {
+  KDGRID_OP_TIMER(rt, "layernorm.fwd");
   requireCpu(x, "layernormForward");
   requireSame(y, x, "layernormForward");
   byType(x.dtype(), [&](auto t) {
@@ -122,9 +147,10 @@ void layernormForward(Runtime&, Tensor& y, Tensor& mean, Tensor& rstd, const Ten
   });
 }
 
-void layernormBackward(Runtime&, Tensor& dx, bool accumulate, Tensor& dw, Tensor& db,
+void layernormBackward(Runtime& rt, Tensor& dx, bool accumulate, Tensor& dw, Tensor& db,
                        const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
                        const Tensor& w) {
+  KDGRID_OP_TIMER(rt, "layernorm.bwd");
   requireCpu(x, "layernormBackward");
   requireSame(dx, x, "layernormBackward");
   requireSame(dy, x, "layernormBackward");
@@ -136,7 +162,8 @@ void layernormBackward(Runtime&, Tensor& dx, bool accumulate, Tensor& dw, Tensor
   });
 }
 
-void geluForward(Runtime&, Tensor& y, const Tensor& x) {
+void geluForward(Runtime& rt, Tensor& y, const Tensor& x) {
+  KDGRID_OP_TIMER(rt, "gelu.fwd");
   requireCpu(x, "geluForward");
   requireSame(y, x, "geluForward");
   byType(x.dtype(), [&](auto t) {
@@ -145,7 +172,8 @@ void geluForward(Runtime&, Tensor& y, const Tensor& x) {
   });
 }
 
-void geluBackward(Runtime&, Tensor& dx, const Tensor& dy, const Tensor& x) {
+void geluBackward(Runtime& rt, Tensor& dx, const Tensor& dy, const Tensor& x) {
+  KDGRID_OP_TIMER(rt, "gelu.bwd");
   requireCpu(x, "geluBackward");
   requireSame(dx, x, "geluBackward");
   byType(x.dtype(), [&](auto t) {
@@ -154,7 +182,8 @@ void geluBackward(Runtime&, Tensor& dx, const Tensor& dy, const Tensor& x) {
   });
 }
 
-void add(Runtime&, Tensor& out, const Tensor& a, const Tensor& b) {
+void add(Runtime& rt, Tensor& out, const Tensor& a, const Tensor& b) {
+  KDGRID_OP_TIMER(rt, "add");
   requireCpu(a, "add");
   requireSame(out, a, "add");
   requireSame(a, b, "add");
@@ -165,6 +194,7 @@ void add(Runtime&, Tensor& out, const Tensor& a, const Tensor& b) {
 }
 
 void addBias(Runtime& rt, Tensor& y, const Tensor& b) {
+  KDGRID_OP_TIMER(rt, "addBias");
   requireCpu(y, "addBias");
   const int64_t cols = y.dim(-1), rows = rowsOf(y);
   KDGRID_CHECK(b.numel() == cols, "addBias: y {} b {}", y.describe(), b.describe());
@@ -179,8 +209,9 @@ void addBias(Runtime& rt, Tensor& y, const Tensor& b) {
   });
 }
 
-void embeddingForward(Runtime&, Tensor& out, const uint32_t* ids, int64_t B, int64_t T,
+void embeddingForward(Runtime& rt, Tensor& out, const uint32_t* ids, int64_t B, int64_t T,
                       const Tensor& tok_emb, int64_t vocab_start, const Tensor* pos_emb) {
+  KDGRID_OP_TIMER(rt, "embedding.fwd");
   requireCpu(out, "embeddingForward");
   KDGRID_CHECK(out.numel() == B * T * tok_emb.dim(1), "embeddingForward: out {} tok_emb {}",
                out.describe(), tok_emb.describe());
@@ -192,8 +223,9 @@ void embeddingForward(Runtime&, Tensor& out, const uint32_t* ids, int64_t B, int
   });
 }
 
-void embeddingBackward(Runtime&, Tensor& dtok_emb, Tensor* dpos_emb, const Tensor& dout,
+void embeddingBackward(Runtime& rt, Tensor& dtok_emb, Tensor* dpos_emb, const Tensor& dout,
                        const uint32_t* ids, int64_t B, int64_t T, int64_t vocab_start) {
+  KDGRID_OP_TIMER(rt, "embedding.bwd");
   requireCpu(dout, "embeddingBackward");
   byType(dout.dtype(), [&](auto t) {
     using Ty = decltype(t);
@@ -203,13 +235,15 @@ void embeddingBackward(Runtime&, Tensor& dtok_emb, Tensor* dpos_emb, const Tenso
   });
 }
 
-void attentionForward(Runtime&, Tensor& out, Tensor& lse, const Tensor& qkv, int64_t B, int64_t T,
-                      int64_t n_head_local, int window) {
+void attentionForward(Runtime& rt, Tensor& out, Tensor& lse, const Tensor& qkv, int64_t B,
+                      int64_t T, int64_t n_head_local, int window) {
+  KDGRID_OP_TIMER(rt, "attention.fwd");
   requireCpu(qkv, "attentionForward");
   const int64_t C = out.dim(-1);
   KDGRID_CHECK(qkv.numel() == B * T * 3 * C && out.numel() == B * T * C &&
                    lse.numel() == B * n_head_local * T && C % n_head_local == 0,
-               "attentionForward: qkv {} out {} lse {}", qkv.describe(), out.describe(), lse.describe());
+               "attentionForward: qkv {} out {} lse {}", qkv.describe(), out.describe(),
+               lse.describe());
   byType(qkv.dtype(), [&](auto t) {
     using Ty = decltype(t);
     cpu::attentionForward(out.data<Ty>(), lse.data<float>(), qkv.data<Ty>(), B, T, C,
@@ -217,8 +251,9 @@ void attentionForward(Runtime&, Tensor& out, Tensor& lse, const Tensor& qkv, int
   });
 }
 
-void attentionBackward(Runtime&, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
+void attentionBackward(Runtime& rt, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                        const Tensor& lse, int64_t B, int64_t T, int64_t n_head_local, int window) {
+  KDGRID_OP_TIMER(rt, "attention.bwd");
   requireCpu(qkv, "attentionBackward");
   requireSame(dqkv, qkv, "attentionBackward");
   const int64_t C = dout.dim(-1);
@@ -226,12 +261,13 @@ void attentionBackward(Runtime&, Tensor& dqkv, const Tensor& dout, const Tensor&
                "attentionBackward: dout {} qkv {}", dout.describe(), qkv.describe());
   byType(qkv.dtype(), [&](auto t) {
     using Ty = decltype(t);
-    cpu::attentionBackward(dqkv.data<Ty>(), dout.data<Ty>(), qkv.data<Ty>(), lse.data<float>(),
-                           B, T, C, C / n_head_local, window);
+    cpu::attentionBackward(dqkv.data<Ty>(), dout.data<Ty>(), qkv.data<Ty>(), lse.data<float>(), B,
+                           T, C, C / n_head_local, window);
   });
 }
 
-void convert(Runtime&, Tensor& dst, const Tensor& src) {
+void convert(Runtime& rt, Tensor& dst, const Tensor& src) {
+  KDGRID_OP_TIMER(rt, "convert");
   requireCpu(src, "convert");
   KDGRID_CHECK(dst.numel() == src.numel(), "convert: {} -> {}", src.describe(), dst.describe());
   byType(dst.dtype(), [&](auto d) {
@@ -249,20 +285,24 @@ void convert(Runtime&, Tensor& dst, const Tensor& src) {
   });
 }
 
-void xentRowStats(Runtime&, float* local_max, float* local_sum, float* target_logit,
+void xentRowStats(Runtime& rt, float* local_max, float* local_sum, float* target_logit,
                   const Tensor& logits, const uint32_t* targets, const VocabShard& shard) {
+  KDGRID_OP_TIMER(rt, "xent.fwd");
   requireCpu(logits, "xentRowStats");
   cpu::xentRowStats(local_max, local_sum, target_logit, logits.data<float>(), targets,
                     rowsOf(logits), {shard.start, shard.size, shard.valid});
 }
 
-void xentRescaleSums(Runtime&, float* sums, const float* local_max, const float* global_max,
+void xentRescaleSums(Runtime& rt, float* sums, const float* local_max, const float* global_max,
                      int64_t rows) {
+  KDGRID_OP_TIMER(rt, "xent.rescale");
   cpu::xentRescaleSums(sums, local_max, global_max, rows);
 }
 
-void xentBackwardInPlace(Runtime&, Tensor& logits, const float* global_max, const float* global_sum,
-                         const uint32_t* targets, const VocabShard& shard, float row_scale) {
+void xentBackwardInPlace(Runtime& rt, Tensor& logits, const float* global_max,
+                         const float* global_sum, const uint32_t* targets, const VocabShard& shard,
+                         float row_scale) {
+  KDGRID_OP_TIMER(rt, "xent.bwd");
   requireCpu(logits, "xentBackwardInPlace");
   cpu::xentBackwardInPlace(logits.data<float>(), global_max, global_sum, targets, rowsOf(logits),
                            {shard.start, shard.size, shard.valid}, row_scale);

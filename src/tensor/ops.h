@@ -17,15 +17,19 @@ namespace kdgrid::ops {
 void linearForward(Runtime& rt, Tensor& y, const Tensor& x, const Tensor& w, const Tensor* b);
 // dx[N, in] (=, or += when accumulate) = dy[N, out] . w[out, in];
 // dw[out, in] += dy^T . x (fp32); db[out] += column sums of dy (fp32). Null pointers skip.
-void linearBackward(Runtime& rt, Tensor* dx, bool accumulate, Tensor* dw, Tensor* db, const Tensor& dy,
-                    const Tensor& x, const Tensor& w);
+// dx may share x's memory (x is read only by the weight gradient, which is formed first).
+// assign_dw: dw = dy^T . x instead of += (for a dw the caller knows to be zero: the same
+// result, and the GEMM need not read it back).
+void linearBackward(Runtime& rt, Tensor* dx, bool accumulate, Tensor* dw, Tensor* db,
+                    const Tensor& dy, const Tensor& x, const Tensor& w, bool assign_dw = false);
 
 // y, mean[N], rstd[N] (fp32) = LayerNorm(x) with fp32 weight/bias [C], eps 1e-5.
-void layernormForward(Runtime& rt, Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
-                      const Tensor& b);
+void layernormForward(Runtime& rt, Tensor& y, Tensor& mean, Tensor& rstd, const Tensor& x,
+                      const Tensor& w, const Tensor& b);
 // dx (=, or += when accumulate); dw, db += (fp32).
-void layernormBackward(Runtime& rt, Tensor& dx, bool accumulate, Tensor& dw, Tensor& db, const Tensor& dy,
-                       const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& w);
+void layernormBackward(Runtime& rt, Tensor& dx, bool accumulate, Tensor& dw, Tensor& db,
+                       const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                       const Tensor& w);
 
 void geluForward(Runtime& rt, Tensor& y, const Tensor& x);
 void geluBackward(Runtime& rt, Tensor& dx, const Tensor& dy, const Tensor& x);  // dx overwritten
@@ -43,8 +47,8 @@ void embeddingBackward(Runtime& rt, Tensor& dtok_emb, Tensor* dpos_emb, const Te
 
 // Causal attention over qkv [B, T, 3 * C_local] -> out [B, T, C_local], saving lse
 // [B, nh_local, T] (fp32). window 0 = full causal.
-void attentionForward(Runtime& rt, Tensor& out, Tensor& lse, const Tensor& qkv, int64_t B, int64_t T,
-                      int64_t n_head_local, int window);
+void attentionForward(Runtime& rt, Tensor& out, Tensor& lse, const Tensor& qkv, int64_t B,
+                      int64_t T, int64_t n_head_local, int window);
 void attentionBackward(Runtime& rt, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                        const Tensor& lse, int64_t B, int64_t T, int64_t n_head_local, int window);
 
@@ -68,8 +72,8 @@ void xentRescaleSums(Runtime& rt, float* sums, const float* local_max, const flo
                      int64_t rows);
 // logits <- (softmax - onehot(target)) * row_scale, in place.
 void xentBackwardInPlace(Runtime& rt, Tensor& logits, const float* global_max,
-                         const float* global_sum, const uint32_t* targets,
-                         const VocabShard& shard, float row_scale);
+                         const float* global_sum, const uint32_t* targets, const VocabShard& shard,
+                         float row_scale);
 
 }  // namespace kdgrid::ops
 

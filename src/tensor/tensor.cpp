@@ -6,16 +6,31 @@
 
 namespace kdgrid {
 
-Buffer::Buffer(size_t bytes, Device device) : bytes_(bytes), device_(device) {
+Buffer::Buffer(size_t bytes, Device device, bool zero) : bytes_(bytes), device_(device) {
   KDGRID_CHECK(device == Device::kCpu, "this build allocates host buffers only here");
   // 64-byte alignment for AVX-512 loads; aligned_alloc wants a multiple of the alignment.
-  const size_t rounded = (bytes + 63) / 64 * 64;
-  data_ = std::aligned_alloc(64, rounded ? rounded : 64);
+  capacity_ = bytes ? (bytes + 63) / 64 * 64 : 64;
+  data_ = std::aligned_alloc(64, capacity_);
   if (!data_) throw std::bad_alloc();
-  std::memset(data_, 0, rounded);
+  if (zero) std::memset(data_, 0, capacity_);
 }
 
-Buffer::~Buffer() { std::free(data_); }
+Buffer::Buffer(void* data, size_t bytes, size_t capacity, Device device,
+               std::shared_ptr<BufferRecycler> recycler)
+    : data_(data),
+      bytes_(bytes),
+      capacity_(capacity),
+      device_(device),
+      recycler_(std::move(recycler)) {
+  KDGRID_CHECK(data_ && capacity_ >= bytes_ && recycler_, "Buffer: bad lent memory");
+}
+
+Buffer::~Buffer() {
+  if (recycler_)
+    recycler_->recycle(data_, bytes_, capacity_);
+  else
+    std::free(data_);
+}
 
 int64_t Tensor::numel() const {
   if (shape_.empty()) return 0;
@@ -31,6 +46,30 @@ Tensor Tensor::zeros(std::vector<int64_t> shape, DType dtype, Device device) {
   t.device_ = device;
   for (int64_t d : t.shape_) KDGRID_CHECK(d >= 0, "negative dimension in {}", t.describe());
   t.owner_ = std::make_shared<Buffer>(t.bytes(), device);
+  t.data_ = t.owner_->data();
+  return t;
+}
+
+Tensor Tensor::empty(std::vector<int64_t> shape, DType dtype, Device device) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.device_ = device;
+  for (int64_t d : t.shape_) KDGRID_CHECK(d >= 0, "negative dimension in {}", t.describe());
+  t.owner_ = std::make_shared<Buffer>(t.bytes(), device, /*zero=*/false);
+  t.data_ = t.owner_->data();
+  return t;
+}
+
+Tensor Tensor::over(std::shared_ptr<Buffer> buffer, std::vector<int64_t> shape, DType dtype) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.device_ = buffer->device();
+  for (int64_t d : t.shape_) KDGRID_CHECK(d >= 0, "negative dimension in {}", t.describe());
+  KDGRID_CHECK(t.bytes() <= buffer->bytes(), "{} does not fit a buffer of {} bytes", t.describe(),
+               buffer->bytes());
+  t.owner_ = std::move(buffer);
   t.data_ = t.owner_->data();
   return t;
 }

@@ -38,7 +38,7 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
     if (head) head->beforeForward(m, mb);
     InFlight f;
     if (s > 0) {
-      f.input = Tensor::zeros({mb.B * mb.T, C}, dtype);
+      f.input = Tensor::empty({mb.B * mb.T, C}, dtype);
       pp.recv(f.input.raw(), f.input.bytes(), s - 1, kTagActivation);
     }
     const Tensor& out = model.forward(f.acts, mb.inputs, s > 0 ? &f.input : nullptr, mb.B, mb.T);
@@ -57,7 +57,7 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
   auto backward = [&]() {
     InFlight& f = in_flight.front();
     if (s < P - 1) {
-      f.grad_out = Tensor::zeros({f.acts.B * f.acts.T, C}, dtype);
+      f.grad_out = Tensor::empty({f.acts.B * f.acts.T, C}, dtype);
       pp.recv(f.grad_out.raw(), f.grad_out.bytes(), s + 1, kTagGradient);
     }
     f.grad_in = model.backward(f.acts, f.grad_out);
@@ -84,7 +84,7 @@ LossSums pipelineForward(Gpt2Stage& model, Communicator& pp, const MicroBatch& m
   StageActivations acts;
   Tensor input;
   if (s > 0) {
-    input = Tensor::zeros({mb.B * mb.T, model.config().d_model}, model.computeType());
+    input = Tensor::empty({mb.B * mb.T, model.config().d_model}, model.computeType());
     pp.recv(input.raw(), input.bytes(), s - 1, kTagActivation);
   }
   const Tensor& out = model.forward(acts, mb.inputs, s > 0 ? &input : nullptr, mb.B, mb.T);

@@ -208,7 +208,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
 
     // 2. Forward and backward through the pipeline; gradients accumulate, scaled so their
     //    sum over the global batch is the gradient of the mean loss (times the loss scale).
-    std::fill(model.grads(), model.grads() + n_params, 0.0f);
+    model.zeroGrads();
     const float grad_scale = state.loss_scale / static_cast<float>(global_tokens);
     LossSums sums;
     double adv_sum = 0;  // adversarial cross-entropy sum

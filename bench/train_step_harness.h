@@ -1,0 +1,140 @@
+// In-process training steps for the benchmarks (bench_train_step, bench_recompute): one rank,
+// the engine's own path (Gpt2Stage forward/backward through pipelineTrainStep, global
+// gradient norm, AdamW) on synthetic tokens, with the step's phases timed.
+//
+// FLOPs of one training step (model FLOPs: what the model needs, not what an implementation
+// spends; recomputation is not counted), for L layers, width C, MLP width F, vocabulary V,
+// sequence T, over the B * T tokens of a step:
+//   dense:     a linear layer with a [out, in] weight costs 2 * in * out per token forward and
+//              twice that backward (input and weight gradients): 6 * in * out. Per block the
+//              weights are qkv 3C x C, attn.out C x C, fc1 F x C, fc2 C x F; the tied LM head
+//              is V x C. So 6 * P_mm per token with P_mm = L (4 C^2 + 2 C F) + V C (the
+//              matrix parameters, tied embedding counted once; biases, LayerNorm, GELU,
+//              softmax and the embedding lookup are O(C) per token and left out).
+//   attention: per layer and sequence, Q K^T and P V are 2 T^2 C each over the full square,
+//              half of it under the causal mask: 2 T^2 C forward; backward (dP = dO V^T,
+//              dV = P^T dO, dS K, dS^T Q) is twice that. 6 T^2 C per layer and sequence =
+//              6 L T C per token (a window W < T: T replaced by the mean keys per query).
+// The bench model (L 4, C 256, F 1024, V 4096, T 256): P_mm = 4,194,304; 25.17 + 1.57 =
+// 26.74 MFLOP per token.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/adamw.h"
+#include "model/gpt2.h"
+#include "model/params.h"
+#include "optim/adamw.h"
+#include "parallel/grid.h"
+#include "tensor/runtime.h"
+#include "train/pipeline.h"
+
+namespace kdgrid::bench {
+
+struct HarnessConfig {
+  ModelConfig model;  // resolved (d_ff, vocab_size set)
+  int64_t batch = 8;  // sequences per step (one micro-batch)
+  DType compute = DType::kF32;
+  Recompute recompute = Recompute::kNone;
+  uint64_t seed = 0;
+};
+
+// Model FLOPs of one training step (see the file comment).
+inline double trainStepFlops(const ModelConfig& m, int64_t batch) {
+  const double C = m.d_model, F = m.d_ff, V = m.vocab_size, T = m.max_seq, L = m.n_layer;
+  const double p_mm = L * (4 * C * C + 2 * C * F) + V * C;
+  double keys = (T + 1) / 2;  // mean keys per query, causal
+  if (m.attn_window > 0 && m.attn_window < T) {
+    const double W = m.attn_window;  // queries t < W see t + 1 keys, the rest W
+    keys = (W * (W + 1) / 2 + (T - W) * W) / T;
+  }
+  // 2 products x 2 FLOP per multiply-add x keys x C forward, x3 with backward, per layer.
+  const double attention = 3 * 2 * 2 * keys * C * L;
+  return batch * T * (6 * p_mm + attention);
+}
+
+// Seconds spent in each phase of a step.
+struct StepTimes {
+  double total = 0, zero_grads = 0, forward_backward = 0, grad_norm = 0, optimizer = 0;
+};
+
+class TrainStepHarness {
+ public:
+  TrainStepHarness(const HarnessConfig& config, ProcessGrid& grid)
+      : config_(config),
+        grid_(grid),
+        model_(config.model, 1, 0, grid.tpComm(), config.compute, config.recompute, rt_),
+        optimizer_(model_.layout(), cpu::AdamWConfig{.weight_decay = 0.1f}) {
+    initializeParameters(model_.layout(), config.seed, model_.params());
+    model_.syncComputeWeights();
+    const int64_t T = config.model.max_seq;
+    inputs_.resize(config.batch * T);
+    targets_.resize(config.batch * T);
+    rng_.seed(config.seed);
+  }
+
+  Runtime& runtime() { return rt_; }
+  Gpt2Stage& model() { return model_; }
+  double lastLoss() const { return last_loss_; }
+
+  // One optimizer step on fresh synthetic tokens (uniform over the vocabulary).
+  StepTimes step() {
+    using Clock = std::chrono::steady_clock;
+    const int64_t T = config_.model.max_seq, tokens = config_.batch * T;
+    std::uniform_int_distribution<uint32_t> pick(0, config_.model.vocab_size - 1);
+    for (int64_t i = 0; i < tokens; ++i) inputs_[i] = pick(rng_);
+    std::copy(inputs_.begin() + 1, inputs_.end(), targets_.begin());
+    targets_.back() = pick(rng_);
+    std::vector<MicroBatch> micro{{inputs_.data(), targets_.data(), config_.batch, T}};
+
+    StepTimes t;
+    const size_t n = model_.layout().totalElements();
+    const auto t0 = Clock::now();
+    model_.zeroGrads();
+    const auto t1 = Clock::now();
+    const LossSums loss =
+        pipelineTrainStep(model_, grid_.ppComm(), micro, 1.0f / static_cast<float>(tokens));
+    const auto t2 = Clock::now();
+    // Global norm and clip as the trainer does (one rank: every tensor counted once).
+    const double norm = std::sqrt(cpu::sumSquares(model_.grads(), static_cast<int64_t>(n)));
+    const double clip = norm > 1.0 ? 1.0 / norm : 1.0;
+    const auto t3 = Clock::now();
+    optimizer_.step(model_.params(), model_.grads(), model_.computeCopy(), 3e-4f,
+                    static_cast<float>(clip), ++step_);
+    const auto t4 = Clock::now();
+    const auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    t.zero_grads = sec(t0, t1);
+    t.forward_backward = sec(t1, t2);
+    t.grad_norm = sec(t2, t3);
+    t.optimizer = sec(t3, t4);
+    t.total = sec(t0, t4);
+    last_loss_ = loss.ce_sum / std::max<int64_t>(1, loss.tokens);
+    return t;
+  }
+
+ private:
+  HarnessConfig config_;
+  ProcessGrid& grid_;
+  Runtime rt_;  // before model_: the model keeps a reference
+  Gpt2Stage model_;
+  AdamW optimizer_;
+  std::vector<uint32_t> inputs_, targets_;
+  std::mt19937_64 rng_;
+  int64_t step_ = 0;
+  double last_loss_ = 0;
+};
+
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+}  // namespace kdgrid::bench
