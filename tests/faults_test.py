@@ -41,9 +41,9 @@ STEPS = 30
 GATE_STEP = 5  # fault injected after this step's metrics line: step_4 is complete
 # Generous bounds on how long the job may take to end after a fault (the measured times are
 # printed; these only catch a job that does not end).
-DEAD_RANK_BOUND_S = 30
+DEAD_RANK_BOUND_S = 60
 TIMEOUT_S = 5
-HUNG_RANK_SLACK_S = 15
+HUNG_RANK_SLACK_S = 45
 
 
 def train_args(data, run_dir, np_, extra=(), **options):
@@ -238,12 +238,15 @@ def case_hang(work):
     k.check(not survivors, f"ranks {survivors} outlived mpirun")
     k.check("collective timeout" in err and "--collective-timeout 5" in err,
             f"no watchdog message:\n{err}")
-    k.check("dp axis" in err, f"the message does not name the axis:\n{err}")
+    # The stopped rank can leave the others waiting in a gradient all-reduce (dp axis) or in
+    # the step's stop-flag all-reduce (world axis), depending on where the signal lands.
+    k.check("dp axis" in err or "world axis" in err,
+            f"the message does not name the axis:\n{err}")
     k.check("collective #" in err, f"the message does not number the operation:\n{err}")
     k.check(any(op in err for op in ("all-reduce", "reduce-scatter", "all-gather", "barrier",
                                       "broadcast")), f"the message names no operation:\n{err}")
     silent = err[err.index("Silent"):].split("\n")[0] if "Silent" in err else ""
-    k.check("dp rank 1 (world rank 1)" in silent, f"the message does not name rank 1:\n{err}")
+    k.check("rank 1 (world rank 1)" in silent, f"the message does not name rank 1:\n{err}")
     line = next(x for x in err.splitlines() if "collective timeout" in x)
     print(f"rank 1 stopped after step {GATE_STEP}: mpirun exited {rc}, every rank gone "
           f"{t_gone - t_stop:.2f} s after SIGSTOP (--collective-timeout {TIMEOUT_S})")
