@@ -48,8 +48,17 @@ def test(work):
     good4 = k.run(evaluate + ["--checkpoint", step4]).stdout
     k.check(good2 != good4, "steps 2 and 4 evaluate the same: the fallback would be invisible")
 
+    # ckpt inspect: metadata and every tensor with its shape and checksum.
+    r = k.run(["ckpt", "inspect", step4])
+    k.check("step = 4" in r.stdout and "grid = 1,1,1" in r.stdout, f"ckpt inspect:\n{r.stdout}")
+    for tensor, shape in (("tok_emb", f"[{VOCAB}, 32]"), ("blocks.1.mlp.fc2.weight", "[32, 128]"),
+                          ("ln_f.bias", "[32]")):
+        line = next((x for x in r.stdout.splitlines() if x.split()[:1] == [tensor]), "")
+        k.check(shape in line and "checksum" in line, f"ckpt inspect shows {tensor} as {line!r}")
+
     flip_byte(os.path.join(step4, "model.h5"), DATASET, element=37)
     name = DATASET.split("/")[-1]
+    k.run(["ckpt", "inspect", step4], expect=2, needle=name)
     for np_ in (1, 2):
         r = k.run(evaluate + ["--checkpoint", step4], np_, expect=2, needle=name)
         k.check(r.stdout == "", f"a failed eval printed a result: {r.stdout}")

@@ -17,6 +17,7 @@ int runGenerate(const CommandLine& cmd);
 int runTeacherLogits(const CommandLine& cmd);
 int runDistill(const CommandLine& cmd);
 int runPlot(const CommandLine& cmd);
+int runCkpt(const CommandLine& cmd);
 
 struct Command {
   const char* name;
@@ -38,6 +39,7 @@ inline constexpr Command kCommands[] = {
     {"eval", "mean cross-entropy of a checkpoint on token shards, as one JSON line", runEval},
     {"generate", "sample text from a checkpoint", runGenerate},
     {"plot", "draw a run's metrics.jsonl (losses, lr, tokens/s) to a PNG with gnuplot", runPlot},
+    {"ckpt", "ckpt inspect CKPT: a checkpoint's metadata and tensors, checksums verified", runCkpt},
     {"version", "print the version and how this binary was built", runVersion},
 };
 
