@@ -17,19 +17,6 @@ Recompute parseRecompute(const std::string& name) {
 }
 
 namespace {
-// Rows of logits the LM head handles at once: as many as fit an fp32 [rows, V_local] buffer of
-// kHeadChunkBytes (each chunk is written by the GEMM, read by the softmax statistics, rewritten
-// by its backward and read by two GEMMs, so it should stay in cache), but at least
-// kHeadMinRows (GEMM efficiency: the tok_emb gradient [V_local, C] is read and written once per
-// chunk; 256 x 50304 x 4 B = 51 MB for GPT-2's vocabulary). V 4096: 1024 rows.
-constexpr int64_t kHeadChunkBytes = int64_t{16} << 20;
-constexpr int64_t kHeadMinRows = 256;
-
-int64_t headChunkRows(int64_t vocab_local) {
-  const int64_t rows = kHeadChunkBytes / (4 * std::max<int64_t>(1, vocab_local)) / 64 * 64;
-  return std::max(kHeadMinRows, rows);
-}
-
 std::string blockName(int layer, const char* what) {
   return "blocks." + std::to_string(layer) + "." + what;
 }
@@ -191,26 +178,10 @@ void Gpt2Stage::recomputeMlp(int l, BlockActivations& a) {
 
 LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* targets,
                                         float grad_scale, Tensor* dout) {
-  KDGRID_CHECK(lastStage(), "the LM head runs on the last stage");
-  const int64_t N = acts.B * acts.T, C = config_.d_model;
-  const bool backward = grad_scale > 0;
-  Tensor emb = computeWeight("tok_emb");  // [V_local, C], the tied LM head
-  Tensor demb = grad("tok_emb");
-  Tensor dlnf;
-  if (backward) dlnf = act({N, C}, compute_);
-  const int64_t chunk_rows = headChunkRows(vocab_local_);
-  Tensor logits = act({std::min(N, chunk_rows), vocab_local_}, DType::kF32);
-  Tensor dlogits_c;  // dlogits in the compute dtype (bf16/fp16 runs)
-  if (backward && compute_ != DType::kF32) dlogits_c = act(logits.shape(), compute_);
   const ops::VocabShard shard{vocab_start_, vocab_local_, config_.vocab_size};
   // Per row of a chunk: local max, global max, then [sum of exp, target logit] reduced as one.
   std::vector<float> local_max, global_max, sums;
-  LossSums totals;
-  for (int64_t r0 = 0; r0 < N; r0 += chunk_rows) {
-    const int64_t n = std::min(chunk_rows, N - r0);
-    Tensor x = acts.lnf.rows(r0, n);
-    Tensor lg = logits.rows(0, n);
-    ops::linearForward(rt_, lg, x, emb, nullptr);  // [n, V_local], fp32
+  auto cross_entropy = [&](Tensor& lg, int64_t r0, int64_t n, bool backward) {
     local_max.assign(n, 0.f);
     sums.assign(2 * n, 0.f);
     ops::xentRowStats(rt_, local_max.data(), sums.data(), sums.data() + n, lg, targets + r0, shard);
@@ -220,34 +191,19 @@ LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* 
       ops::xentRescaleSums(rt_, sums.data(), local_max.data(), global_max.data(), n);
       tp_.allReduceSum(sums.data(), 2 * n);
     }
+    LossSums chunk;
     for (int64_t i = 0; i < n; ++i) {
       if (targets[r0 + i] == UINT32_MAX) continue;
-      totals.ce_sum += std::log(double(sums[i])) + global_max[i] - sums[n + i];
-      totals.tokens += 1;
+      chunk.ce_sum += std::log(double(sums[i])) + global_max[i] - sums[n + i];
+      chunk.tokens += 1;
     }
-    if (!backward) continue;
-    ops::xentBackwardInPlace(rt_, lg, global_max.data(), sums.data(), targets + r0, shard,
-                             grad_scale);
-    Tensor dx = dlnf.rows(r0, n);
-    if (compute_ == DType::kF32) {
-      ops::linearBackward(rt_, &dx, false, &demb, nullptr, lg, x, emb);
-    } else {
-      Tensor dlc = dlogits_c.rows(0, n);
-      ops::convert(rt_, dlc, lg);
-      ops::linearBackward(rt_, &dx, false, &demb, nullptr, dlc, x, emb);
+    if (backward) {
+      ops::xentBackwardInPlace(rt_, lg, global_max.data(), sums.data(), targets + r0, shard,
+                               grad_scale);
     }
-  }
-  if (backward) {
-    // The LM head's input gradient is a partial sum over the vocabulary shards.
-    if (tp_.size() > 1) tp_.allReduceSum(dlnf.raw(), dlnf.numel(), dlnf.dtype());
-    *dout = act({N, C}, compute_);
-    Tensor dw = grad("ln_f.weight"), db = grad("ln_f.bias");
-    ops::layernormBackward(rt_, *dout, false, dw, db, dlnf, acts.out, acts.lnf_mean, acts.lnf_rstd,
-                           param("ln_f.weight"));
-    // The blocks' backward reads neither: give their memory back before it starts.
-    acts.out = acts.lnf = acts.lnf_mean = acts.lnf_rstd = Tensor();
-  }
-  return totals;
+    return chunk;
+  };
+  return headLossChunks(acts, cross_entropy, grad_scale > 0, dout);
 }
 
 void Gpt2Stage::logitsAt(const StageActivations& acts, int64_t row, float* logits) {
