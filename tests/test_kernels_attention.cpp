@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "kernel_test_util.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/reference/attention.h"
-#include "kernel_test_util.h"
 
 namespace kdgrid {
 namespace {
@@ -282,15 +282,7 @@ TEST(AttentionReference, BackwardMatchesFiniteDifferences) {
     std::vector<double> grad(s.qkvSize());
     cpu::ref::attentionBackward(grad.data(), g.data(), qkv.data(), s.batch, s.seq, s.channels(),
                                 s.hd, s.window);
-    // Central differences: truncation ~h^2 |L'''| ~ 1e-10, cancellation ~1e-16 / h ~ 1e-11.
-    const double h = 1e-5;
-    std::vector<double> fd(qkv.size());
-    for (size_t i = 0; i < qkv.size(); ++i) {
-      auto xp = qkv, xm = qkv;
-      xp[i] += h;
-      xm[i] -= h;
-      fd[i] = (loss(xp) - loss(xm)) / (2 * h);
-    }
+    const std::vector<double> fd = test::centralDifferences(loss, qkv);
     EXPECT_TRUE(allClose(grad.data(), fd.data(), fd.size(), Tolerance{1e-8, 1e-6}));
     EXPECT_GT(test::maxAbs(grad), 0.1);  // the check is not vacuous
   }

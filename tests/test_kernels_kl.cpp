@@ -139,15 +139,7 @@ SplitResult runSplit(const Problem& p, int tp, int64_t v_local, float temperatur
     EXPECT_TRUE(zs[rank].guardIntact() && zt[rank].guardIntact() && lmax[rank].guardIntact() &&
                 lsum[rank].guardIntact() && terms[rank].guardIntact())
         << "rank " << rank;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < v_local; ++c) {
-        const int64_t id = slices[rank].start + c;
-        const float g = zs[rank][r * v_local + c];
-        if (id < p.vocab)
-          out.grad[r * p.vocab + id] = g;
-        else
-          EXPECT_EQ(g, 0.0f) << "padding id " << id << " row " << r;
-      }
+    test::gatherVocabSlice(out.grad, zs[rank].data(), rows, p.vocab, slices[rank].start, v_local);
   }
   return out;
 }
@@ -389,14 +381,7 @@ TEST(KlReference, BackwardMatchesFiniteDifferences) {
     };
     std::vector<double> grad(rows * vocab);
     cpu::ref::klBackward(grad.data(), zs.data(), zt.data(), rows, vocab, temperature, d, row_scale);
-    const double h = 1e-5;
-    std::vector<double> fd(zs.size());
-    for (size_t i = 0; i < zs.size(); ++i) {
-      auto xp = zs, xm = zs;
-      xp[i] += h;
-      xm[i] -= h;
-      fd[i] = (objective(xp) - objective(xm)) / (2 * h);
-    }
+    const std::vector<double> fd = test::centralDifferences(objective, zs);
     EXPECT_TRUE(allClose(grad.data(), fd.data(), fd.size(), Tolerance{1e-9, 1e-6})) << name(d);
     EXPECT_GT(test::maxAbs(grad), 1e-3) << name(d);
   }
@@ -421,14 +406,7 @@ TEST(KlReference, TopkBackwardMatchesFiniteDifferences) {
     std::vector<double> grad(rows * vocab);
     cpu::ref::klTopkBackward(grad.data(), zs.data(), ids.data(), lp.data(), k, rows, vocab,
                              temperature, teacher_scale, d, row_scale);
-    const double h = 1e-5;
-    std::vector<double> fd(zs.size());
-    for (size_t i = 0; i < zs.size(); ++i) {
-      auto xp = zs, xm = zs;
-      xp[i] += h;
-      xm[i] -= h;
-      fd[i] = (objective(xp) - objective(xm)) / (2 * h);
-    }
+    const std::vector<double> fd = test::centralDifferences(objective, zs);
     EXPECT_TRUE(allClose(grad.data(), fd.data(), fd.size(), Tolerance{1e-9, 1e-6})) << name(d);
     EXPECT_GT(test::maxAbs(grad), 1e-3) << name(d);
   }

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "core/check.h"
+#include "kernel_test_util.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/reference/cross_entropy.h"
-#include "kernel_test_util.h"
 
 namespace kdgrid {
 namespace {
@@ -105,15 +105,8 @@ SplitResult runSplit(const Problem& p, int tp, int64_t v_local, float row_scale)
     EXPECT_TRUE(logits[rank].guardIntact() && lmax[rank].guardIntact() &&
                 lsum[rank].guardIntact() && tlogit[rank].guardIntact())
         << "rank " << rank;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < v_local; ++c) {
-        const int64_t id = slices[rank].start + c;
-        const float g = logits[rank][r * v_local + c];
-        if (id < p.vocab)
-          out.grad[r * p.vocab + id] = g;
-        else
-          EXPECT_EQ(g, 0.0f) << "padding id " << id << " row " << r;
-      }
+    test::gatherVocabSlice(out.grad, logits[rank].data(), rows, p.vocab, slices[rank].start,
+                           v_local);
   }
   return out;
 }
@@ -204,14 +197,7 @@ TEST(XentReference, BackwardMatchesFiniteDifferences) {
   };
   std::vector<double> grad(rows * vocab);
   cpu::ref::crossEntropyBackward(grad.data(), x.data(), targets.data(), rows, vocab, row_scale);
-  const double h = 1e-5;
-  std::vector<double> fd(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    auto xp = x, xm = x;
-    xp[i] += h;
-    xm[i] -= h;
-    fd[i] = (loss(xp) - loss(xm)) / (2 * h);
-  }
+  const std::vector<double> fd = test::centralDifferences(loss, x);
   EXPECT_TRUE(allClose(grad.data(), fd.data(), fd.size(), Tolerance{1e-9, 1e-6}));
   EXPECT_GT(test::maxAbs(grad), 0.1);
 }
