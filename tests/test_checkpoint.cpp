@@ -178,18 +178,6 @@ std::string saveOn(const std::string& run_dir, const ModelConfig& c, const Grid&
   return saveCheckpoint(run_dir, sampleMeta(c, g), sampleState(step), model.tensors(), keep);
 }
 
-// Runs fn on every rank, expecting a UsageError whose text holds every part.
-template <typename Fn>
-void expectUsageError(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no UsageError";
-  } catch (const UsageError& e) {
-    for (const std::string& p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-  }
-}
-
 // Rank 0 changes the low mantissa bit of element `element` of a dataset in place (the file
 // offset from H5Dget_offset: checkpoint datasets are contiguous). Collective (barrier).
 void flipBit(const std::string& file, const std::string& dataset, uint64_t element) {
@@ -363,10 +351,10 @@ TEST(Checkpoint, CorruptionIsNamedAndRunDirFallsBack) {
   flipBit(step2 + "/model.h5", "/model/blocks.1.mlp.fc1.weight", 5);
   const std::vector<std::string> named = {"blocks.1.mlp.fc1.weight", "checksum mismatch",
                                           "model.h5"};
-  expectUsageError([&] { resolveCheckpoint(step2); }, named);
+  test::expectUsageError([&] { resolveCheckpoint(step2); }, named);
   // The loader checks on its own too (whole dataset, whichever ranks hold which slabs).
   RankModel model(c, g, worldRank());
-  expectUsageError([&] { loadCheckpoint(step2, model.tensors()); }, named);
+  test::expectUsageError([&] { loadCheckpoint(step2, model.tensors()); }, named);
 
   if (worldRank() == 0) testing::internal::CaptureStderr();
   const std::optional<std::string> chosen = resolveCheckpoint(dir.path());
@@ -379,9 +367,9 @@ TEST(Checkpoint, CorruptionIsNamedAndRunDirFallsBack) {
 
   // Damage the older one too (an AdamW moment this time): nothing intact is left.
   flipBit(step1 + "/optimizer.h5", "/v/ln_f.bias", 0);
-  expectUsageError([&] { resolveCheckpoint(step1); }, {"/v/ln_f.bias", "checksum mismatch"});
-  expectUsageError([&] { resolveCheckpoint(dir.path()); },
-                   {"no intact checkpoint", "step_00000001", "step_00000002"});
+  test::expectUsageError([&] { resolveCheckpoint(step1); }, {"/v/ln_f.bias", "checksum mismatch"});
+  test::expectUsageError([&] { resolveCheckpoint(dir.path()); },
+                         {"no intact checkpoint", "step_00000001", "step_00000002"});
 }
 
 TEST(Checkpoint, LatestMissingOrDanglingUsesNewestStepDir) {
@@ -400,7 +388,8 @@ TEST(Checkpoint, LatestMissingOrDanglingUsesNewestStepDir) {
   EXPECT_EQ(resolveCheckpoint(dir.path()), step3);
   // The checkpoints directory itself is accepted as well.
   EXPECT_EQ(resolveCheckpoint(dir / "checkpoints"), step3);
-  expectUsageError([&] { resolveCheckpoint(dir / "nowhere"); }, {"nowhere", "does not exist"});
+  test::expectUsageError([&] { resolveCheckpoint(dir / "nowhere"); },
+                         {"nowhere", "does not exist"});
 }
 
 TEST(Checkpoint, LeftoverTmpIsIgnoredAndRemoved) {
@@ -530,23 +519,24 @@ TEST(Checkpoint, LoadErrorsNameFileAndDataset) {
   ModelConfig wider = c;
   wider.d_ff = 32;
   RankModel wide(wider, g, worldRank());
-  expectUsageError([&] { loadCheckpoint(step, wide.tensors()); },
-                   {"model.h5", "blocks.0.mlp.fc1.weight", "shape"});
+  test::expectUsageError([&] { loadCheckpoint(step, wide.tensors()); },
+                         {"model.h5", "blocks.0.mlp.fc1.weight", "shape"});
   // A model with fewer layers than the checkpoint.
   ModelConfig shallow = c;
   shallow.n_layer = 2;
   if (g.pp <= 2) {
     RankModel small(shallow, g, worldRank());
-    expectUsageError([&] { loadCheckpoint(step, small.tensors()); },
-                     {"blocks.2.", "larger than the one loading it"});
+    test::expectUsageError([&] { loadCheckpoint(step, small.tensors()); },
+                           {"blocks.2.", "larger than the one loading it"});
   }
 
   // A missing dataset.
   editOnRankZero(step + "/optimizer.h5",
                  [](hid_t f) { ASSERT_GE(H5Ldelete(f, "/m/pos_emb", H5P_DEFAULT), 0); });
-  expectUsageError([&] { loadCheckpoint(step, model.tensors()); },
-                   {"optimizer.h5", "/m/pos_emb", "missing"});
-  expectUsageError([&] { resolveCheckpoint(step); }, {"optimizer.h5", "/m/pos_emb", "missing"});
+  test::expectUsageError([&] { loadCheckpoint(step, model.tensors()); },
+                         {"optimizer.h5", "/m/pos_emb", "missing"});
+  test::expectUsageError([&] { resolveCheckpoint(step); },
+                         {"optimizer.h5", "/m/pos_emb", "missing"});
   // The model-only load does not need it.
   EXPECT_EQ(loadCheckpoint(step, model.tensors(false)).step, 1);
 
@@ -557,16 +547,17 @@ TEST(Checkpoint, LoadErrorsNameFileAndDataset) {
     ASSERT_GE(H5Awrite(attr, H5T_NATIVE_INT64, &two), 0);
     H5Aclose(attr);
   });
-  expectUsageError([&] { loadCheckpoint(step, model.tensors(false)); },
-                   {"model.h5", "format_version 2"});
-  expectUsageError([&] { readCheckpointMeta(step); }, {"model.h5", "format_version 2"});
+  test::expectUsageError([&] { loadCheckpoint(step, model.tensors(false)); },
+                         {"model.h5", "format_version 2"});
+  test::expectUsageError([&] { readCheckpointMeta(step); }, {"model.h5", "format_version 2"});
 
   // A missing file.
   MPI_Barrier(MPI_COMM_WORLD);
   if (worldRank() == 0) fs::remove(step + "/model.h5");
   MPI_Barrier(MPI_COMM_WORLD);
-  expectUsageError([&] { loadCheckpoint(step, model.tensors()); }, {"model.h5", "no such file"});
-  expectUsageError([&] { resolveCheckpoint(step); }, {"model.h5", "no such file"});
+  test::expectUsageError([&] { loadCheckpoint(step, model.tensors()); },
+                         {"model.h5", "no such file"});
+  test::expectUsageError([&] { resolveCheckpoint(step); }, {"model.h5", "no such file"});
 }
 
 // The file contract as an independent reader sees it: names, shapes, dtypes, attributes, and

@@ -16,19 +16,6 @@ namespace {
 
 using h5::ElemType;
 
-// Runs `fn`, expecting a UsageError whose message contains every string in `parts`.
-template <typename Fn>
-void expectUsageError(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error";
-  } catch (const UsageError& e) {
-    for (const auto& p : parts) {
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-    }
-  }
-}
-
 TEST(H5, TypedRoundTripsAndConversions) {
   test::TempDir dir;
   const std::string path = dir / "types.h5";
@@ -65,8 +52,8 @@ TEST(H5, TypedRoundTripsAndConversions) {
   EXPECT_EQ(file.openDataset("f16").type().describe(), "float16");
 
   // Lossy reads abort instead of clamping, naming file and dataset.
-  expectUsageError([&] { file.openDataset("u32").read<uint16_t>(); }, {path, "/u32"});
-  expectUsageError([&] { file.openDataset("i64").read<uint64_t>(); }, {path, "/i64"});
+  test::expectUsageError([&] { file.openDataset("u32").read<uint16_t>(); }, {path, "/u32"});
+  test::expectUsageError([&] { file.openDataset("i64").read<uint64_t>(); }, {path, "/i64"});
 }
 
 TEST(H5, HyperslabRowsOf1DAnd2D) {
@@ -93,8 +80,8 @@ TEST(H5, HyperslabRowsOf1DAnd2D) {
   h5::Dataset v = file.openDataset("v");
   EXPECT_EQ(v.readRows<uint64_t>(123, 456),
             std::vector<uint64_t>(line.begin() + 123, line.begin() + 579));
-  expectUsageError([&] { v.readRows<uint64_t>(999, 2); }, {path, "/v", "rows [999, 1001)"});
-  expectUsageError([&] { m.expectRank(1); }, {path, "/m"});
+  test::expectUsageError([&] { v.readRows<uint64_t>(999, 2); }, {path, "/v", "rows [999, 1001)"});
+  test::expectUsageError([&] { m.expectRank(1); }, {path, "/m"});
 }
 
 TEST(H5, CompressedChunkedDataset) {
@@ -142,22 +129,28 @@ TEST(H5, AttributesOfEveryKind) {
   EXPECT_EQ(file.readAttributeAsText("t"), "0.25");
   EXPECT_EQ(file.attributeNames(), (std::vector<std::string>{"big", "empty", "name", "neg", "t"}));
   EXPECT_EQ(file.openGroup("g").readIntAttribute<uint8_t>("n"), 6);
-  expectUsageError([&] { file.readIntAttribute<uint32_t>("big"); }, {path, "big", "out of range"});
-  expectUsageError([&] { file.readIntAttribute<uint64_t>("neg"); }, {path, "neg", "out of range"});
-  expectUsageError([&] { file.readIntAttribute<int64_t>("name"); },
-                   {path, "name", "expected an integer"});
-  expectUsageError([&] { file.readStringAttribute("big"); }, {path, "big", "expected a string"});
-  expectUsageError([&] { file.readStringAttribute("nope"); }, {path, "missing attribute 'nope'"});
-  expectUsageError([&] { file.openGroup("g").readStringAttribute("x"); }, {path, "group '/g'"});
+  test::expectUsageError([&] { file.readIntAttribute<uint32_t>("big"); },
+                         {path, "big", "out of range"});
+  test::expectUsageError([&] { file.readIntAttribute<uint64_t>("neg"); },
+                         {path, "neg", "out of range"});
+  test::expectUsageError([&] { file.readIntAttribute<int64_t>("name"); },
+                         {path, "name", "expected an integer"});
+  test::expectUsageError([&] { file.readStringAttribute("big"); },
+                         {path, "big", "expected a string"});
+  test::expectUsageError([&] { file.readStringAttribute("nope"); },
+                         {path, "missing attribute 'nope'"});
+  test::expectUsageError([&] { file.openGroup("g").readStringAttribute("x"); },
+                         {path, "group '/g'"});
 }
 
 TEST(H5, OpenReadRejectsMissingNonHdf5AndTruncatedFiles) {
   test::TempDir dir;
-  expectUsageError([&] { h5::File::openRead(dir / "none.h5"); }, {dir / "none.h5", "no such file"});
-  expectUsageError([&] { h5::File::openRead(dir.path()); }, {dir.path(), "directory"});
+  test::expectUsageError([&] { h5::File::openRead(dir / "none.h5"); },
+                         {dir / "none.h5", "no such file"});
+  test::expectUsageError([&] { h5::File::openRead(dir.path()); }, {dir.path(), "directory"});
   std::ofstream(dir / "text.h5") << "just some text, not HDF5\n";
-  expectUsageError([&] { h5::File::openRead(dir / "text.h5"); },
-                   {dir / "text.h5", "not an HDF5 file"});
+  test::expectUsageError([&] { h5::File::openRead(dir / "text.h5"); },
+                         {dir / "text.h5", "not an HDF5 file"});
 
   const std::string good = dir / "good.h5";
   {
@@ -171,8 +164,8 @@ TEST(H5, OpenReadRejectsMissingNonHdf5AndTruncatedFiles) {
     const std::string cut_path = dir / fmt::format("cut_{}.h5", cut);
     std::filesystem::copy_file(good, cut_path);
     std::filesystem::resize_file(cut_path, cut);
-    expectUsageError([&] { h5::File::openRead(cut_path).openDataset("d").read<uint32_t>(); },
-                     {cut_path});
+    test::expectUsageError([&] { h5::File::openRead(cut_path).openDataset("d").read<uint32_t>(); },
+                           {cut_path});
   }
 }
 
@@ -188,9 +181,9 @@ TEST(H5, UnwrittenDatasetIsRejectedBeforeAllocating) {
   }
   EXPECT_LT(std::filesystem::file_size(path), 100000u);
   h5::File file = h5::File::openRead(path);
-  expectUsageError([&] { file.openDataset("huge"); }, {path, "/huge", "file holds only"});
-  expectUsageError([&] { file.openDataset("small"); }, {path, "/small", "never written"});
-  expectUsageError([&] { file.openDataset("missing"); }, {path, "/missing", "missing"});
+  test::expectUsageError([&] { file.openDataset("huge"); }, {path, "/huge", "file holds only"});
+  test::expectUsageError([&] { file.openDataset("small"); }, {path, "/small", "never written"});
+  test::expectUsageError([&] { file.openDataset("missing"); }, {path, "/missing", "missing"});
 }
 
 // Objects record no timestamps, so equal content gives byte-identical files.

@@ -45,21 +45,6 @@ void expectSameBatches(const std::vector<StepBatch>& a, const std::vector<StepBa
   }
 }
 
-template <typename Fn>
-void expectUsageError(Fn&& fn, const std::vector<std::string>& needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error";
-  } catch (const OptionError&) {
-    ADD_FAILURE() << "an OptionError where a data error was expected";
-  } catch (const UsageError& e) {
-    for (const auto& n : needles) {
-      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
-          << "'" << n << "' not in: " << e.what();
-    }
-  }
-}
-
 TEST(Loader, ParseDataSources) {
   auto s = parseDataSources("a");
   ASSERT_EQ(s.size(), 1u);
@@ -277,32 +262,32 @@ TEST(Loader, SourcesMustShareTheTokenizer) {
   test::writeRecognisableSource(dir / "other_sha", 1, {100}, test::kLoaderVocab,
                                 std::string(64, 'f'));
   test::writeRecognisableSource(dir / "tiny", 1, {4, 4});
-  expectUsageError(
+  test::expectUsageError(
       [&] {
         DataLoader(config({{dir / "a", 1}, {dir / "other_vocab", 1}}, 9, 1), {});
       },
       {dir / "a", dir / "other_vocab", "vocab_size"});
-  expectUsageError(
+  test::expectUsageError(
       [&] {
         DataLoader(config({{dir / "a", 1}, {dir / "other_sha", 1}}, 9, 1), {});
       },
       {dir / "a", dir / "other_sha", "tokenizer_sha256"});
-  expectUsageError(
+  test::expectUsageError(
       [&] {
         DataLoader(config({{dir / "a", 1}, {dir / "tiny", 1}}, 9, 1), {});
       },
       {dir / "tiny", "8 tokens"});
-  expectUsageError(
+  test::expectUsageError(
       [&] {
         DataLoader(config({{dir / "a", 1}, {dir / "missing", 1}}, 9, 1), {});
       },
       {dir / "missing"});
   // A cursor beyond the epoch: the data changed under a checkpoint (100 tokens = 11 windows).
-  expectUsageError([&] { DataLoader(config({{dir / "a", 1}}, 9, 1), {0, 11}); }, {"cursor"});
+  test::expectUsageError([&] { DataLoader(config({{dir / "a", 1}}, 9, 1), {0, 11}); }, {"cursor"});
   LoaderConfig bad_rank = config({{dir / "a", 1}}, 9, 1);
   bad_rank.dp = 2;
   bad_rank.dp_rank = 2;
-  expectUsageError([&] { DataLoader(bad_rank, {}); }, {"--dp"});
+  test::expectUsageError([&] { DataLoader(bad_rank, {}); }, {"--dp"});
 }
 
 // A failure on the prefetch thread (here: the shards vanish after the loader opened them)

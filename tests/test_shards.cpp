@@ -15,19 +15,6 @@ namespace {
 
 using h5::ElemType;
 
-template <typename Fn>
-void expectUsageError(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error";
-  } catch (const UsageError& e) {
-    EXPECT_EQ(e.exitCode(), kExitUsage);
-    for (const auto& p : parts) {
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-    }
-  }
-}
-
 TextShard sampleText() {
   TextShard shard;
   shard.bytes =
@@ -119,7 +106,7 @@ TEST(Shards, TokenRoundTripUint16AndUint32) {
       EXPECT_EQ(reader.read(begin, 7 - begin),
                 std::vector<uint32_t>(shard.tokens.begin() + begin, shard.tokens.end()));
     }
-    expectUsageError([&] { readTokenRange(info, 5, 3); }, {path, "/tokens", "rows [5, 8)"});
+    test::expectUsageError([&] { readTokenRange(info, 5, 3); }, {path, "/tokens", "rows [5, 8)"});
   }
 }
 
@@ -163,7 +150,7 @@ void expectBadTokenShard(const test::TempDir& dir, const std::string& name,
   writeRaw(path, raw);
   std::vector<std::string> with_path = parts;
   with_path.push_back(path);
-  expectUsageError([&] { readTokenShard(path); }, with_path);
+  test::expectUsageError([&] { readTokenShard(path); }, with_path);
 }
 
 TEST(Shards, BadTokenShardsNameFileAndDataset) {
@@ -224,19 +211,21 @@ TEST(Shards, BadTokenShardsNameFileAndDataset) {
   r = {};
   r.offsets = {0, 3, 5};
   writeRaw(dir / "info_bad.h5", r);
-  expectUsageError([&] { readTokenShardInfo(dir / "info_bad.h5"); },
-                   {dir / "info_bad.h5", "/doc_offsets"});
+  test::expectUsageError([&] { readTokenShardInfo(dir / "info_bad.h5"); },
+                         {dir / "info_bad.h5", "/doc_offsets"});
   r = {};
   r.tokens[1] = 5000;
   writeRaw(dir / "range_bad.h5", r);
   TokenShardInfo info = readTokenShardInfo(dir / "range_bad.h5");
   EXPECT_EQ(readTokenRange(info, 2, 3), (std::vector<uint32_t>{99, 3, 4}));
-  expectUsageError([&] { TokenShardReader(info).read(1, 1); },
-                   {dir / "range_bad.h5", "/tokens", "token id 5000 at index 1"});
+  test::expectUsageError([&] { TokenShardReader(info).read(1, 1); },
+                         {dir / "range_bad.h5", "/tokens", "token id 5000 at index 1"});
   info.n_tokens = 5;  // as if the file changed after the header was read
-  expectUsageError([&] { TokenShardReader{info}; }, {dir / "range_bad.h5", "/tokens", "replaced"});
+  test::expectUsageError([&] { TokenShardReader{info}; },
+                         {dir / "range_bad.h5", "/tokens", "replaced"});
   info.n_tokens = 6;
-  expectUsageError([&] { readTokenRange(info, 0, 3); }, {dir / "range_bad.h5", "/tokens", "5000"});
+  test::expectUsageError([&] { readTokenRange(info, 0, 3); },
+                         {dir / "range_bad.h5", "/tokens", "5000"});
 }
 
 TEST(Shards, BadTextShardsNameFileAndDataset) {
@@ -253,53 +242,56 @@ TEST(Shards, BadTextShardsNameFileAndDataset) {
       return path;
     };
     std::string p = broken("no_bytes", [](h5::File& f) { f.removeLink("text/bytes"); });
-    expectUsageError([&] { readTextShard(p); }, {p, "dataset '/text/bytes'", "missing"});
+    test::expectUsageError([&] { readTextShard(p); }, {p, "dataset '/text/bytes'", "missing"});
     p = broken("no_offsets", [](h5::File& f) { f.removeLink("text/offsets"); });
-    expectUsageError([&] { readTextShard(p); }, {p, "dataset '/text/offsets'", "missing"});
+    test::expectUsageError([&] { readTextShard(p); }, {p, "dataset '/text/offsets'", "missing"});
     p = broken("decreasing", [](h5::File& f) {
       f.removeLink("text/offsets");
       f.writeDataset("text/offsets", std::vector<uint64_t>{0, 22, 20, 30, 35}, ElemType::kU64);
     });
-    expectUsageError([&] { readTextShard(p); },
-                     {p, "dataset '/text/offsets'", "decrease at index 2"});
+    test::expectUsageError([&] { readTextShard(p); },
+                           {p, "dataset '/text/offsets'", "decrease at index 2"});
     p = broken("short", [](h5::File& f) {
       f.removeLink("text/offsets");
       f.writeDataset("text/offsets", std::vector<uint64_t>{0, 22, 34}, ElemType::kU64);
     });
-    expectUsageError([&] { readTextShard(p); },
-                     {p, "dataset '/text/offsets'", "/text/bytes", "35"});
+    test::expectUsageError([&] { readTextShard(p); },
+                           {p, "dataset '/text/offsets'", "/text/bytes", "35"});
     p = broken("bytes_2d", [](h5::File& f) {
       f.removeLink("text/bytes");
       std::vector<uint8_t> b(35, 'x');
       f.writeDataset("text/bytes", std::span<const uint8_t>(b), {5, 7}, ElemType::kU8);
     });
-    expectUsageError([&] { readTextShard(p); }, {p, "dataset '/text/bytes'", "[5, 7]"});
+    test::expectUsageError([&] { readTextShard(p); }, {p, "dataset '/text/bytes'", "[5, 7]"});
     p = broken("bytes_u16", [](h5::File& f) {
       f.removeLink("text/bytes");
       f.writeDataset("text/bytes", std::vector<uint16_t>(35, 'x'), ElemType::kU16);
     });
-    expectUsageError([&] { readTextShard(p); }, {p, "dataset '/text/bytes'", "uint16"});
+    test::expectUsageError([&] { readTextShard(p); }, {p, "dataset '/text/bytes'", "uint16"});
     p = broken("version", [](h5::File& f) { f.writeIntAttribute("format_version", 0); });
-    expectUsageError([&] { readTextShard(p); }, {p, "'format_version'"});
+    test::expectUsageError([&] { readTextShard(p); }, {p, "'format_version'"});
     p = broken("prov_short", [](h5::File& f) {
       h5::Group g = f.createGroup("provenance");
       g.writeDataset("source_doc", std::vector<int64_t>{1, 2, 3}, ElemType::kI64);
       g.writeDataset("method", std::vector<uint8_t>{0, 0, 0, 0}, ElemType::kU8);
     });
-    expectUsageError([&] { readTextShard(p); },
-                     {p, "dataset '/provenance/source_doc'", "3 entries"});
+    test::expectUsageError([&] { readTextShard(p); },
+                           {p, "dataset '/provenance/source_doc'", "3 entries"});
   }
   // A token shard is not a text shard, and vice versa.
   writeTokenShard(dir / "tokens.h5", sampleTokens(300));
-  expectUsageError([&] { readTextShard(dir / "tokens.h5"); }, {dir / "tokens.h5", "'format'"});
-  expectUsageError([&] { readTokenShard(dir / "good.h5"); }, {dir / "good.h5", "'format'"});
+  test::expectUsageError([&] { readTextShard(dir / "tokens.h5"); },
+                         {dir / "tokens.h5", "'format'"});
+  test::expectUsageError([&] { readTokenShard(dir / "good.h5"); }, {dir / "good.h5", "'format'"});
 }
 
 TEST(Shards, MissingNonHdf5AndTruncatedFiles) {
   test::TempDir dir;
-  expectUsageError([&] { readTokenShard(dir / "absent.h5"); }, {dir / "absent.h5", "no such file"});
+  test::expectUsageError([&] { readTokenShard(dir / "absent.h5"); },
+                         {dir / "absent.h5", "no such file"});
   std::ofstream(dir / "junk.h5") << "not an hdf5 file at all";
-  expectUsageError([&] { readTextShard(dir / "junk.h5"); }, {dir / "junk.h5", "not an HDF5 file"});
+  test::expectUsageError([&] { readTextShard(dir / "junk.h5"); },
+                         {dir / "junk.h5", "not an HDF5 file"});
   TokenShard big = sampleTokens(300);
   big.tokens.assign(100000, 7);
   big.doc_offsets = {0, 50000, 100000};
@@ -311,8 +303,8 @@ TEST(Shards, MissingNonHdf5AndTruncatedFiles) {
     const std::string path = dir / fmt::format("cut{}.h5", cut);
     std::filesystem::copy_file(dir / "big.h5", path);
     std::filesystem::resize_file(path, cut);
-    expectUsageError([&] { readTokenShard(path); }, {path});
-    expectUsageError([&] { readTokenShardInfo(path); }, {path});
+    test::expectUsageError([&] { readTokenShard(path); }, {path});
+    test::expectUsageError([&] { readTokenShardInfo(path); }, {path});
   }
 }
 
@@ -428,13 +420,13 @@ TEST(Shards, ListShardsFiltersByFormatInNameOrder) {
                                       dir / "d/tokens_00010.h5"}));
   EXPECT_EQ(listShards(dir / "d", kTextFormat),
             (std::vector<std::string>{dir / "d/text_00000.h5"}));
-  expectUsageError([&] { listShards(dir / "d", kTopkFormat); }, {dir / "d", kTopkFormat});
-  expectUsageError([&] { listShards(dir / "nowhere", kTextFormat); },
-                   {dir / "nowhere", "no such directory"});
-  expectUsageError([&] { listShards(dir / "d/notes.txt", kTextFormat); },
-                   {"notes.txt", "not a directory"});
+  test::expectUsageError([&] { listShards(dir / "d", kTopkFormat); }, {dir / "d", kTopkFormat});
+  test::expectUsageError([&] { listShards(dir / "nowhere", kTextFormat); },
+                         {dir / "nowhere", "no such directory"});
+  test::expectUsageError([&] { listShards(dir / "d/notes.txt", kTextFormat); },
+                         {"notes.txt", "not a directory"});
   std::ofstream(dir / "d/broken.h5") << "garbage";
-  expectUsageError([&] { listShards(dir / "d", kTextFormat); }, {dir / "d/broken.h5"});
+  test::expectUsageError([&] { listShards(dir / "d", kTextFormat); }, {dir / "d/broken.h5"});
 }
 
 }  // namespace

@@ -118,19 +118,6 @@ class TrainedTokenizer : public ::testing::Test {
 test::TempDir* TrainedTokenizer::dir_ = nullptr;
 Tokenizer* TrainedTokenizer::tok_ = nullptr;
 
-template <typename F>
-void expectUsageErrorMentioning(F&& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no UsageError";
-  } catch (const UsageError& e) {
-    EXPECT_EQ(e.exitCode(), kExitUsage);
-    for (const auto& n : needles) {
-      EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what() << " lacks " << n;
-    }
-  }
-}
-
 // ---------------------------------------------------------------- byte-to-unicode mapping
 
 TEST(ByteUnicode, MatchesGpt2AndIsABijection) {
@@ -385,7 +372,7 @@ TEST(TokenizerTraining, HandComputedMerges) {
     EXPECT_EQ(tok.encode(std::string(run, 'a') + "b"), expected) << run;
   }
   // Every piece is one token after 4 merges: a larger vocabulary cannot be reached.
-  expectUsageErrorMentioning([&] { Tokenizer::train({dir / "t.txt"}, 262); }, {"--vocab-size"});
+  test::expectUsageError([&] { Tokenizer::train({dir / "t.txt"}, 262); }, {"--vocab-size"});
   // The smallest vocabulary: bytes + EOT, no merges.
   const Tokenizer bytes_only = Tokenizer::train({dir / "t.txt"}, 257);
   EXPECT_EQ(bytes_only.numMerges(), 0u);
@@ -395,9 +382,8 @@ TEST(TokenizerTraining, HandComputedMerges) {
 TEST(TokenizerTraining, RejectsBadArguments) {
   test::TempDir dir;
   writeFile(dir / "t.txt", "hello hello\n");
-  expectUsageErrorMentioning([&] { Tokenizer::train({dir / "t.txt"}, 256); }, {"--vocab-size"});
-  expectUsageErrorMentioning([&] { Tokenizer::train({dir / "missing.txt"}, 300); },
-                             {"missing.txt"});
+  test::expectUsageError([&] { Tokenizer::train({dir / "t.txt"}, 256); }, {"--vocab-size"});
+  test::expectUsageError([&] { Tokenizer::train({dir / "missing.txt"}, 300); }, {"missing.txt"});
 }
 
 // Naive BPE training: recount every pair over every word at each step.
@@ -493,8 +479,11 @@ TEST(TokenizerTraining, SeveralFilesArePreTokenisedSeparately) {
   // Concatenated, "abab" would be one piece with pair (b,a); file by file it never occurs.
   const Tokenizer tok = Tokenizer::train({dir / "a.txt", dir / "b.txt"}, 258);
   EXPECT_EQ(tok.tokenBytes(256), "ab");
-  expectUsageErrorMentioning([&] { Tokenizer::train({dir / "a.txt", dir / "b.txt"}, 259); },
-                             {"--vocab-size"});
+  test::expectUsageError(
+      [&] {
+        Tokenizer::train({dir / "a.txt", dir / "b.txt"}, 259);
+      },
+      {"--vocab-size"});
 }
 
 // ---------------------------------------------------------------- files
@@ -554,10 +543,10 @@ TEST_F(TrainedTokenizer, CorruptFilesAreUsageErrorsNamingTheFile) {
   for (const auto& c : cases) {
     const std::string path = *dir_ / ("bad_" + c.name + ".json");
     writeFile(path, c.content);
-    expectUsageErrorMentioning([&] { Tokenizer::load(path); }, {path, c.needle});
+    test::expectUsageError([&] { Tokenizer::load(path); }, {path, c.needle});
   }
-  expectUsageErrorMentioning([&] { Tokenizer::load(*dir_ / "nope.json"); }, {"nope.json"});
-  expectUsageErrorMentioning([&] { Tokenizer::load(dir_->path()); }, {dir_->path()});
+  test::expectUsageError([&] { Tokenizer::load(*dir_ / "nope.json"); }, {"nope.json"});
+  test::expectUsageError([&] { Tokenizer::load(dir_->path()); }, {dir_->path()});
 }
 
 // ---------------------------------------------------------------- GPT-2 interchange
@@ -633,15 +622,14 @@ TEST(TokenizerGpt2, ImportsForeignIdOrder) {
 
   // Inconsistent GPT-2 files name the file.
   writeFile(dir / "bad_merges.txt", "#version: 0.2\nx yz\n");
-  expectUsageErrorMentioning(
+  test::expectUsageError(
       [&] { Tokenizer::fromGpt2Files(dir / "vocab.json", dir / "bad_merges.txt"); },
       {"bad_merges.txt"});
   Json no_eot = vocab;
   no_eot.erase("<|endoftext|>");
   writeFile(dir / "no_eot.json", no_eot.dump());
-  expectUsageErrorMentioning(
-      [&] { Tokenizer::fromGpt2Files(dir / "no_eot.json", dir / "merges.txt"); },
-      {"no_eot.json"});
+  test::expectUsageError([&] { Tokenizer::fromGpt2Files(dir / "no_eot.json", dir / "merges.txt"); },
+                         {"no_eot.json"});
 }
 
 }  // namespace

@@ -1,7 +1,12 @@
 // Helpers shared by test suites.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <string>
+#include <vector>
+
+#include "core/check.h"
 
 namespace kdgrid::test {
 
@@ -26,5 +31,19 @@ std::string kdgridBinary();
 
 // Runs a shell command, returns its exit status (the exit code, or 128+signal).
 int runCommand(const std::string& command, std::string* output = nullptr);
+
+// Runs fn, expecting a UsageError (exit code 2) whose message contains every needle.
+template <typename Fn>
+void expectUsageError(Fn&& fn, const std::vector<std::string>& needles) {
+  try {
+    fn();
+    ADD_FAILURE() << "no UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(e.exitCode(), kExitUsage) << e.what();
+    for (const auto& n : needles)
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
+          << "'" << n << "' not in: " << e.what();
+  }
+}
 
 }  // namespace kdgrid::test
