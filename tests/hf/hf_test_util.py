@@ -62,11 +62,11 @@ def build_data(work):
     return tok, shards
 
 
-def train_tiny(work, shards, name="run", extra=(), steps=3):
+def train_tiny(work, shards, name="run", extra=(), steps=3, lr=3e-3):
     run_dir = os.path.join(work, name)
     k.run(["train", "--data", os.path.join(shards, "train"), "--run-dir", run_dir,
            "--n-layer", 2, "--n-head", 2, "--d-model", 32, "--max-seq", T, "--steps", steps,
-           "--batch-size", 4, "--lr", 3e-3, "--seed", 7, *extra])
+           "--batch-size", 4, "--lr", lr, "--seed", 7, *extra])
     return run_dir
 
 
