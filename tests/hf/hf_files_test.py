@@ -7,7 +7,7 @@ numpy, h5py): the files themselves, read independently, and the round trip.
    section): every HF GPT-2 tensor is present with its HF shape and equals the checkpoint's
    dataset, transposed exactly for the Conv1D weights ([in, out]); config.json carries the
    contract's values; vocab.json/merges.txt are the kdgrid tokenizer's vocabulary and merges.
-2. Importing the export gives back bit-identical tensors, a tokenizer with the same SHA-256 and
+2. Importing the export gives back (on one rank and on two) bit-identical tensors, a tokenizer with the same SHA-256 and
    the same `eval` loss; the same weights rewritten as BF16 and as F16 import as their rounded
    values; an untied lm_head equal to wte is accepted.
 3. Refusals, exit 2 naming the file and tensor/key: truncated file, header length beyond the
@@ -112,6 +112,20 @@ def test(work):
     b, err = u.eval_loss(back, val, 256)
     k.check(a == b, f"eval differs after the round trip: {a} vs {b}")
     k.check("warning" not in err, f"eval of the import warned:\n{err}")
+
+    # On two ranks (rank 0 writes; the checkpoint writer is collective) the files are the same.
+    export2 = os.path.join(work, "hf_np2")
+    k.run(["export", "--format", "hf", "--checkpoint", run_dir, "--tokenizer", tok, "--out",
+           export2], np_=2)
+    for name in ("model.safetensors", "config.json", "vocab.json", "merges.txt"):
+        with open(os.path.join(export, name), "rb") as f, open(os.path.join(export2, name), "rb") as g:
+            k.check(f.read() == g.read(), f"{name} differs when exported on 2 ranks")
+    back2 = os.path.join(work, "back_np2")
+    k.run(["import", "--from", "hf", export, "--out", back2], np_=2)
+    _, params_back2, _ = u.kdgrid_params(k.latest(back2))
+    for n, v in params.items():
+        k.check(np.array_equal(params_back2[n], v), f"import on 2 ranks changed {n}")
+    k.run(["import", "--from", "hf", export, "--out", back2], expect=2, needle="--out")
 
     for dtype in ("BF16", "F16"):
         d = variant(export, work, "hf_" + dtype, arrays=arrays, dtype=dtype)
