@@ -2,10 +2,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -87,17 +86,18 @@ int configInt(const nlohmann::json& cfg, const std::string& path, const char* ke
     return *fallback;
   }
   const nlohmann::json& v = cfg[key];
-  KDGRID_INPUT_CHECK(v.is_number_integer() && v.get<int64_t>() >= 1 &&
-                         v.get<int64_t>() < (int64_t{1} << 31),
-                     "{}: \"{}\" must be a positive integer (got {})", path, key, v.dump());
+  KDGRID_INPUT_CHECK(
+      v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() < (int64_t{1} << 31),
+      "{}: \"{}\" must be a positive integer (got {})", path, key, v.dump());
   return static_cast<int>(v.get<int64_t>());
 }
 
 // config.json boolean `key`, `fallback` when absent (transformers' GPT2Config default).
-bool configBool(const nlohmann::json& cfg, const std::string& path, const char* key, bool fallback) {
+bool configBool(const nlohmann::json& cfg, const std::string& path, const char* key,
+                bool fallback) {
   if (!cfg.contains(key) || cfg[key].is_null()) return fallback;
-  KDGRID_INPUT_CHECK(cfg[key].is_boolean(), "{}: \"{}\" must be true or false (got {})", path,
-                     key, cfg[key].dump());
+  KDGRID_INPUT_CHECK(cfg[key].is_boolean(), "{}: \"{}\" must be true or false (got {})", path, key,
+                     cfg[key].dump());
   return cfg[key].get<bool>();
 }
 
@@ -110,10 +110,15 @@ std::string configString(const nlohmann::json& cfg, const std::string& path, con
   return cfg[key].get<std::string>();
 }
 
-ModelConfig readHfConfig(const std::string& path) {
-  const nlohmann::json cfg =
+nlohmann::json readConfigJson(const std::string& path) {
+  nlohmann::json cfg =
       nlohmann::json::parse(readWholeFile(path, "Hugging Face config"), nullptr, false);
   KDGRID_INPUT_CHECK(!cfg.is_discarded() && cfg.is_object(), "{}: not a JSON object", path);
+  return cfg;
+}
+
+// The model config.json describes, refusing what kdgrid does not compute.
+ModelConfig readHfConfig(const nlohmann::json& cfg, const std::string& path) {
   const std::string model_type = configString(cfg, path, "model_type", "");
   KDGRID_INPUT_CHECK(model_type == "gpt2", "{}: model_type is \"{}\"; only \"gpt2\" is supported",
                      path, model_type);
@@ -121,7 +126,8 @@ ModelConfig readHfConfig(const std::string& path) {
   // Both names are GELU's tanh approximation in transformers (DESIGN section 4).
   KDGRID_INPUT_CHECK(activation == "gelu_new" || activation == "gelu_pytorch_tanh",
                      "{}: activation_function \"{}\" is not GELU's tanh approximation "
-                     "(gelu_new), the only one kdgrid computes", path, activation);
+                     "(gelu_new), the only one kdgrid computes",
+                     path, activation);
   double eps = kLayerNormEps;
   if (cfg.contains("layer_norm_epsilon")) {
     KDGRID_INPUT_CHECK(cfg["layer_norm_epsilon"].is_number(),
@@ -134,7 +140,8 @@ ModelConfig readHfConfig(const std::string& path) {
                      kLayerNormEps);
   KDGRID_INPUT_CHECK(configBool(cfg, path, "scale_attn_weights", true),
                      "{}: scale_attn_weights false is not supported (kdgrid scales attention "
-                     "by 1/sqrt(head_dim))", path);
+                     "by 1/sqrt(head_dim))",
+                     path);
   KDGRID_INPUT_CHECK(!configBool(cfg, path, "scale_attn_by_inverse_layer_idx", false),
                      "{}: scale_attn_by_inverse_layer_idx true is not supported", path);
   KDGRID_INPUT_CHECK(!configBool(cfg, path, "add_cross_attention", false),
@@ -160,7 +167,8 @@ void exportHfGpt2(const ModelConfig& config, const NamedTensors& tensors,
                      "--checkpoint: the model uses a sliding attention window (attn_window {}); "
                      "transformers' GPT-2 attends to the whole causal context, so the exported "
                      "model would compute something else. Export a model trained without "
-                     "--attn-window.", config.attn_window);
+                     "--attn-window.",
+                     config.attn_window);
   KDGRID_INPUT_CHECK(tokenizer.vocabSize() <= static_cast<uint32_t>(config.vocab_size),
                      "--tokenizer: {} tokens, more than the model's vocab_size {}",
                      tokenizer.vocabSize(), config.vocab_size);
@@ -230,21 +238,23 @@ HfGpt2Model importHfGpt2(const std::string& dir) {
   for (const std::string& p : {config_path, weights_path, vocab_path, merges_path}) {
     KDGRID_INPUT_CHECK(std::filesystem::is_regular_file(p),
                        "--from hf {}: {} is missing (needed: config.json, model.safetensors, "
-                       "vocab.json, merges.txt)", dir, p);
+                       "vocab.json, merges.txt)",
+                       dir, p);
   }
-  ModelConfig config = readHfConfig(config_path);
+  const nlohmann::json cfg = readConfigJson(config_path);
+  ModelConfig config = readHfConfig(cfg, config_path);
   Tokenizer tokenizer = Tokenizer::fromGpt2Files(vocab_path, merges_path);
   KDGRID_INPUT_CHECK(tokenizer.vocabSize() <= static_cast<uint32_t>(config.vocab_size),
                      "{}: the tokenizer has {} tokens, more than vocab_size {} of {}", vocab_path,
                      tokenizer.vocabSize(), config.vocab_size, config_path);
   {
-    const nlohmann::json cfg =
-        nlohmann::json::parse(readWholeFile(config_path, "Hugging Face config"), nullptr, false);
     const auto eos = cfg.find("eos_token_id");
     if (eos != cfg.end() && eos->is_number_integer() &&
         eos->get<int64_t>() != static_cast<int64_t>(tokenizer.eotToken())) {
-      log0("warning: {}: eos_token_id {} is not the id of <|endoftext|> in {} ({}); kdgrid uses "
-           "the tokenizer's", config_path, eos->dump(), vocab_path, tokenizer.eotToken());
+      log0(
+          "warning: {}: eos_token_id {} is not the id of <|endoftext|> in {} ({}); kdgrid uses "
+          "the tokenizer's",
+          config_path, eos->dump(), vocab_path, tokenizer.eotToken());
     }
   }
 
@@ -262,9 +272,14 @@ HfGpt2Model importHfGpt2(const std::string& dir) {
     KDGRID_INPUT_CHECK(e->shape == want, "{}: tensor {} has shape {}, expected {} from {}",
                        weights_path, name, shapeText(e->shape), shapeText(want), config_path);
     std::vector<float> values = file.readFloat32(*e);
-    tensors[spec.name] = hf.transposed ? transpose(values, spec.cols, spec.rows) : std::move(values);
+    tensors[spec.name] =
+        hf.transposed ? transpose(values, spec.cols, spec.rows) : std::move(values);
     used.insert(name);
   }
+  const bool tied = configBool(cfg, config_path, "tie_word_embeddings", true);
+  KDGRID_INPUT_CHECK(tied || file.find("lm_head.weight") != nullptr,
+                     "{}: tie_word_embeddings is false but {} has no lm_head.weight", config_path,
+                     weights_path);
   for (const SafetensorsEntry& e : file.entries()) {
     if (used.contains(e.name)) continue;
     // Causal-mask buffers that older transformers versions saved; not parameters.
@@ -277,8 +292,8 @@ HfGpt2Model importHfGpt2(const std::string& dir) {
                          shapeText(e.shape), config.vocab_size, config.d_model);
       KDGRID_INPUT_CHECK(file.readFloat32(e) == tensors.at("tok_emb"),
                          "{}: tensor lm_head.weight differs from {}wte.weight: the model has an "
-                         "untied LM head, but kdgrid ties it to the token embedding", weights_path,
-                         prefix);
+                         "untied LM head, but kdgrid ties it to the token embedding",
+                         weights_path, prefix);
       continue;
     }
     throw UsageError(fmt::format("{}: unexpected tensor {} (not part of a GPT-2 kdgrid can load)",

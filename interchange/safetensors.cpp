@@ -5,7 +5,6 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
@@ -22,13 +21,19 @@ static_assert(std::endian::native == std::endian::little,
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 constexpr uint64_t kAlignment = 8;
 
-size_t elementSize(StDType t) { return t == StDType::kF32 ? 4 : 2; }
+size_t elementSize(StDType t) {
+  return t == StDType::kF32 ? 4 : 2;
+}
 
 bool parseDType(const std::string& s, StDType& out) {
-  if (s == "F32") out = StDType::kF32;
-  else if (s == "F16") out = StDType::kF16;
-  else if (s == "BF16") out = StDType::kBF16;
-  else return false;
+  if (s == "F32")
+    out = StDType::kF32;
+  else if (s == "F16")
+    out = StDType::kF16;
+  else if (s == "BF16")
+    out = StDType::kBF16;
+  else
+    return false;
   return true;
 }
 
@@ -69,7 +74,8 @@ void SafetensorsWriter::write(const std::string& path) const {
   uint64_t offset = 0;
   for (const Pending& t : tensors_) {
     const uint64_t bytes = t.values.size() * sizeof(float);
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    header[t.name] = {
+        {"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;  // float32 tensors keep every later one 4-byte aligned
   }
   std::string text = header.dump();
@@ -115,7 +121,8 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
     if (name == "__metadata__") {
       KDGRID_INPUT_CHECK(value.is_object(), "{}: __metadata__ is not an object", path);
       for (const auto& [k, v] : value.items()) {
-        KDGRID_INPUT_CHECK(v.is_string(), "{}: __metadata__ value of '{}' is not a string", path, k);
+        KDGRID_INPUT_CHECK(v.is_string(), "{}: __metadata__ value of '{}' is not a string", path,
+                           k);
         metadata_[k] = v.get<std::string>();
       }
       continue;
@@ -137,7 +144,8 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
     for (const nlohmann::json& d : shape) {
       KDGRID_INPUT_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0),
                          "{}: tensor {}: shape {} has a dimension that is not a non-negative "
-                         "integer", path, name, shape.dump());
+                         "integer",
+                         path, name, shape.dump());
       const uint64_t dim = d.get<uint64_t>();
       KDGRID_INPUT_CHECK(dim == 0 || numel <= data_size / dim,
                          "{}: tensor {}: shape {} holds more elements than the file has bytes",
@@ -146,35 +154,40 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
       e.shape.push_back(static_cast<int64_t>(dim));
     }
     const nlohmann::json& offsets = value["data_offsets"];
-    KDGRID_INPUT_CHECK(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
-                           offsets[1].is_number_unsigned(),
+    KDGRID_INPUT_CHECK(offsets.is_array() && offsets.size() == 2 &&
+                           offsets[0].is_number_unsigned() && offsets[1].is_number_unsigned(),
                        "{}: tensor {}: data_offsets {} is not two non-negative integers", path,
                        name, offsets.dump());
     e.begin = offsets[0].get<uint64_t>();
     e.end = offsets[1].get<uint64_t>();
     KDGRID_INPUT_CHECK(e.begin <= e.end && e.end <= data_size,
                        "{}: tensor {}: data_offsets [{}, {}] outside the {}-byte data section "
-                       "(file truncated?)", path, name, e.begin, e.end, data_size);
+                       "(file truncated?)",
+                       path, name, e.begin, e.end, data_size);
     KDGRID_INPUT_CHECK(e.end - e.begin == numel * elementSize(e.dtype),
                        "{}: tensor {}: shape {} of {} needs {} bytes but data_offsets [{}, {}] "
-                       "hold {}", path, name, shape.dump(), stDTypeName(e.dtype),
-                       numel * elementSize(e.dtype), e.begin, e.end, e.end - e.begin);
+                       "hold {}",
+                       path, name, shape.dump(), stDTypeName(e.dtype), numel * elementSize(e.dtype),
+                       e.begin, e.end, e.end - e.begin);
     entries_.push_back(std::move(e));
   }
-  std::sort(entries_.begin(), entries_.end(), [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+  std::sort(entries_.begin(), entries_.end(),
+            [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
+              return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+            });
   uint64_t covered = 0;
   for (const SafetensorsEntry& e : entries_) {
     KDGRID_INPUT_CHECK(e.begin == covered,
                        "{}: tensor {}: data_offsets [{}, {}] {} the previous tensor, which ends "
-                       "at {}", path, e.name, e.begin, e.end,
+                       "at {}",
+                       path, e.name, e.begin, e.end,
                        e.begin < covered ? "overlap" : "leave a hole after", covered);
     covered = e.end;
   }
   KDGRID_INPUT_CHECK(covered == data_size,
                      "{}: the tensors cover {} bytes but the data section has {} (trailing "
-                     "bytes or a wrong header)", path, covered, data_size);
+                     "bytes or a wrong header)",
+                     path, covered, data_size);
 }
 
 const SafetensorsEntry* SafetensorsReader::find(const std::string& name) const {

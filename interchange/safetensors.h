@@ -31,7 +31,7 @@ enum class StDType : uint8_t { kF32, kF16, kBF16 };
 struct SafetensorsEntry {
   std::string name;
   StDType dtype = StDType::kF32;
-  std::vector<int64_t> shape;  // empty = a scalar (one element)
+  std::vector<int64_t> shape;   // empty = a scalar (one element)
   uint64_t begin = 0, end = 0;  // byte offsets in the data section
   int64_t numel() const;
 };

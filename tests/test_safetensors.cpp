@@ -120,18 +120,20 @@ TEST(Safetensors, CorruptFilesNameFileAndTensor) {
   EXPECT_NO_THROW(SafetensorsReader r(path));
 
   check("abc", {"too short"});
-  check(rawFile(good_header, data, 1ull << 40), {"header length"});     // beyond the file
+  check(rawFile(good_header, data, 1ull << 40), {"header length"});  // beyond the file
   check(rawFile(good_header, data, 0xffffffffffffffffull), {"header length"});
   check(rawFile(good_header, data, good_header.size() - 3), {"not a JSON object"});
-  check(rawFile(good_header, data.substr(0, 5)), {"w", "outside"});      // truncated data
+  check(rawFile(good_header, data.substr(0, 5)), {"w", "outside"});  // truncated data
   check(rawFile(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data),
-        {"tensor w", "shape [3]"});                                      // shape mismatch
+        {"tensor w", "shape [3]"});  // shape mismatch
   check(rawFile(R"({"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}})",
-                data), {"tensor w"});                                    // overflowing shape
+                data),
+        {"tensor w"});  // overflowing shape
   check(rawFile(R"({"w":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", data),
         {"tensor w", "I64"});
   check(rawFile(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                R"("v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", data),
+                R"("v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                data),
         {"overlap"});
   check(rawFile(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", data),
         {"tensor w", "hole"});
@@ -139,7 +141,8 @@ TEST(Safetensors, CorruptFilesNameFileAndTensor) {
   check(rawFile(R"({"w":{"shape":[2],"data_offsets":[0,8]}})", data), {"tensor w", "dtype"});
   check(rawFile(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data),
         {"tensor w", "non-negative"});
-  expectUsageError([&] { SafetensorsReader r(dir / "absent.safetensors"); }, {"absent.safetensors"});
+  expectUsageError([&] { SafetensorsReader r(dir / "absent.safetensors"); },
+                   {"absent.safetensors"});
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 // kdgrid export --format hf: a kdgrid checkpoint -> a Hugging Face GPT-2 model directory
 // (config.json, model.safetensors, vocab.json, merges.txt, tokenizer config) that
 // transformers' GPT2LMHeadModel / GPT2TokenizerFast load with from_pretrained.
-#include <vector>
-
 #include <fmt/format.h>
+
+#include <vector>
 
 #include "checkpoints/checkpoint.h"
 #include "cli/commands.h"
@@ -17,13 +17,13 @@ namespace kdgrid {
 int runExport(const CommandLine& cmd) {
   std::string format, checkpoint, tokenizer_path, out;
   po::options_description options("Export");
-  options.add_options()
-    ("format", po::value(&format)->value_name("hf"), "target layout: hf (Hugging Face GPT-2)")
-    ("checkpoint", po::value(&checkpoint)->value_name("CKPT"), "step directory or run directory")
-    ("tokenizer", po::value(&tokenizer_path)->value_name("FILE"),
-     "the kdgrid tokenizer JSON the model's shards were made with (its SHA-256 must match the "
-     "checkpoint's tokenizer_sha256)")
-    ("out", po::value(&out)->value_name("DIR"), "output directory (created)");
+  options.add_options()("format", po::value(&format)->value_name("hf"),
+                        "target layout: hf (Hugging Face GPT-2)")(
+      "checkpoint", po::value(&checkpoint)->value_name("CKPT"), "step directory or run directory")(
+      "tokenizer", po::value(&tokenizer_path)->value_name("FILE"),
+      "the kdgrid tokenizer JSON the model's shards were made with (its SHA-256 must match the "
+      "checkpoint's tokenizer_sha256)")("out", po::value(&out)->value_name("DIR"),
+                                        "output directory (created)");
   po::variables_map vm;
   if (!parseOptions(cmd, options, vm)) return kExitOk;
   KDGRID_OPTION_CHECK(format == "hf", "--format must be hf (got '{}')", format);
@@ -45,7 +45,8 @@ int runExport(const CommandLine& cmd) {
     throw UsageError(fmt::format("--checkpoint {}: the model uses a sliding attention window "
                                  "(attn_window {}); transformers' GPT-2 attends to the whole "
                                  "causal context, so an export would compute something else",
-                                 *dir, meta.model.attn_window), /*on_every_rank=*/true);
+                                 *dir, meta.model.attn_window),
+                     /*on_every_rank=*/true);
   }
   // Every rank reads the whole model as one unsharded stage; rank 0 alone counts it towards
   // the checksums and writes the output.

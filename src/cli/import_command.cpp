@@ -1,10 +1,10 @@
 // kdgrid import --from hf DIR: a Hugging Face GPT-2 model directory -> a kdgrid run directory
 // holding one model-only checkpoint (step 0) and the model's tokenizer as kdgrid JSON, usable by
 // eval, generate, teacher-logits and distill --teacher.
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/checkpoint_dir.h"
@@ -18,15 +18,15 @@ namespace kdgrid {
 int runImport(const CommandLine& cmd) {
   std::string from, input, out, tokenizer_out;
   po::options_description options("Import");
-  options.add_options()
-    ("from", po::value(&from)->value_name("hf"), "source layout: hf (Hugging Face GPT-2)")
-    ("input", po::value(&input)->value_name("DIR"),
-     "the model directory (config.json, model.safetensors, vocab.json, merges.txt); also "
-     "accepted as the positional argument after --from hf")
-    ("out", po::value(&out)->value_name("RUN_DIR"),
-     "run directory to create; the checkpoint is RUN_DIR/checkpoints/step_00000000")
-    ("tokenizer-out", po::value(&tokenizer_out)->value_name("FILE"),
-     "where to write the kdgrid tokenizer JSON (default RUN_DIR/tokenizer.json)");
+  options.add_options()("from", po::value(&from)->value_name("hf"),
+                        "source layout: hf (Hugging Face GPT-2)")(
+      "input", po::value(&input)->value_name("DIR"),
+      "the model directory (config.json, model.safetensors, vocab.json, merges.txt); also "
+      "accepted as the positional argument after --from hf")(
+      "out", po::value(&out)->value_name("RUN_DIR"),
+      "run directory to create; the checkpoint is RUN_DIR/checkpoints/step_00000000")(
+      "tokenizer-out", po::value(&tokenizer_out)->value_name("FILE"),
+      "where to write the kdgrid tokenizer JSON (default RUN_DIR/tokenizer.json)");
   po::positional_options_description positional;
   positional.add("input", 1);
   po::variables_map vm;

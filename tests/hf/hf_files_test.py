@@ -7,13 +7,15 @@ numpy, h5py): the files themselves, read independently, and the round trip.
    section): every HF GPT-2 tensor is present with its HF shape and equals the checkpoint's
    dataset, transposed exactly for the Conv1D weights ([in, out]); config.json carries the
    contract's values; vocab.json/merges.txt are the kdgrid tokenizer's vocabulary and merges.
-2. Importing the export gives back (on one rank and on two) bit-identical tensors, a tokenizer with the same SHA-256 and
-   the same `eval` loss; the same weights rewritten as BF16 and as F16 import as their rounded
-   values; an untied lm_head equal to wte is accepted.
+2. Importing the export gives back bit-identical tensors, a tokenizer with the same SHA-256 and
+   the same `eval` loss; export and import on two ranks give the same files and tensors; the
+   same weights rewritten as BF16 and as F16 import as their rounded values; an untied lm_head
+   equal to wte is accepted.
 3. Refusals, exit 2 naming the file and tensor/key: truncated file, header length beyond the
    file, a shape that does not match its bytes, a tensor of the wrong shape for config.json, a
-   missing tensor, an untied lm_head that differs from wte, GELU without tanh, another LayerNorm
-   eps; export of a model with a sliding attention window, and with another tokenizer.
+   missing tensor, an untied lm_head that differs from wte or is absent, GELU without tanh,
+   another LayerNorm eps, a missing vocab.json; export of a model with a sliding attention
+   window, and with another tokenizer.
 
 usage: hf_files_test.py   (KDGRID_BIN in the environment)
 """
@@ -94,7 +96,8 @@ def test(work):
     run_dir = u.train_tiny(work, shards)
     step = k.latest(run_dir)
     export = os.path.join(work, "hf")
-    k.run(["export", "--format", "hf", "--checkpoint", run_dir, "--tokenizer", tok, "--out", export])
+    k.run(["export", "--format", "hf", "--checkpoint", run_dir, "--tokenizer", tok, "--out",
+           export])
     arrays = check_export(export, step, tok)
 
     # 2. round trip
@@ -118,8 +121,9 @@ def test(work):
     k.run(["export", "--format", "hf", "--checkpoint", run_dir, "--tokenizer", tok, "--out",
            export2], np_=2)
     for name in ("model.safetensors", "config.json", "vocab.json", "merges.txt"):
-        with open(os.path.join(export, name), "rb") as f, open(os.path.join(export2, name), "rb") as g:
-            k.check(f.read() == g.read(), f"{name} differs when exported on 2 ranks")
+        with open(os.path.join(export, name), "rb") as f:
+            with open(os.path.join(export2, name), "rb") as g:
+                k.check(f.read() == g.read(), f"{name} differs when exported on 2 ranks")
     back2 = os.path.join(work, "back_np2")
     k.run(["import", "--from", "hf", export, "--out", back2], np_=2)
     _, params_back2, _ = u.kdgrid_params(k.latest(back2))
@@ -170,6 +174,9 @@ def test(work):
     d = variant(export, work, "hf_untied", arrays=untied)
     _, r = import_dir(d, work, "x6", 2, "lm_head.weight")
     k.check("untied" in r.stderr, r.stderr)
+    d = variant(export, work, "hf_untied_absent",
+                edit_config=lambda c: c.update(tie_word_embeddings=False))
+    import_dir(d, work, "x6b", 2, "tie_word_embeddings")
     d = variant(export, work, "hf_gelu", edit_config=lambda c: c.update(activation_function="gelu"))
     import_dir(d, work, "x7", 2, "activation_function")
     d = variant(export, work, "hf_eps", edit_config=lambda c: c.update(layer_norm_epsilon=1e-6))

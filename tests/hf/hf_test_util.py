@@ -111,7 +111,8 @@ def documents(directory):
         for d in docs_ids:
             k.check(d and d[-1] == eot, "a prepared document does not end with end-of-text")
             ids.append(d[:-1])
-    k.check(len(ids) == len(texts), f"{directory}: {len(texts)} text documents, {len(ids)} token ones")
+    k.check(len(ids) == len(texts),
+            f"{directory}: {len(texts)} text documents, {len(ids)} token ones")
     return list(zip(texts, ids))
 
 

@@ -86,7 +86,8 @@ def compare_model(model, checkpoint, step_dir, val, what):
     k.check(rel <= LOSS_RTOL, f"{what}: kdgrid eval loss {line['loss']} vs transformers {loss} "
                               f"(relative {rel:.2e})")
     k.check("warning" not in err, f"{what}: eval warned:\n{err}")
-    print(f"{what}: logit std {spread:.2f}, max |logit| {scale:.2f}, max |diff| {diff:.2e}, loss {loss:.6f} vs {line['loss']:.6f} "
+    print(f"{what}: logit std {spread:.2f}, max |logit| {scale:.2f}, max |diff| {diff:.2e}, "
+          f"loss {loss:.6f} vs {line['loss']:.6f} "
           f"(rel {rel:.1e})")
 
 
@@ -109,7 +110,8 @@ def compare_generate(model, tokenizer, checkpoint, tok_json, eot):
     r = subprocess.run(k.command(["generate", "--checkpoint", checkpoint, "--tokenizer", tok_json,
                                   "--prompt", PROMPT, "--temperature", 0, "--max-new-tokens", new]),
                        capture_output=True)
-    k.check(r.returncode == 0, f"generate exited {r.returncode}:\n{r.stderr.decode(errors='replace')}")
+    k.check(r.returncode == 0,
+            f"generate exited {r.returncode}:\n{r.stderr.decode(errors='replace')}")
     ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"]
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=new, do_sample=False, eos_token_id=eot,
@@ -127,7 +129,8 @@ def test_export(work):
     tok, shards = u.build_data(work)
     run_dir = u.train_tiny(work, shards, steps=40, lr=1e-2)
     export = os.path.join(work, "hf")
-    k.run(["export", "--format", "hf", "--checkpoint", run_dir, "--tokenizer", tok, "--out", export])
+    k.run(["export", "--format", "hf", "--checkpoint", run_dir, "--tokenizer", tok, "--out",
+           export])
     model = GPT2LMHeadModel.from_pretrained(export).eval()
     tokenizer = GPT2TokenizerFast.from_pretrained(export)
     with open(tok) as f:
@@ -169,7 +172,7 @@ def test_import(work):
     model = GPT2LMHeadModel(cfg).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or "ln_f.weight" in name:
+            if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
                 p.copy_(1 + 0.2 * torch.randn_like(p))
             elif p.dim() == 1:
                 p.copy_(0.1 * torch.randn_like(p))
