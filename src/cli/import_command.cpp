@@ -1,6 +1,6 @@
 // kdgrid import --from hf DIR: a Hugging Face GPT-2 model directory -> a kdgrid run directory
-// holding one model-only checkpoint (step 0) and the model's tokenizer as kdgrid JSON, usable by
-// eval, generate, teacher-logits and distill --teacher.
+// holding one checkpoint (step 0, AdamW moments zero) and the model's tokenizer as kdgrid JSON,
+// usable by eval, generate, teacher-logits, distill --teacher, and train (fine-tuning).
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -49,9 +49,14 @@ int runImport(const CommandLine& cmd) {
     KDGRID_CHECK(static_cast<int64_t>(v.size()) == p.numel(), "{}: size mismatch", p.spec.name);
     std::copy(v.begin(), v.end(), flat.begin() + p.offset);
   }
+  // Zero AdamW moments are exactly the state of an optimizer that has taken no step, so `train`
+  // can continue from the import (fine-tuning) as from any checkpoint.
+  std::vector<float> m(flat.size(), 0.0f), v(flat.size(), 0.0f);
   RankTensors tensors;
   tensors.layout = &layout;
   tensors.params = flat.data();
+  tensors.m = m.data();
+  tensors.v = v.data();
   tensors.writer = worldRank() == 0;
   const ModelConfig& c = hf.config;
   CheckpointMeta meta;

@@ -10,7 +10,7 @@ numpy, h5py): the files themselves, read independently, and the round trip.
 2. Importing the export gives back bit-identical tensors, a tokenizer with the same SHA-256 and
    the same `eval` loss; export and import on two ranks give the same files and tensors; the
    same weights rewritten as BF16 and as F16 import as their rounded values; an untied lm_head
-   equal to wte is accepted.
+   equal to wte is accepted; `train` fine-tunes the import for a step.
 3. Refusals, exit 2 naming the file and tensor/key: truncated file, header length beyond the
    file, a shape that does not match its bytes, a tensor of the wrong shape for config.json, a
    missing tensor, an untied lm_head that differs from wte or is absent, GELU without tanh,
@@ -130,6 +130,13 @@ def test(work):
     for n, v in params.items():
         k.check(np.array_equal(params_back2[n], v), f"import on 2 ranks changed {n}")
     k.run(["import", "--from", "hf", export, "--out", back2], expect=2, needle="--out")
+
+    # train continues from the import (its optimizer state is that of step 0).
+    r = k.run(["train", "--run-dir", back, "--data", os.path.join(shards, "train"), "--steps", 1,
+               "--batch-size", 2, "--n-layer", 2, "--n-head", 2, "--d-model", 32, "--max-seq", u.T])
+    k.check("resumed from" in r.stderr and "step 0" in r.stderr,
+            f"train did not resume:\n{r.stderr}")
+    k.check(k.latest(back) == k.step_dir(back, 1), "train from the import did not save step 1")
 
     for dtype in ("BF16", "F16"):
         d = variant(export, work, "hf_" + dtype, arrays=arrays, dtype=dtype)
