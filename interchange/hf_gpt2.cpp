@@ -66,6 +66,8 @@ std::vector<float> transpose(const std::vector<float>& x, int64_t rows, int64_t 
   return y;
 }
 
+// The tensor's shape in the HF file: biases and LayerNorm parameters (kdgrid's [n, 1]) are 1-D;
+// the embeddings stay 2-D even when d_model is 1.
 std::vector<int64_t> hfShape(const ParamSpec& spec, bool transposed) {
   if (spec.cols == 1 && spec.name != "tok_emb" && spec.name != "pos_emb") return {spec.rows};
   return transposed ? std::vector<int64_t>{spec.cols, spec.rows}
