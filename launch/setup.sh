@@ -16,6 +16,8 @@ packages=(
   fortunes fortunes-min wordnet-base apertium apertium-eng-spa apertium-eng-cat
   # reference readers and golden tests (Debian's python3, not a pyenv one)
   python3-h5py python3-numpy python3-torch
+  # tests/hf/venv.sh: transformers from PyPI in a venv over Debian's torch
+  python3-venv python3-pip
   # cluster operations and plots
   slurm-wlm munge gnuplot-nox
 )

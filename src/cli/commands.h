@@ -18,6 +18,8 @@ int runTeacherLogits(const CommandLine& cmd);
 int runDistill(const CommandLine& cmd);
 int runPlot(const CommandLine& cmd);
 int runCkpt(const CommandLine& cmd);
+int runExport(const CommandLine& cmd);
+int runImport(const CommandLine& cmd);
 
 struct Command {
   const char* name;
@@ -39,6 +41,10 @@ inline constexpr Command kCommands[] = {
     {"eval", "mean cross-entropy of a checkpoint on token shards, as one JSON line", runEval},
     {"generate", "sample text from a checkpoint", runGenerate},
     {"plot", "draw a run's metrics.jsonl (losses, lr, tokens/s) to a PNG with gnuplot", runPlot},
+    {"export", "export --format hf: a checkpoint -> Hugging Face GPT-2 (config.json + model.safetensors)",
+     runExport},
+    {"import", "import --from hf DIR: Hugging Face GPT-2 -> a kdgrid checkpoint and tokenizer",
+     runImport},
     {"ckpt", "ckpt inspect CKPT: a checkpoint's metadata and tensors, checksums verified", runCkpt},
     {"version", "print the version and how this binary was built", runVersion},
 };
