@@ -1,4 +1,4 @@
-// The safetensors reader/writer (interchange/safetensors.h): a float32 round trip, the on-disk
+// The safetensors reader/writer (checkpoints/hf/safetensors.h): a float32 round trip, the on-disk
 // layout (little-endian length, space-padded header, 8-byte aligned data section), F16/BF16
 // conversion, and that every kind of corrupt file is a UsageError naming the file and tensor.
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 
 #include "core/check.h"
 #include "core/dtype.h"
-#include "interchange/safetensors.h"
+#include "checkpoints/hf/safetensors.h"
 #include "test_util.h"
 
 namespace kdgrid {

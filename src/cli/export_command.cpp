@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "data/tokenizer.h"
-#include "interchange/hf_gpt2.h"
+#include "checkpoints/hf/hf_gpt2.h"
 #include "model/params.h"
 
 namespace kdgrid {

@@ -10,7 +10,7 @@
 #include "checkpoints/checkpoint_dir.h"
 #include "cli/commands.h"
 #include "core/log.h"
-#include "interchange/hf_gpt2.h"
+#include "checkpoints/hf/hf_gpt2.h"
 #include "model/params.h"
 
 namespace kdgrid {

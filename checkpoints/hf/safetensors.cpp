@@ -1,4 +1,4 @@
-#include "interchange/safetensors.h"
+#include "checkpoints/hf/safetensors.h"
 
 #include <algorithm>
 #include <bit>

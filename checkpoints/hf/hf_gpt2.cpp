@@ -1,4 +1,4 @@
-#include "interchange/hf_gpt2.h"
+#include "checkpoints/hf/hf_gpt2.h"
 
 #include <cmath>
 #include <filesystem>
@@ -9,7 +9,7 @@
 #include "core/check.h"
 #include "core/log.h"
 #include "data/file_util.h"
-#include "interchange/safetensors.h"
+#include "checkpoints/hf/safetensors.h"
 #include "model/params.h"
 
 namespace kdgrid {
