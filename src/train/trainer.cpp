@@ -138,11 +138,14 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   TrainingState state;
   state.loss_scale = compute == DType::kF16 ? kInitialLossScale : 1.0f;
   std::optional<std::string> resume;
-  if (!tc.no_resume) resume = resolveCheckpoint(tc.run_dir);
+  // Checkpoint resolution, load and save: kdgrid's collectives in them are watched too.
+  const WorldCollectives world = grid.worldCollectives();
+  if (!tc.no_resume) resume = resolveCheckpoint(tc.run_dir, world);
   if (resume) {
     FullMoments moments(data_parallel, optimizer);
     state = loadCheckpoint(
-        *resume, rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()));
+        *resume, rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()),
+        world);
     moments.keepShard();
     log0("resumed from {} at step {}", *resume, state.step);
   } else {
@@ -335,7 +338,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
       last_saved = saveCheckpoint(
           tc.run_dir, meta, state,
           rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()),
-          tc.keep_checkpoints);
+          tc.keep_checkpoints, world);
       if (improved && worldRank() == 0) markBest(tc.run_dir, last_saved);
       log0("saved {}", last_saved);
     }
