@@ -49,13 +49,13 @@ AugmentSummary runTextAugmentation(const AugmentRunConfig& config,
       const InputShard& shard = in_flight.front();
       TextShard out = method->collect(shard, stats);
       out.provenance.params = config.params;
-      // No documents, no shard: an empty shard would have no provenance columns to read.
-      if (out.numDocs() > 0) {
-        const std::string part = (fs::path(config.out) / shard.name).string() + kPartSuffix;
-        parts.push_back(part);
-        writeTextShard(part, out);
-        ++stats.shards_written;
-      }
+      // Every input shard gives its output shard, with num_docs 0 when none of its documents
+      // kept a variant: the output names stay complete (a missing one would look like a lost
+      // shard), and readers (prepare, augment --input) take a shard without documents.
+      const std::string part = (fs::path(config.out) / shard.name).string() + kPartSuffix;
+      parts.push_back(part);
+      writeTextShard(part, out);
+      ++stats.shards_written;
       ++stats.shards;
       stats.docs += shard.text.numDocs();
       in_flight_bytes -= shard.text.bytes.size();

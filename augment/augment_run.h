@@ -5,8 +5,9 @@
 // reader takes them: only *.h5 files are shards); once every rank has finished without error,
 // each renames its .part files to their names. When any rank fails, every rank removes its
 // .part files and exits with the first failing rank's error, so a failed run leaves no output
-// shards. An input shard none of whose variants is kept gives no output shard (an empty shard
-// could not carry the provenance columns). An output directory that already holds shards is
+// shards. An input shard none of whose variants is kept (or with no documents) gives an output
+// shard with num_docs 0 (empty provenance columns, the method codes and parameters), so the
+// output names match the input's one for one; prepare and the loader take such shards. An output directory that already holds shards is
 // refused; .part files left by an interrupted run are removed.
 #pragma once
 

@@ -40,7 +40,7 @@ void writeDeltas(const std::string& path, const std::vector<float>& deltas, int6
   h5::Dataset ds = group.createDataset(
       "deltas", {deltas.size() / static_cast<uint64_t>(C), static_cast<uint64_t>(C)},
       h5::ElemType::kF16);
-  ds.writeRows(h5::ElemType::kF16, 0, half.size(), half.data());
+  if (!half.empty()) ds.writeRows(h5::ElemType::kF16, 0, half.size(), half.data());
 }
 
 }  // namespace
@@ -84,8 +84,10 @@ FgsmSummary runFgsmAugmentation(const FgsmRunConfig& config) {
       if (shard.owner != me) continue;
       // Windows whose first token lies in this shard.
       const uint64_t first = (shard.first_token + W - 1) / W;
-      const uint64_t end = std::min(n_windows, (shard.first_token + shard.num_tokens + W - 1) / W);
-      if (first >= end) continue;
+      // None (a shard shorter than a window, or past the last whole one): the output shard is
+      // written anyway, with no documents, so that every input shard has its output.
+      const uint64_t end =
+          std::max(first, std::min(n_windows, (shard.first_token + shard.num_tokens + W - 1) / W));
       const std::vector<uint64_t> doc_offsets =
           h5::File::openRead(shard.path).openDataset("doc_offsets").read<uint64_t>();
       KDGRID_INPUT_CHECK(doc_offsets.size() == shard.num_docs + 1,
@@ -96,6 +98,7 @@ FgsmSummary runFgsmAugmentation(const FgsmRunConfig& config) {
       out.tokenizer_sha256 = stream->tokenizerSha256();
       out.doc_offsets.push_back(0);
       out.provenance.method_names = kMethodCodes;
+      out.provenance.token_offsets = true;  // the column exists even in a shard of no windows
       out.provenance.params = {{"augment_method", "fgsm"},
                                {"augment_input", config.input},
                                {"epsilon", fmt::format("{}", config.epsilon)},

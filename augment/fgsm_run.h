@@ -5,7 +5,8 @@
 // dropped. A window belongs to the input shard holding its first token (it may run on into the
 // next shard); every rank runs the whole model (grid 1x1x1 per rank) over the windows of the
 // input shards it owns (shard_plan.h) and writes one output token shard per such input shard,
-// under the input's name: each adversarial window whole as one document, in order, so `eval`
+// under the input's name (a shard that holds no window's first token gives a shard without
+// documents): each adversarial window whole as one document, in order, so `eval`
 // over the output scores exactly the adversarial versions of the windows `eval` scores over the
 // input. Provenance: source_doc (the input document holding the window's first token, counted
 // across the input shards), method = fgsm, source_token_offset (the window's start in the

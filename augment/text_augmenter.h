@@ -22,7 +22,7 @@ struct InputShard {
 // Counts of one rank, or of all ranks after a reduction.
 struct AugmentStats {
   uint64_t shards = 0;          // input shards
-  uint64_t shards_written = 0;  // output shards (an input shard without variants gives none)
+  uint64_t shards_written = 0;  // output shards (one per input shard, maybe without documents)
   uint64_t docs = 0;            // input documents
   uint64_t segments = 0;   // sentences rewritten (sent to a translator once, whatever the pivots)
   uint64_t written = 0;    // output documents

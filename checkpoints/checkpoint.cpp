@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -91,10 +92,10 @@ const char* momentGroup(int kind) {
 }
 
 // The same value on every rank, or an internal error (a caller bug: ranks disagree).
-void checkSameOnAllRanks(int value, const char* what) {
+void checkSameOnAllRanks(int value, const char* what, const WorldCollectives& world) {
   int lo = value, hi = value;
-  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  world.allReduce(&lo, 1, MPI_INT, MPI_MIN, "all-reduce (min)");
+  world.allReduce(&hi, 1, MPI_INT, MPI_MAX, "all-reduce (max)");
   KDGRID_CHECK(lo == hi, "ranks disagree on {} ({} vs {})", what, lo, hi);
 }
 
@@ -103,7 +104,7 @@ void checkSameOnAllRanks(int value, const char* what) {
 // Collective: one float32 dataset per spec in `group`, this rank's blocks of those it writes,
 // then each dataset's checksum (the writers' partial sums, all-reduced).
 void writeTensorGroup(h5::Group& group, const std::vector<ParamSpec>& specs, const RankTensors& t,
-                      const float* flat) {
+                      const float* flat, const WorldCollectives& world) {
   std::vector<h5::Dataset> datasets;
   std::vector<uint64_t> sums(specs.size(), 0);
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -127,33 +128,34 @@ void writeTensorGroup(h5::Group& group, const std::vector<ParamSpec>& specs, con
     h5::writeBlocks(ds, h5::ElemType::kF32, blocks, packed.data(), h5::Transfer::kCollective);
     datasets.push_back(std::move(ds));
   }
-  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, sums.data(), static_cast<int>(sums.size()), MPI_UINT64_T,
-                           MPI_SUM, MPI_COMM_WORLD));
+  world.allReduce(sums.data(), static_cast<int>(sums.size()), MPI_UINT64_T, MPI_SUM,
+                  "all-reduce (sum) of the checksums");
   for (size_t i = 0; i < specs.size(); ++i)
     h5::writeUInt64Attribute(datasets[i], kChecksumAttribute, sums[i]);
 }
 
 void writeModelFile(const std::string& path, const CheckpointMeta& meta, const TrainingState& state,
-                    const RankTensors& t, const std::vector<ParamSpec>& specs) {
+                    const RankTensors& t, const std::vector<ParamSpec>& specs,
+                    const WorldCollectives& world) {
   h5::Handle fapl = h5::mpioFileAccess(MPI_COMM_WORLD);
   h5::File file = h5::File::create(path, fapl.get());
   {
     h5::Group group = file.createGroup(kModelGroup);
     writeModelHeader(file, group, meta, state);
-    writeTensorGroup(group, specs, t, t.params);
+    writeTensorGroup(group, specs, t, t.params, world);
   }
   file.close();
 }
 
 void writeOptimizerFile(const std::string& path, const TrainingState& state, const RankTensors& t,
-                        const std::vector<ParamSpec>& specs) {
+                        const std::vector<ParamSpec>& specs, const WorldCollectives& world) {
   h5::Handle fapl = h5::mpioFileAccess(MPI_COMM_WORLD);
   h5::File file = h5::File::create(path, fapl.get());
   writeOptimizerHeader(file, state);
   if (t.m) {
     for (int kind = 1; kind <= 2; ++kind) {
       h5::Group group = file.createGroup(momentGroup(kind));
-      writeTensorGroup(group, specs, t, kind == 1 ? t.m : t.v);
+      writeTensorGroup(group, specs, t, kind == 1 ? t.m : t.v, world);
     }
   }
   file.close();
@@ -170,12 +172,28 @@ void crashHereIfTesting(int64_t step) {
   }
 }
 
+// Test hook: environment KDGRID_TEST_HANG_IN_SAVE=STEP:RANK stops world rank RANK (SIGSTOP, as
+// a hung process would be) while it saves step STEP, after both files are written and closed
+// and before rank 0 publishes the directory: the other ranks wait in the save's watched
+// collectives, and the faults test checks that the watchdog names the stopped rank.
+void hangHereIfTesting(int64_t step) {
+  const char* value = std::getenv("KDGRID_TEST_HANG_IN_SAVE");
+  if (!value) return;
+  long long hang_step = 0;
+  int hang_rank = 0;
+  if (std::sscanf(value, "%lld:%d", &hang_step, &hang_rank) != 2) return;
+  if (hang_step == step && hang_rank == worldRank()) {
+    logRank("KDGRID_TEST_HANG_IN_SAVE={}: stopping this rank in the middle of the save", value);
+    std::raise(SIGSTOP);
+  }
+}
+
 // Fails early, before any HDF5 file exists, when the files cannot fit: the file-size limit
 // (ulimit -f) of any rank or the free space on rank 0's view of the file system is below the
 // tensor bytes (their metadata adds a little more). HDF5 1.10 cannot close a file it failed
 // to flush and then crashes at exit (HDFFV-11052), so the usual "disk full" is best caught here.
 void checkRoom(const std::string& ckpt_dir, const std::string& final_dir, uint64_t model_bytes,
-               uint64_t optimizer_bytes) {
+               uint64_t optimizer_bytes, const WorldCollectives& world) {
   std::optional<Failure> local;
   const uint64_t largest = std::max(model_bytes, optimizer_bytes);
   struct rlimit limit {};
@@ -194,7 +212,7 @@ void checkRoom(const std::string& ckpt_dir, const std::string& final_dir, uint64
                                      ckpt_dir, free_bytes, model_bytes + optimizer_bytes)};
     }
   }
-  if (const std::optional<Failure> first = firstFailure(local)) {
+  if (const std::optional<Failure> first = firstFailure(local, world)) {
     throw Error(kExitFailure,
                 fmt::format("cannot save checkpoint '{}' (earlier checkpoints and 'latest' are "
                             "untouched): {}",
@@ -240,8 +258,8 @@ void readTensorGroup(const h5::Group& group, int kind, const std::vector<ParamSp
 }
 
 // Throws the first failure any rank had (the same UsageError on every rank).
-void throwIfAnyFailed(const std::optional<Failure>& local) {
-  if (const std::optional<Failure> first = firstFailure(local)) {
+void throwIfAnyFailed(const std::optional<Failure>& local, const WorldCollectives& world) {
+  if (const std::optional<Failure> first = firstFailure(local, world)) {
     throw UsageError(first->message, /*on_every_rank=*/true);
   }
 }
@@ -273,11 +291,12 @@ bool writesTensor(const RankTensors& t, const LocalParam& p) {
 }
 
 std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& meta,
-                           const TrainingState& state, const RankTensors& tensors, int keep) {
+                           const TrainingState& state, const RankTensors& tensors, int keep,
+                           const WorldCollectives& world) {
   KDGRID_CHECK(tensors.layout && tensors.params, "saveCheckpoint needs a layout and parameters");
   KDGRID_CHECK((tensors.m == nullptr) == (tensors.v == nullptr),
                "saveCheckpoint needs both m and v, or neither");
-  checkSameOnAllRanks(tensors.m != nullptr, "whether to save AdamW moments");
+  checkSameOnAllRanks(tensors.m != nullptr, "whether to save AdamW moments", world);
   const std::string ckpt_dir = checkpointsDir(run_dir);
   const std::string name = stepDirName(state.step);
   const std::string final_dir = (fs::path(ckpt_dir) / name).string();
@@ -287,17 +306,20 @@ std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& met
     fs::create_directories(ckpt_dir);
     fs::remove_all(tmp_dir);  // a crashed save of the same step
     fs::create_directory(tmp_dir);
-  });
+  }, world);
   // The broadcast inside runOnRankZero orders every rank after the directory exists.
   const std::vector<ParamSpec> specs = gpt2ParamSpecs(meta.model);
   uint64_t model_bytes = 0;
   for (const ParamSpec& spec : specs)
     model_bytes += static_cast<uint64_t>(spec.rows * spec.cols) * sizeof(float);
-  checkRoom(ckpt_dir, final_dir, model_bytes, tensors.m ? 2 * model_bytes : 0);
+  checkRoom(ckpt_dir, final_dir, model_bytes, tensors.m ? 2 * model_bytes : 0, world);
   try {
-    writeModelFile((fs::path(tmp_dir) / kModelFileName).string(), meta, state, tensors, specs);
+    writeModelFile((fs::path(tmp_dir) / kModelFileName).string(), meta, state, tensors, specs,
+                   world);
     crashHereIfTesting(state.step);
-    writeOptimizerFile((fs::path(tmp_dir) / kOptimizerFileName).string(), state, tensors, specs);
+    writeOptimizerFile((fs::path(tmp_dir) / kOptimizerFileName).string(), state, tensors, specs,
+                       world);
+    hangHereIfTesting(state.step);
   } catch (const Error& e) {
     throw Error(e.exitCode(), fmt::format("cannot save checkpoint '{}' (earlier checkpoints and "
                                           "'latest' are untouched): {}",
@@ -309,7 +331,7 @@ std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& met
     writePointer(ckpt_dir, kLatestFile, name);
     for (const std::string& gone : pruneCheckpoints(ckpt_dir, keep))
       log0("removed old checkpoint {}", gone);
-  });
+  }, world);
   return final_dir;
 }
 
@@ -326,12 +348,13 @@ CheckpointMeta readCheckpointMeta(const std::string& step_dir) {
   return readModelHeader(file).meta;
 }
 
-TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors) {
+TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors,
+                             const WorldCollectives& world) {
   KDGRID_CHECK(tensors.layout && tensors.params, "loadCheckpoint needs a layout and parameters");
   KDGRID_CHECK((tensors.m == nullptr) == (tensors.v == nullptr),
                "loadCheckpoint needs both m and v, or neither");
   const bool moments = tensors.m != nullptr;
-  checkSameOnAllRanks(moments, "whether to load AdamW moments");
+  checkSameOnAllRanks(moments, "whether to load AdamW moments", world);
   const std::string model_path = (fs::path(step_dir) / kModelFileName).string();
   const std::string optimizer_path = (fs::path(step_dir) / kOptimizerFileName).string();
 
@@ -355,7 +378,7 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
     } catch (const std::exception& e) {
       local = Failure{0, e.what()};
     }
-    throwIfAnyFailed(local);
+    throwIfAnyFailed(local, world);
   }
   TrainingState state;
   state.step = header.step;
@@ -378,16 +401,16 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
     } catch (const std::exception& e) {
       local = Failure{0, e.what()};
     }
-    throwIfAnyFailed(local);
+    throwIfAnyFailed(local, world);
   }
 
   // Every dataset whole: the writing replicas' partial sums add up to the dataset's checksum
   // only if each element was counted exactly once and holds the bits that were saved.
   LoadTally& t = *tally;
   const int n = static_cast<int>(t.sums.size());
-  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, t.sums.data(), n, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD));
-  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, t.counted.data(), n, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
-  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, t.read.data(), n, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
+  world.allReduce(t.sums.data(), n, MPI_UINT64_T, MPI_SUM, "all-reduce (sum) of the checksums");
+  world.allReduce(t.counted.data(), n, MPI_INT, MPI_SUM, "all-reduce (sum)");
+  world.allReduce(t.read.data(), n, MPI_INT, MPI_SUM, "all-reduce (sum)");
   std::optional<Failure> local;
   const int kinds = moments ? 3 : 1;
   for (int slot = 0; slot < static_cast<int>(specs.size()) * kinds && !local; ++slot) {
@@ -413,11 +436,12 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
       }
     }
   }
-  throwIfAnyFailed(local);
+  throwIfAnyFailed(local, world);
   return state;
 }
 
-std::optional<std::string> resolveCheckpoint(const std::string& path) {
+std::optional<std::string> resolveCheckpoint(const std::string& path,
+                                             const WorldCollectives& world) {
   // Rank 0 looks at the file system and broadcasts the plan; then every rank verifies the
   // same candidates together, so all reach the same answer.
   enum Kind { kError = 0, kNone = 1, kStepDir = 2, kRunDir = 3 };
@@ -465,10 +489,10 @@ std::optional<std::string> resolveCheckpoint(const std::string& path) {
       kind = plan.empty() ? kNone : kRunDir;
     }
   }
-  KDGRID_MPI(MPI_Bcast(&kind, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  world.broadcast(&kind, 1, MPI_INT, 0);
   int latest_flag = latest_first;
-  KDGRID_MPI(MPI_Bcast(&latest_flag, 1, MPI_INT, 0, MPI_COMM_WORLD));
-  plan = broadcastStrings(plan, 0);
+  world.broadcast(&latest_flag, 1, MPI_INT, 0);
+  plan = broadcastStrings(plan, 0, world);
 
   switch (kind) {
     case kError:
@@ -476,7 +500,7 @@ std::optional<std::string> resolveCheckpoint(const std::string& path) {
     case kNone:
       return std::nullopt;
     case kStepDir: {
-      if (const auto problem = verifyCheckpoint(plan.at(0))) {
+      if (const auto problem = verifyCheckpoint(plan.at(0), world)) {
         throw UsageError(fmt::format("checkpoint '{}' is damaged: {}", plan[0], *problem),
                          /*on_every_rank=*/true);
       }
@@ -487,7 +511,7 @@ std::optional<std::string> resolveCheckpoint(const std::string& path) {
   }
   std::vector<std::string> problems;
   for (size_t i = 0; i < plan.size(); ++i) {
-    const auto problem = verifyCheckpoint(plan[i]);
+    const auto problem = verifyCheckpoint(plan[i], world);
     if (!problem) {
       if (i > 0 || !latest_flag)
         log0("warning: using {}, the newest intact checkpoint", plan[i]);

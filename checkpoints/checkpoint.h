@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "core/world_collectives.h"
 #include "data/loader.h"
 #include "model/config.h"
 #include "model/params.h"
@@ -69,8 +70,13 @@ struct CheckpointMeta {
 // saves. Returns the step directory's path. A failure (disk full, ...) throws Error and leaves
 // the previous checkpoints and `latest` as they were; a rank that fails inside collective I/O
 // cannot tell the others, so its exception must end the job (main aborts all ranks).
+// `world` (ProcessGrid::worldCollectives()): kdgrid's own collectives of the save (the
+// agreements, the checksum all-reduces, the broadcasts around rank 0's file-system work) run
+// under the collective watchdog, so a rank hung there is named; HDF5's collectives inside
+// parallel I/O cannot be watched (core/world_collectives.h).
 std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& meta,
-                           const TrainingState& state, const RankTensors& tensors, int keep);
+                           const TrainingState& state, const RankTensors& tensors, int keep,
+                           const WorldCollectives& world = {});
 
 // Points RUN_DIR/checkpoints/best at an existing complete step directory (rank 0 only).
 void markBest(const std::string& run_dir, const std::string& step_dir);
@@ -83,8 +89,10 @@ void markBest(const std::string& run_dir, const std::string& step_dir);
 // or missing `latest` falls back to the newest intact step directory with a warning from rank
 // 0 (UsageError listing the problems when none is left; `*.tmp` leftovers are never
 // candidates). nullopt when a run directory has no checkpoint yet. Every rank gets the same
-// answer: rank 0 looks at the file system and broadcasts what it found.
-std::optional<std::string> resolveCheckpoint(const std::string& ckpt_or_run_dir);
+// answer: rank 0 looks at the file system and broadcasts what it found. `world`: as for
+// saveCheckpoint.
+std::optional<std::string> resolveCheckpoint(const std::string& ckpt_or_run_dir,
+                                             const WorldCollectives& world = {});
 
 // Reads metadata (root and /model attributes) without loading tensors. Any rank, alone.
 CheckpointMeta readCheckpointMeta(const std::string& step_dir);
@@ -96,6 +104,8 @@ CheckpointMeta readCheckpointMeta(const std::string& step_dir);
 // (the same on every rank) naming the file and dataset when a file, attribute or dataset is
 // missing, a shape differs from the layout, or a checksum does not match. n_head and
 // attn_window do not change shapes: compare readCheckpointMeta().model with your config.
-TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors);
+// `world`: as for saveCheckpoint.
+TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors,
+                             const WorldCollectives& world = {});
 
 }  // namespace kdgrid

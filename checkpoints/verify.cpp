@@ -36,7 +36,8 @@ void verifyTensor(const h5::Dataset& ds) {
 
 }  // namespace
 
-std::optional<std::string> verifyCheckpoint(const std::string& step_dir) {
+std::optional<std::string> verifyCheckpoint(const std::string& step_dir,
+                                            const WorldCollectives& world) {
   namespace fs = std::filesystem;
   const std::string model_path = (fs::path(step_dir) / kModelFileName).string();
   const std::string optimizer_path = (fs::path(step_dir) / kOptimizerFileName).string();
@@ -87,7 +88,7 @@ std::optional<std::string> verifyCheckpoint(const std::string& step_dir) {
       }
     }
   }
-  const std::optional<Failure> first = firstFailure(local);
+  const std::optional<Failure> first = firstFailure(local, world);
   if (!first) return std::nullopt;
   return first->message;
 }

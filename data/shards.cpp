@@ -107,7 +107,7 @@ void writeProvenance(h5::File& file, const Provenance& provenance, size_t num_do
     group.writeDataset("source_doc", provenance.source_doc, h5::ElemType::kI64);
     h5::Dataset method = group.writeDataset("method", provenance.method, h5::ElemType::kU8);
     method.writeStringAttribute(kMethodCodesAttribute, provenance.method_names);
-    if (!provenance.source_token_offset.empty()) {
+    if (!provenance.source_token_offset.empty() || provenance.token_offsets) {
       group.writeDataset("source_token_offset", provenance.source_token_offset, h5::ElemType::kI64);
     }
   }
@@ -147,6 +147,7 @@ Provenance readProvenance(const h5::File& file, uint64_t num_docs) {
   if (group.contains("source_token_offset")) {
     provenance.source_token_offset =
         readProvenanceColumn<int64_t>(group, "source_token_offset", num_docs);
+    provenance.token_offsets = true;
   }
   return provenance;
 }

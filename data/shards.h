@@ -23,17 +23,21 @@ inline constexpr int kShardFormatVersion = 1;
 // String attribute of /provenance/method naming each code, e.g. "0=backtranslate,1=perturb".
 inline constexpr char kMethodCodesAttribute[] = "codes";
 
-// Where augmented documents came from (DESIGN section 6). Empty vectors = not augmented.
+// Where augmented documents came from (DESIGN section 6). Empty vectors and no method names =
+// not augmented; an augmented shard with no documents has empty columns and method names.
 struct Provenance {
   std::vector<int64_t> source_doc;           // [n_docs] index among all input documents
   std::vector<uint8_t> method;               // [n_docs] method code
   std::vector<int64_t> source_token_offset;  // [n_docs] FGSM only
   // The /provenance/method attribute `codes` naming each code, e.g. "0=backtranslate,1=perturb".
   std::string method_names;
+  // Whether the shard has the source_token_offset column (FGSM), also when it has no documents
+  // (the column is written when non-empty or when this is set; readers set it when present).
+  bool token_offsets = false;
   // Seed and parameters, written as root string attributes. Readers return every root
   // attribute that is not part of the format (numbers as decimal text).
   std::map<std::string, std::string> params;
-  bool empty() const { return source_doc.empty(); }
+  bool empty() const { return source_doc.empty() && method_names.empty(); }
 };
 
 // A kdgrid-text shard held in memory: document d is bytes[offsets[d], offsets[d+1]).

@@ -9,6 +9,13 @@ usage: faults_test.py CASE   (KDGRID_BIN, optionally KDGRID_MPIEXEC, in the envi
   hang         one rank stopped (SIGSTOP) with --collective-timeout 5: the other rank's watchdog
                fails the job naming the operation, the axis and the silent rank; every rank is
                gone soon after the timeout, mpirun exits non-zero; a rerun resumes bit-exactly.
+  hang-save    rank 0 stopped (SIGSTOP, test hook KDGRID_TEST_HANG_IN_SAVE) in the middle of
+               saving a checkpoint, after the files are written and before it publishes them,
+               with --collective-timeout 5: rank 1's watchdog, waiting in the save's broadcast
+               on the world axis, fails the job naming rank 0; every rank is gone, `latest`
+               names an intact checkpoint (step 2, or step 4 itself: its files were complete,
+               and Open MPI sends SIGCONT before it kills, so rank 0 may publish it before it
+               dies) and a rerun resumes from it and finishes.
   crash-save   every rank killed (SIGKILL) in the middle of saving a checkpoint (test hook
                KDGRID_TEST_CRASH_IN_SAVE): the previous checkpoint stays intact, `latest` names
                it, and a rerun resumes from it bit-exactly.
@@ -255,6 +262,72 @@ def case_hang(work):
     print(f"rerun resumed from {ckpt}; final weights bit-identical to an uninterrupted run")
 
 
+def case_hang_save(work):
+    data = make_data(work)
+    run_dir = os.path.join(work, "run")
+    extra = ["--collective-timeout", TIMEOUT_S]
+    env = dict(os.environ, KDGRID_TEST_HANG_IN_SAVE="4:0")  # rank 0, saving step 4
+    args = train_args(data, run_dir, 2, extra, steps=6)
+    stderr_path = os.path.join(work, "stderr.txt")
+    with open(stderr_path, "w") as err_file:
+        p = subprocess.Popen(k.command(args, 2), stdout=subprocess.DEVNULL, stderr=err_file,
+                             env=env)
+    pids, t_stop = {}, None
+    try:
+        # Rank 0 stops itself: wait for its state to read T (stopped), or for the job to end.
+        while p.poll() is None and t_stop is None:
+            pids = pids if len(pids) == 2 else rank_pids(p.pid)
+            try:
+                with open(f"/proc/{pids[0]}/stat") as f:
+                    stat = f.read()
+                if stat[stat.rindex(")") + 2] == "T":
+                    t_stop = time.monotonic()
+            except (KeyError, OSError):
+                pass
+            time.sleep(0.02)
+        bound = TIMEOUT_S + HUNG_RANK_SLACK_S
+        try:
+            rc = p.wait(timeout=bound)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+            with open(stderr_path) as f:
+                k.fail(f"mpirun still ran {bound} s after rank 0 stopped in a save "
+                       f"(--collective-timeout {TIMEOUT_S}):\n{f.read()}")
+        t_gone = time.monotonic()
+    finally:
+        for pid in pids.values():  # a stopped rank that outlived the job
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGCONT)
+    with open(stderr_path) as f:
+        err = f.read()
+    k.check(t_stop is not None, f"rank 0 never stopped (pids {pids}):\n{err}")
+    k.check("KDGRID_TEST_HANG_IN_SAVE" in err, f"the hook did not fire:\n{err}")
+    k.check(rc != 0, f"mpirun exited {rc} after a rank hung in a save:\n{err}")
+    survivors = [r for r, pid in pids.items() if alive(pid)]
+    k.check(not survivors, f"ranks {survivors} outlived mpirun")
+    k.check("collective timeout" in err and f"--collective-timeout {TIMEOUT_S}" in err,
+            f"no watchdog message:\n{err}")
+    line = next((x for x in err.splitlines() if "collective timeout" in x), "")
+    # Rank 1 waits for rank 0's broadcast that ends the save (runOnRankZero).
+    k.check("broadcast" in line and "world axis" in line and "collective #" in line,
+            f"the message does not name the save's broadcast on the world axis:\n{err}")
+    silent = line[line.index("Silent"):] if "Silent" in line else ""
+    k.check("rank 0 (world rank 0)" in silent, f"the message does not name rank 0:\n{err}")
+    latest = os.path.basename(k.latest(run_dir))
+    k.check(latest in ("step_00000002", "step_00000004"),
+            f"latest is {latest} after a hang saving step 4")
+    print(f"rank 0 stopped while saving step 4: mpirun exited {rc}, every rank gone "
+          f"{t_gone - t_stop:.2f} s after the stop (--collective-timeout {TIMEOUT_S}); "
+          f"latest {latest}")
+    print(f"message: {line.strip()}")
+    r = k.run(args, 2)  # verifies the checkpoint's checksums as it resolves `latest`
+    k.check(f"resumed from {os.path.join(run_dir, 'checkpoints', latest)}" in r.stderr,
+            f"the rerun did not resume from {latest}:\n{r.stderr}")
+    k.check(os.path.basename(k.latest(run_dir)) == "step_00000006", "the rerun did not finish")
+
+
 def tree_digest(step_dir):
     h = hashlib.sha256()
     for name in sorted(os.listdir(step_dir)):
@@ -354,7 +427,8 @@ def case_nan(work):
               f"state unchanged), step 4 updated")
 
 
-CASES = {"kill9": case_kill9, "hang": case_hang, "crash-save": case_crash_save,
+CASES = {"kill9": case_kill9, "hang": case_hang, "hang-save": case_hang_save,
+         "crash-save": case_crash_save,
          "disk-full": case_disk_full, "nan": case_nan}
 
 if __name__ == "__main__":

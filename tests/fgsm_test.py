@@ -3,7 +3,8 @@
 
 A tiny model is trained on token shards written here (three shards, several documents each,
 windows running across shard boundaries). fgsm over those shards must: write one output shard
-per input shard that holds a window start, under its name; hold exactly eval's windows of the
+per input shard, under its name (a shard holding no window start gives one without documents,
+and eval over the output reads past it); hold exactly eval's windows of the
 input (source_token_offset 0, W, 2W, ... in order), each whole as one document, with at most
 --max-flips tokens changed (never the last) and some changed overall; map each window to the
 input document holding its first token (source_doc, counted across shards); carry method code 2
@@ -29,8 +30,8 @@ W = MAX_SEQ + 1
 EPS = 0.5
 FLIPS = 3
 # Shard sizes: the middle one is shorter than a window, and no window starts in it (windows
-# start at multiples of 17: 221 lies in part_00, 238 in part_02 = [235, 536)), so it gets no
-# output shard.
+# start at multiples of 17: 221 lies in part_00, 238 in part_02 = [235, 536)), so its output
+# shard has no documents.
 SIZES = [230, 5, 301]
 
 
@@ -80,10 +81,12 @@ def test(work):
     doc_starts = []  # global start of each input document, and its global index
     for i, (_, cuts) in enumerate(streams):
         doc_starts += [starts[i] + c for c in cuts[:-1]]
-    expected_names = [f"part_{i:02d}.h5" for i in range(len(SIZES))
-                      if any(starts[i] <= w * W < starts[i + 1] for w in range(n_windows))]
+    expected_names = [f"part_{i:02d}.h5" for i in range(len(SIZES))]
     names = sorted(f for f in os.listdir(out1))
     k.check(names == expected_names, f"output shards {names}, expected {expected_names}")
+    empty = [f"part_{i:02d}.h5" for i in range(len(SIZES))
+             if not any(starts[i] <= w * W < starts[i + 1] for w in range(n_windows))]
+    k.check(empty == ["part_01.h5"], f"shards without a window start: {empty}")
 
     offsets, total_flips = [], 0
     all_tokens = []
@@ -113,8 +116,10 @@ def test(work):
         k.check((method == 2).all(), f"{name}: method codes {method}")
         k.check(deltas.dtype == np.float16 and deltas.shape == (n * W, 32),
                 f"{name}: deltas {deltas.dtype} {deltas.shape}")
+        k.check((n == 0) == (name in empty), f"{name}: {n} windows")
         vals = set(np.unique(deltas).astype(np.float32).tolist())
-        k.check(vals <= {-EPS, 0.0, EPS} and len(vals) > 1, f"{name}: delta values {vals}")
+        k.check(n == 0 or (vals <= {-EPS, 0.0, EPS} and len(vals) > 1),
+                f"{name}: delta values {vals}")
         for j in range(n):
             window = tokens[j * W:(j + 1) * W]
             source = stream[sto[j]:sto[j] + W]

@@ -2,13 +2,15 @@
 
 Runs the real binary ($KDGRID_BIN) on text shards written here with h5py (one of them empty):
 perturbation writes the same bytes on 1 and 3 ranks, with one output shard per input shard
-under the input's name and provenance that h5py reads (global source_doc, method codes, seed
+under the input's name (also for an input shard that is empty or whose documents keep no
+variant: a shard with num_docs 0, its provenance columns empty) and provenance that h5py reads (global source_doc, method codes, seed
 and parameters as root attributes); back-translation through --bt-command gives exactly the
 translated documents (one sentence per line in, one per line out) and drops unchanged ones,
 also when shards are streamed through one process with a tiny look-ahead; translators that die,
 drop or add lines exit 2 and leave no file in --out, on 1 and 2 ranks; a missing WordNet exits
 2 naming wordnet-base; bad options exit 2 naming the option; and augmented shards go through
-`kdgrid prepare` into token shards that keep their provenance.
+`kdgrid prepare` into token shards that keep their provenance (empty shards among them
+contribute nothing and are accepted).
 
 Usage: test_augment_h5py.py [MPIEXEC]
 """
@@ -108,16 +110,14 @@ def ascii_upper(b):
 
 
 def check_output_dir(out_dir, in_dir, in_shards, method_code):
-    """Output shards: one per input shard, same names; provenance points into the right shard."""
+    """Output shards: one per input shard, same names (an input shard without documents, or
+    whose documents keep no variant, gives a shard without documents); provenance points into
+    the right shard. Returns (documents, source_doc, root attributes) per output shard."""
     names = sorted(n for n in os.listdir(out_dir))
     in_names = sorted(n for n in os.listdir(in_dir) if n.endswith(".h5"))
-    # Input shards that give documents give an output shard of the same name; an empty one none.
-    expect_names = [n for n, docs in zip(in_names, in_shards) if docs]
-    check(names == expect_names, f"{out_dir}: output names {names} == {expect_names}")
+    check(names == in_names, f"{out_dir}: output names {names} == {in_names}")
     first, result = 0, []
     for name, docs in zip(in_names, in_shards):
-        if not docs:
-            continue
         out_docs, src, meth, codes, attrs = read_text_shard(os.path.join(out_dir, name))
         check(codes == CODES, f"{name}: method codes '{codes}'")
         check(all(m == method_code for m in meth), f"{name}: method {method_code}")
@@ -150,7 +150,7 @@ def test_perturb(tmp):
     _, log3 = run([MPIEXEC, "-np", "3", KDGRID] + args + ["--out", out3])
     check("sentences/s" in log1, f"summary reports sentences/s: {log1}")
     counts = summary_counts(log1)
-    check(counts[0] == 4 and counts[1] == n_docs and counts[5] == 3, f"counts {counts}")
+    check(counts[0] == 4 and counts[1] == n_docs and counts[5] == 4, f"counts {counts}")
     check(counts[2] + counts[3] + counts[4] == 3 * n_docs, f"written + dropped = 3 x docs: {counts}")
     check(summary_counts(log3) == counts, f"same counts on 3 ranks: {log3}")
     for name in sorted(os.listdir(out1)):
@@ -183,12 +183,14 @@ def test_perturb(tmp):
 
 
 def test_bt_command(tmp):
+    """Returns the output directory (with a shard whose documents kept no variant)."""
     # ASCII documents with single spaces inside sentences: `tr a-z A-Z` maps each to its upper
     # case exactly (the layout between sentences is kept by kdgrid, not sent).
     shards = [
         [b"The cat sat.  The dog ran!\n  Indented line\n", b"ALREADY UPPER CASE.\n", b"x\r\ny z\r\n"],
         [],
         [b"one two three.\tFour five?\n\n", b"42 ... !!!\n", b"last [doc] with $ ^ @ \\ / < >\n"],
+        [b"NO VARIANT HERE.\n", b"1, 2, 3\n"],  # upper-casing changes nothing: no kept variant
     ]
     inp = os.path.join(tmp, "bt_in")
     make_shards(inp, shards)
@@ -196,9 +198,12 @@ def test_bt_command(tmp):
     _, log = run([MPIEXEC, "-np", "2", KDGRID, "augment", "--method", "backtranslate", "--input", inp,
                   "--out", out, "--bt-command", "tr a-z A-Z"])
     counts = summary_counts(log)
-    # Unchanged by upper-casing: the upper-case document and the one without letters.
-    check(counts == [3, 6, 4, 2, 0, 2], f"bt counts {counts}")
+    # Unchanged by upper-casing: the upper-case documents and those without letters; the last
+    # shard keeps none and is written without documents.
+    check(counts == [4, 8, 4, 4, 0, 4], f"bt counts {counts}")
     result = check_output_dir(out, inp, shards, 0)
+    check(result[1][0] == [] and result[3][0] == [],
+          f"the empty shard and the one without variants: {result[1][0]}, {result[3][0]}")
     flat = [d for s in shards for d in s]
     got = [(s, d) for docs, src, _ in result for d, s in zip(docs, src)]
     expected = [(i, ascii_upper(d)) for i, d in enumerate(flat) if ascii_upper(d) != d]
@@ -229,6 +234,7 @@ def test_bt_command(tmp):
                   f"'{cmd}' on {np_} ranks: rc {rc}, {log!r}")
             left = os.listdir(bad) if os.path.isdir(bad) else []
             check(left == [], f"'{cmd}' on {np_} ranks left {left}")
+    return out
 
 
 def test_options(tmp, inp):
@@ -251,8 +257,9 @@ def test_options(tmp, inp):
         check(rc == 2 and needle in out, f"{extra}: rc {rc}, {out!r}")
 
 
-def test_prepare(tmp, aug_dir, n_aug_docs):
-    # Augmented shards -> prepare -> token shards that carry the provenance.
+def test_prepare(tmp, aug_dir, n_aug_docs, bt_dir):
+    # Augmented shards (an empty one among them) -> prepare -> token shards that carry the
+    # provenance.
     corpus = os.path.join(tmp, "corpus.txt")
     with open(corpus, "wb") as f:
         for docs in rich_documents():
@@ -279,14 +286,27 @@ def test_prepare(tmp, aug_dir, n_aug_docs):
                 seed = f.attrs["seed"]
                 check((seed.decode() if isinstance(seed, bytes) else str(seed)) == "7", f"{name}: seed")
     check(total == n_aug_docs, f"prepare kept every augmented document ({total} vs {n_aug_docs})")
+    # Back-translation's output: two shards without documents, one from an input shard whose
+    # documents kept no variant; prepare takes the 4 documents of the other two.
+    prep_bt = os.path.join(tmp, "prep_bt")
+    run([KDGRID, "prepare", "--input", bt_dir, "--tokenizer", tok, "--out", prep_bt,
+         "--val-fraction", "0.25", "--shard-tokens", "100000"])
+    n_bt = 0
+    for split in ("train", "val"):
+        for name in os.listdir(os.path.join(prep_bt, split)):
+            if name.startswith("tokens_"):
+                with h5py.File(os.path.join(prep_bt, split, name), "r") as f:
+                    n_bt += f["doc_offsets"].shape[0] - 1
+                    check(bool(np.all(f["provenance/method"][:] == 0)), f"{name}: method bt")
+    check(n_bt == 4, f"prepare over back-translated shards: {n_bt} documents, expected 4")
 
 
 def main():
     with tempfile.TemporaryDirectory(prefix="kdgrid-augment-") as tmp:
         inp, aug_dir, _, n_aug = test_perturb(tmp)
-        test_bt_command(tmp)
+        bt_dir = test_bt_command(tmp)
         test_options(tmp, inp)
-        test_prepare(tmp, aug_dir, n_aug)
+        test_prepare(tmp, aug_dir, n_aug, bt_dir)
     if FAILURES:
         print(f"{len(FAILURES)} checks failed")
         sys.exit(1)

@@ -122,6 +122,23 @@ TEST(Loader, EveryWindowOncePerEpoch) {
   EXPECT_EQ(seen, all);
 }
 
+// Shards without tokens (augment writes one for an input shard that keeps no variant) add
+// nothing, and windows run across them: the same windows as without them.
+TEST(Loader, EmptyShardsAreSkipped) {
+  test::TempDir dir;
+  test::writeRecognisableSource(dir / "a", 0, {0, 50, 0, 0, 37, 100, 0, 13, 0});
+  DataLoader loader(config({{dir / "a", 1.0}}, 9, 2), {});
+  EXPECT_EQ(loader.samplesPerEpoch(), 22u);
+  std::vector<WindowId> seen;
+  for (int step = 0; step < 11; ++step) {
+    for (const WindowId& w : identifyWindows(loader.next().tokens, 9)) seen.push_back(w);
+  }
+  std::sort(seen.begin(), seen.end());
+  std::vector<WindowId> all;
+  for (uint64_t w = 0; w < 22; ++w) all.push_back({0, w});
+  EXPECT_EQ(seen, all);
+}
+
 TEST(Loader, SeedDecidesOrder) {
   test::TempDir dir;
   test::writeRecognisableSource(dir / "a", 0, {120, 80});

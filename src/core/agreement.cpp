@@ -19,40 +19,43 @@ int rankInWorld() {
 
 }  // namespace
 
-std::string broadcastString(const std::string& text, int root) {
+std::string broadcastString(const std::string& text, int root, const WorldCollectives& world) {
   uint64_t size = text.size();
-  KDGRID_MPI(MPI_Bcast(&size, 1, MPI_UINT64_T, root, MPI_COMM_WORLD));
+  world.broadcast(&size, 1, MPI_UINT64_T, root);
   std::string out = rankInWorld() == root ? text : std::string(size, '\0');
   if (size > 0) {
     KDGRID_CHECK(size <= static_cast<uint64_t>(INT_MAX), "broadcast of {} bytes is too large",
                  size);
-    KDGRID_MPI(MPI_Bcast(out.data(), static_cast<int>(size), MPI_CHAR, root, MPI_COMM_WORLD));
+    world.broadcast(out.data(), static_cast<int>(size), MPI_CHAR, root);
   }
   return out;
 }
 
-std::vector<std::string> broadcastStrings(const std::vector<std::string>& texts, int root) {
+std::vector<std::string> broadcastStrings(const std::vector<std::string>& texts, int root,
+                                          const WorldCollectives& world) {
   uint64_t count = texts.size();
-  KDGRID_MPI(MPI_Bcast(&count, 1, MPI_UINT64_T, root, MPI_COMM_WORLD));
+  world.broadcast(&count, 1, MPI_UINT64_T, root);
   const bool is_root = rankInWorld() == root;
   std::vector<std::string> out;
   for (uint64_t i = 0; i < count; ++i)
-    out.push_back(broadcastString(is_root ? texts[i] : std::string(), root));
+    out.push_back(broadcastString(is_root ? texts[i] : std::string(), root, world));
   return out;
 }
 
-std::optional<Failure> firstFailure(const std::optional<Failure>& local) {
+std::optional<Failure> firstFailure(const std::optional<Failure>& local,
+                                    const WorldCollectives& world) {
   struct {
     int order;
     int rank;
   } mine{local ? local->order : INT_MAX, rankInWorld()}, first{};
   KDGRID_CHECK(!local || local->order < INT_MAX, "failure order {} is reserved", local->order);
-  KDGRID_MPI(MPI_Allreduce(&mine, &first, 1, MPI_2INT, MPI_MINLOC, MPI_COMM_WORLD));
+  world.allReduce(&mine, &first, 1, MPI_2INT, MPI_MINLOC, "all-reduce (first failure)");
   if (first.order == INT_MAX) return std::nullopt;
-  return Failure{first.order, broadcastString(local ? local->message : std::string(), first.rank)};
+  return Failure{first.order,
+                 broadcastString(local ? local->message : std::string(), first.rank, world)};
 }
 
-void agreeOnOutcome(const std::function<void()>& step) {
+void agreeOnOutcome(const std::function<void()>& step, const WorldCollectives& world) {
   int code = kExitOk;
   std::string message;
   try {
@@ -67,14 +70,14 @@ void agreeOnOutcome(const std::function<void()>& step) {
   int size = 0;
   KDGRID_MPI(MPI_Comm_size(MPI_COMM_WORLD, &size));
   int first = code == kExitOk ? size : rankInWorld();
-  KDGRID_MPI(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  world.allReduce(&first, 1, MPI_INT, MPI_MIN, "all-reduce (outcome)");
   if (first == size) return;
-  KDGRID_MPI(MPI_Bcast(&code, 1, MPI_INT, first, MPI_COMM_WORLD));
-  message = broadcastString(message, first);
+  world.broadcast(&code, 1, MPI_INT, first);
+  message = broadcastString(message, first, world);
   throw Error(code, message, /*on_every_rank=*/true);
 }
 
-void runOnRankZero(const std::function<void()>& fn) {
+void runOnRankZero(const std::function<void()>& fn, const WorldCollectives& world) {
   int exit_code = 0;
   std::string message;
   if (rankInWorld() == 0) {
@@ -88,9 +91,9 @@ void runOnRankZero(const std::function<void()>& fn) {
       message = e.what();
     }
   }
-  KDGRID_MPI(MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  world.broadcast(&exit_code, 1, MPI_INT, 0);
   if (exit_code == 0) return;
-  message = broadcastString(message, 0);
+  message = broadcastString(message, 0, world);
   if (exit_code == kExitUsage) throw UsageError(message, /*on_every_rank=*/true);
   throw Error(exit_code, message, /*on_every_rank=*/true);
 }

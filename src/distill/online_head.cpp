@@ -14,6 +14,13 @@ OnlineDistillHead::OnlineDistillHead(Gpt2Stage& student, Teacher teacher, Commun
                "teacher and student vocabulary slices differ");
 }
 
+// Under adversarial training (train/adversarial.h) this runs for the clean and the perturbed
+// pass alike, and the teacher always sees the clean tokens: the perturbation lives in the
+// student's embedding space (another width and vocabulary geometry than the teacher's, so it
+// has no counterpart there), and the point is that the student should still give the teacher's
+// clean-input distribution when its own input is pushed against it; a teacher moved by the
+// student's attack would only teach the student to follow the attack. The teacher's forward is
+// recomputed for the second pass (identical values) rather than kept for every micro-batch.
 void OnlineDistillHead::beforeForward(int m, const MicroBatch& mb) {
   Gpt2Stage& teacher = *teacher_.stage;
   const int P = pp_.size(), s = pp_.rank();

@@ -42,7 +42,8 @@ void loadTeacher(Teacher& t, const std::string& flag, ProcessGrid& grid, DType c
   // callers drop as soon as it returns. The teacher's gradient buffer stays unused.
   t.stage = std::make_unique<Gpt2Stage>(m, grid.pp(), grid.ppRank(), grid.tpComm(), compute,
                                         Recompute::kFull, rt);
-  loadCheckpoint(t.step_dir, rankTensorsFor(grid, t.stage->layout(), t.stage->params()));
+  loadCheckpoint(t.step_dir, rankTensorsFor(grid, t.stage->layout(), t.stage->params()),
+                 grid.worldCollectives());
   t.stage->syncComputeWeights();
 }
 

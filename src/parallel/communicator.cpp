@@ -332,6 +332,12 @@ void MpiCommunicator::recv(void* data, size_t bytes, int peer, int tag) {
   waitOne(request, {"receive", bytes, "bytes", {peer}, 0});
 }
 
+void MpiCommunicator::waitCollective(MPI_Request request, const char* what, size_t count,
+                                     const char* unit) {
+  ++collective_seq_;
+  waitOne(request, {what, count, unit, {}, collective_seq_});
+}
+
 void MpiCommunicator::barrier() {
   ++collective_seq_;
   if (watchdog_.timeout_s <= 0) {

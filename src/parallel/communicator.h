@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/world_collectives.h"
 
 namespace kdgrid {
 
@@ -97,7 +98,9 @@ struct WatchdogConfig {
   double timeout_s = 0;  // seconds; <= 0: off
 };
 
-class MpiCommunicator final : public Communicator {
+// As a CollectiveWaiter, it watches collectives that other code starts on its communicator
+// (the world communicator: agreement.h, checkpoints/), numbered with its own.
+class MpiCommunicator final : public Communicator, public CollectiveWaiter {
  public:
   // Takes ownership of `comm` (freed in the destructor unless it is MPI_COMM_WORLD).
   MpiCommunicator(std::string axis, MPI_Comm comm, WatchdogConfig watchdog = {});
@@ -117,6 +120,10 @@ class MpiCommunicator final : public Communicator {
   void recv(void* data, size_t bytes, int peer, int tag) override;
   void waitSends() override;
   void barrier() override;
+
+  MPI_Comm watchedComm() const override { return comm_; }
+  void waitCollective(MPI_Request request, const char* what, size_t count,
+                      const char* unit) override;
 
   MPI_Comm comm() const { return comm_; }
   const WatchdogConfig& watchdog() const { return watchdog_; }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/options.h"
+#include "core/world_collectives.h"
 #include "parallel/communicator.h"
 
 namespace kdgrid {
@@ -52,6 +53,11 @@ class ProcessGrid {
   // First and last pipeline stage of this (dp, tp) position, which both hold tok_emb (the
   // tied LM head) and sum its gradient; null on middle stages and when pp == 1.
   Communicator* embeddingComm() { return emb_comm_.get(); }
+  // kdgrid's own collectives over MPI_COMM_WORLD outside the step (agreements, checkpoint save
+  // and load), under the world communicator's watchdog when --collective-timeout > 0.
+  WorldCollectives worldCollectives() const {
+    return WorldCollectives(world_comm_->watchdog().timeout_s > 0 ? world_comm_.get() : nullptr);
+  }
 
   // Global rank of the process at the given coordinates.
   int rankOf(int dp_idx, int pp_idx, int tp_idx) const { return (pp_idx * dp_ + dp_idx) * tp_ + tp_idx; }

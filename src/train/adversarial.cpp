@@ -5,54 +5,43 @@
 namespace kdgrid {
 namespace {
 
-// delta = epsilon * sign(g), in g's dtype (the compute dtype).
+// g <- epsilon * sign(g) in place, in g's dtype (the compute dtype).
 template <typename T>
-void signScaled(T* delta, const T* g, int64_t n, float epsilon) {
+void signScaleInPlace(T* g, int64_t n, float epsilon) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = toFloat(g[i]);
-    delta[i] = T(v > 0 ? epsilon : v < 0 ? -epsilon : 0.0f);
+    g[i] = T(v > 0 ? epsilon : v < 0 ? -epsilon : 0.0f);
   }
 }
 
 }  // namespace
 
-AdversarialSums adversarialTrainStep(Gpt2Stage& model, const std::vector<MicroBatch>& micro,
-                                     float grad_scale, float epsilon, float weight) {
-  KDGRID_CHECK(model.firstStage() && model.lastStage(), "adversarial training needs pp = 1");
+AdversarialSums adversarialTrainStep(Gpt2Stage& model, Communicator& pp,
+                                     const std::vector<MicroBatch>& micro, float grad_scale,
+                                     float epsilon, float weight, LossHead& head) {
   AdversarialSums sums;
-  for (const MicroBatch& mb : micro) {
-    Tensor g, delta;
-    {
-      StageActivations acts;
-      model.forward(acts, mb.inputs, nullptr, mb.B, mb.T);
-      Tensor dout;
-      const LossSums l =
-          model.headForwardBackward(acts, mb.targets, (1 - weight) * grad_scale, &dout);
-      sums.clean.ce_sum += l.ce_sum;
-      sums.clean.tokens += l.tokens;
-      model.backward(acts, dout, &g);
+  // First stage: one [B * T, C] gradient per micro-batch, turned into its perturbation.
+  std::vector<Tensor> x0(micro.size());
+  sums.clean = pipelineTrainStep(model, pp, micro, (1 - weight) * grad_scale, &head,
+                                 {.d_x0 = model.firstStage() ? &x0 : nullptr});
+  if (model.firstStage()) {
+    for (Tensor& g : x0) {
+      KDGRID_CHECK(g.defined(), "no embedding gradient from the clean pass");
+      switch (g.dtype()) {
+        case DType::kF32:
+          signScaleInPlace(g.data<float>(), g.numel(), epsilon);
+          break;
+        case DType::kBF16:
+          signScaleInPlace(g.data<bf16>(), g.numel(), epsilon);
+          break;
+        case DType::kF16:
+          signScaleInPlace(g.data<f16>(), g.numel(), epsilon);
+          break;
+      }
     }
-    delta = Tensor::zeros(g.shape(), g.dtype());
-    switch (g.dtype()) {
-      case DType::kF32:
-        signScaled(delta.data<float>(), g.data<float>(), g.numel(), epsilon);
-        break;
-      case DType::kBF16:
-        signScaled(delta.data<bf16>(), g.data<bf16>(), g.numel(), epsilon);
-        break;
-      case DType::kF16:
-        signScaled(delta.data<f16>(), g.data<f16>(), g.numel(), epsilon);
-        break;
-    }
-    g = Tensor();
-    StageActivations acts;
-    model.forward(acts, mb.inputs, nullptr, mb.B, mb.T, &delta);
-    Tensor dout;
-    const LossSums l = model.headForwardBackward(acts, mb.targets, weight * grad_scale, &dout);
-    sums.adversarial.ce_sum += l.ce_sum;
-    sums.adversarial.tokens += l.tokens;
-    model.backward(acts, dout);
   }
+  sums.adversarial = pipelineTrainStep(model, pp, micro, weight * grad_scale, &head,
+                                       {.x0_delta = model.firstStage() ? &x0 : nullptr});
   return sums;
 }
 

@@ -1,28 +1,35 @@
 // Online adversarial training in embedding space (train and distill: --adv-epsilon,
 // --adv-weight): continuous FGSM, no projection to tokens.
 //
-// Per micro-batch: the clean forward and backward (d loss / d logit scaled by (1 - W) *
-// grad_scale) also yields g = d clean loss / d x0, x0 the embedding output; the adversarial
-// pass reruns the micro-batch with x0 + epsilon * sign(g) and backpropagates it scaled by
-// W * grad_scale, so the accumulated parameter gradient is that of
-// (1 - W) * clean + W * adversarial. The gradient does not flow through the perturbation's
-// dependence on the weights (FGSM treats sign(g) as a constant). Pipeline parallelism is not
-// supported (pp = 1); tp and dp work as for plain steps (g is identical on every tp rank).
+// Per optimizer step, two passes of the pipeline schedule over the step's micro-batches with
+// the run's loss head (cross-entropy for train, the distillation loss for distill):
+//   1. clean: d loss / d logit scaled by (1 - W) * grad_scale; the first stage keeps
+//      g_m = d clean loss / d x0 for each micro-batch m (x0 the embedding output);
+//   2. adversarial: the same micro-batches with x0 + epsilon * sign(g_m), scaled by
+//      W * grad_scale.
+// The accumulated parameter gradient is that of (1 - W) * clean + W * adversarial. The weights
+// do not change between the passes, so each g_m is the one the interleaved per-micro-batch form
+// would give. The gradient does not flow through the perturbation's dependence on the weights
+// (FGSM treats sign(g) as a constant). Works on any grid: only the first stage touches x0, and
+// g is identical on every tp rank (the embedding output is all-reduced over tp).
 #pragma once
 
 #include <vector>
 
 #include "model/gpt2.h"
+#include "train/loss_head.h"
 #include "train/pipeline.h"
 
 namespace kdgrid {
 
 struct AdversarialSums {
-  LossSums clean;        // unweighted cross-entropy sums of the clean passes
-  LossSums adversarial;  // the same for the perturbed passes
+  LossSums clean;        // unweighted loss sums of the clean pass (last stage)
+  LossSums adversarial;  // the same for the perturbed pass
 };
 
-AdversarialSums adversarialTrainStep(Gpt2Stage& model, const std::vector<MicroBatch>& micro,
-                                     float grad_scale, float epsilon, float weight);
+// `head` has had beginStep for this step; each pass ends it (endStep).
+AdversarialSums adversarialTrainStep(Gpt2Stage& model, Communicator& pp,
+                                     const std::vector<MicroBatch>& micro, float grad_scale,
+                                     float epsilon, float weight, LossHead& head);
 
 }  // namespace kdgrid

@@ -35,7 +35,7 @@ po::options_description trainOptions(TrainConfig& c) {
     ("no-resume", po::bool_switch(&c.no_resume), "start fresh even if the run directory has a checkpoint")
     ("adv-epsilon", po::value(&c.adv_epsilon)->default_value(c.adv_epsilon),
      "adversarial training: perturb the input embeddings by E * sign(d clean loss / d embeddings) "
-     "in one extra forward and backward per micro-batch (0 = off; --pp 1 only)")
+     "in one extra forward and backward per micro-batch (0 = off; train and distill, any grid)")
     ("adv-weight", po::value(&c.adv_weight)->default_value(c.adv_weight),
      "adversarial training: loss = (1 - W) * clean + W * adversarial, W in (0, 1)")
     ("on-nan", po::value(&c.on_nan)->default_value(c.on_nan),

@@ -17,7 +17,7 @@ InferenceModel loadInferenceModel(const std::string& ckpt, GridConfig grid_confi
                                         m.grid->tpComm(), compute, Recompute::kNone, rt);
   // One replica per tensor must count it towards the checksum check (rankTensorsFor).
   const RankTensors tensors = rankTensorsFor(*m.grid, m.model->layout(), m.model->params());
-  m.state = loadCheckpoint(m.step_dir, tensors);
+  m.state = loadCheckpoint(m.step_dir, tensors, m.grid->worldCollectives());
   m.model->syncComputeWeights();
   return m;
 }

@@ -10,6 +10,7 @@ constexpr int kTagActivation = 1;
 constexpr int kTagGradient = 2;
 
 struct InFlight {
+  int m = 0;  // micro-batch index
   StageActivations acts;
   Tensor input;     // received stage input
   Tensor output;    // stage output, kept alive until its send completes
@@ -25,7 +26,7 @@ LossSums CrossEntropyHead::lastStage(int /*m*/, const MicroBatch& mb, StageActiv
 }
 
 LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector<MicroBatch>& micro,
-                           float grad_scale, LossHead* head) {
+                           float grad_scale, LossHead* head, const EmbeddingHooks& hooks) {
   const int P = pp.size(), s = pp.rank(), M = static_cast<int>(micro.size());
   const int64_t C = model.config().d_model;
   const DType dtype = model.computeType();
@@ -37,11 +38,14 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
     const MicroBatch& mb = micro[m];
     if (head) head->beforeForward(m, mb);
     InFlight f;
+    f.m = m;
     if (s > 0) {
       f.input = Tensor::empty({mb.B * mb.T, C}, dtype);
       pp.recv(f.input.raw(), f.input.bytes(), s - 1, kTagActivation);
     }
-    const Tensor& out = model.forward(f.acts, mb.inputs, s > 0 ? &f.input : nullptr, mb.B, mb.T);
+    const Tensor* delta = s == 0 && hooks.x0_delta ? &(*hooks.x0_delta)[m] : nullptr;
+    const Tensor& out =
+        model.forward(f.acts, mb.inputs, s > 0 ? &f.input : nullptr, mb.B, mb.T, delta);
     if (s < P - 1) {
       f.output = out;
       pp.send(out.raw(), out.bytes(), s + 1, kTagActivation);
@@ -60,7 +64,8 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
       f.grad_out = Tensor::empty({f.acts.B * f.acts.T, C}, dtype);
       pp.recv(f.grad_out.raw(), f.grad_out.bytes(), s + 1, kTagGradient);
     }
-    f.grad_in = model.backward(f.acts, f.grad_out);
+    Tensor* d_x0 = s == 0 && hooks.d_x0 ? &(*hooks.d_x0)[f.m] : nullptr;
+    f.grad_in = model.backward(f.acts, f.grad_out, d_x0);
     if (s > 0) pp.send(f.grad_in.raw(), f.grad_in.bytes(), s - 1, kTagGradient);
     f.acts = StageActivations{};  // free activations now; buffers being sent stay alive
     done.push_back(std::move(f));

@@ -17,14 +17,24 @@ struct MicroBatch {
   int64_t B = 0, T = 0;
 };
 
+// Adversarial training's access to the embedding output x0 [B * T, C] of each micro-batch, on
+// the first stage (ignored on the others; train/adversarial.h). Either vector, when given,
+// has one entry per micro-batch.
+struct EmbeddingHooks {
+  const std::vector<Tensor>* x0_delta = nullptr;  // added to x0 in the forward
+  std::vector<Tensor>* d_x0 = nullptr;            // receives d loss / d x0 in the backward
+};
+
 // Forward and backward of every micro-batch with the 1F1B schedule: stage s runs
 // min(pp - s - 1, M) forwards first, then alternates one forward and one backward, then
 // drains the remaining backwards, so at most pp - s micro-batches hold activations at once.
 // Parameter gradients accumulate, d loss / d logit scaled by grad_scale. Returns the loss
 // sums of this rank's micro-batches (non-zero on the last stage only). `head` (null: plain
-// cross-entropy) is called at each forward and computes the loss on the last stage.
+// cross-entropy) is called at each forward and computes the loss on the last stage; it is
+// ended (endStep) before the return.
 LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector<MicroBatch>& micro,
-                           float grad_scale, LossHead* head = nullptr);
+                           float grad_scale, LossHead* head = nullptr,
+                           const EmbeddingHooks& hooks = {});
 
 // Forward only (evaluation): loss sums on the last stage, zero elsewhere.
 LossSums pipelineForward(Gpt2Stage& model, Communicator& pp, const MicroBatch& micro);

@@ -109,13 +109,6 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   mc.resolve(first_shard.vocab_size);
   mc.validate();
   gc.resolve(worldSize(), mc);
-  KDGRID_OPTION_CHECK(tc.adv_epsilon == 0 || gc.pp == 1,
-                      "--adv-epsilon {} needs --pp 1 (adversarial training with pipeline "
-                      "parallelism is not supported; got --pp {})",
-                      tc.adv_epsilon, gc.pp);
-  // The adversarial pass uses the cross-entropy head; distillation heads do not take it yet.
-  KDGRID_OPTION_CHECK(tc.adv_epsilon == 0 || !make_head,
-                      "--adv-epsilon is available in `kdgrid train` only, not with a teacher yet");
   ProcessGrid grid(gc);
   log0("{}", grid.describe());
   log0("model: {}", mc.summary());
@@ -145,11 +138,14 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   TrainingState state;
   state.loss_scale = compute == DType::kF16 ? kInitialLossScale : 1.0f;
   std::optional<std::string> resume;
-  if (!tc.no_resume) resume = resolveCheckpoint(tc.run_dir);
+  // Checkpoint resolution, load and save: kdgrid's collectives in them are watched too.
+  const WorldCollectives world = grid.worldCollectives();
+  if (!tc.no_resume) resume = resolveCheckpoint(tc.run_dir, world);
   if (resume) {
     FullMoments moments(data_parallel, optimizer);
     state = loadCheckpoint(
-        *resume, rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()));
+        *resume, rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()),
+        world);
     moments.keepShard();
     log0("resumed from {} at step {}", *resume, state.step);
   } else {
@@ -211,13 +207,13 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     model.zeroGrads();
     const float grad_scale = state.loss_scale / static_cast<float>(global_tokens);
     LossSums sums;
-    double adv_sum = 0;  // adversarial cross-entropy sum
+    LossSums adv_sums;  // the perturbed pass under adversarial training
     if (tc.adv_epsilon > 0) {
-      const AdversarialSums a =
-          adversarialTrainStep(model, micro, grad_scale, static_cast<float>(tc.adv_epsilon),
-                               static_cast<float>(tc.adv_weight));
+      const AdversarialSums a = adversarialTrainStep(
+          model, grid.ppComm(), micro, grad_scale, static_cast<float>(tc.adv_epsilon),
+          static_cast<float>(tc.adv_weight), *head);
       sums = a.clean;
-      adv_sum = a.adversarial.ce_sum;
+      adv_sums = a.adversarial;
     } else {
       sums = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale, head.get());
     }
@@ -233,14 +229,16 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
       emb->allReduceSum(g.data<float>(), g.numel());
     }
     data_parallel.reduceGradients(model.grads());
-    double loss_sums[3] = {sums.ce_sum, sums.kl_sum, adv_sum};
-    grid.dpComm().allReduceSum(loss_sums, 3);
-    grid.ppComm().allReduceSum(loss_sums, 3);  // only the last stage has a loss
+    double loss_sums[4] = {sums.ce_sum, sums.kl_sum, adv_sums.ce_sum, adv_sums.kl_sum};
+    grid.dpComm().allReduceSum(loss_sums, 4);
+    grid.ppComm().allReduceSum(loss_sums, 4);  // only the last stage has a loss
     const double ce = loss_sums[0] / global_tokens, kl = loss_sums[1] / global_tokens;
-    const double adv_loss = loss_sums[2] / global_tokens;
+    const double adv_ce = loss_sums[2] / global_tokens, adv_kl = loss_sums[3] / global_tokens;
+    // The head's objective on the perturbed pass (cross-entropy, or the distillation loss).
+    const double adv_loss = head->combine(adv_ce, adv_kl);
     // The objective: (1 - W) clean + W adversarial under adversarial training.
     const double loss = tc.adv_epsilon > 0
-                            ? (1 - tc.adv_weight) * ce + tc.adv_weight * adv_loss
+                            ? (1 - tc.adv_weight) * head->combine(ce, kl) + tc.adv_weight * adv_loss
                             : head->combine(ce, kl);
 
     // 4. Update: global norm (each parameter counted once), clip, fp16 overflow, AdamW on
@@ -314,7 +312,13 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     if (head->reportsKl()) record["kl"] = kl;
     for (size_t a = 0; a < axes.size(); ++a)
       record[std::string("comm_bytes_") + axes[a].first] = flags[a + 1];
-    if (tc.adv_epsilon > 0) record["adv_loss"] = adv_loss;
+    if (tc.adv_epsilon > 0) {
+      record["adv_loss"] = adv_loss;
+      if (head->reportsKl()) {
+        record["adv_ce"] = adv_ce;
+        record["adv_kl"] = adv_kl;
+      }
+    }
     const bool last = state.step == tc.steps;
     if (val_data && (last || (tc.eval_every > 0 && state.step % tc.eval_every == 0))) {
       const EvalResult val = evaluateLoss(model, grid, *val_data, tc.val_tokens, tc.batch_size);
@@ -334,7 +338,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
       last_saved = saveCheckpoint(
           tc.run_dir, meta, state,
           rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()),
-          tc.keep_checkpoints);
+          tc.keep_checkpoints, world);
       if (improved && worldRank() == 0) markBest(tc.run_dir, last_saved);
       log0("saved {}", last_saved);
     }
