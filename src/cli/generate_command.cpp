@@ -46,16 +46,16 @@ int runGenerate(const CommandLine& cmd) {
   KDGRID_INPUT_CHECK(tokenizer.sha256() == m.meta.tokenizer_sha256,
                      "--tokenizer {} is not the tokenizer of checkpoint {} (sha256 differs)",
                      tokenizer_path, m.step_dir);
-  GenerateOptions options;
-  options.max_new_tokens = max_new_tokens;
-  options.sample_vocab = tokenizer.vocabSize();  // padded ids are never sampled
-  options.stop_token = tokenizer.eotToken();
-  options.sampling = s;
+  GenerateOptions generate;
+  generate.max_new_tokens = max_new_tokens;
+  generate.sample_vocab = tokenizer.vocabSize();  // padded ids are never sampled
+  generate.stop_token = tokenizer.eotToken();
+  generate.sampling = s;
   std::mt19937_64 rng(seed);
   for (int sample = 0; sample < samples; ++sample) {
     std::vector<uint32_t> ids = tokenizer.encode(prompt);
     if (ids.empty()) ids.push_back(tokenizer.eotToken());
-    generateTokens(*m.model, ids, options, rng);
+    generateTokens(*m.model, ids, generate, rng);
     if (worldRank() == 0) {
       std::string text = tokenizer.decode(std::span<const uint32_t>(ids).subspan(
           ids.front() == tokenizer.eotToken() ? 1 : 0));
