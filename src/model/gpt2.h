@@ -78,6 +78,7 @@ class Gpt2Stage {
   bool firstStage() const { return stage_ == 0; }
   bool lastStage() const { return stage_ == pp_ - 1; }
   DType computeType() const { return compute_; }
+  Runtime& runtime() { return rt_; }  // the ops' context (profiling hooks for loss heads)
 
   // Sets every parameter gradient to 0 and lets the next backward() write the blocks' weight
   // gradients instead of adding to them (the same values; the GEMMs then skip reading the
