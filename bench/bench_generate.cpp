@@ -14,7 +14,7 @@
 // prefill is timed separately. Prompt + new tokens should stay within max_seq to measure the
 // cache (beyond it the context slides and every token costs a prefill; see generation.h).
 //
-//   OMP_NUM_THREADS=2 build/bench/bench_generate [--prompt-tokens 16] [--new-tokens 100]
+//   OMP_NUM_THREADS=2 build/bench/bench_generate [--prompt-tokens 16] [--new-tokens 100] [--profile]
 #include <omp.h>
 
 #include <boost/program_options.hpp>
@@ -108,7 +108,8 @@ int main(int argc, char** argv) {
       "prompt-tokens", po::value(&prompt_tokens)->default_value(16), "prompt length")(
       "new-tokens", po::value(&new_tokens)->default_value(100), "tokens generated per run")(
       "reps", po::value(&reps)->default_value(3), "timed generations per model and path")(
-      "warmup", po::value(&warmup)->default_value(1), "untimed generations first");
+      "warmup", po::value(&warmup)->default_value(1), "untimed generations first")(
+      "profile", "also print a per-op breakdown of a KV-cache generation per model");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -191,6 +192,20 @@ int main(int argc, char** argv) {
     for (int mi = 0; mi < 2; ++mi)
       std::printf("  kv-cache/recompute speedup, %s: %.2fx\n", models[mi]->name.c_str(),
                   median_s[mi][1] / median_s[mi][0]);
+    // Where a KV-cache decode step goes: one more generation per model with op timers.
+    for (int mi = 0; mi < 2 && vm.count("profile"); ++mi) {
+      OpProfile profile;
+      models[mi]->rt.profile = &profile;
+      Timings t;
+      generateTimed(stageOf(*models[mi]), DecodePath::kKvCache, prompt, new_tokens, t);
+      models[mi]->rt.profile = nullptr;
+      double total = 0;
+      for (double s : t.token_s) total += s;
+      total += t.prefill_s.front();
+      std::printf("\n%s, kv-cache, per-op over one generation (prefill + %d steps; %%: of it):\n",
+                  models[mi]->name.c_str(), new_tokens - 1);
+      bench::printOpProfile(profile, 1, total);
+    }
   } catch (const UsageError& e) {
     std::fprintf(stderr, "bench_generate: %s\n", e.what());
     return 2;
