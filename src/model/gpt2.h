@@ -65,7 +65,6 @@ struct KvCache {
   int64_t batch = 0, len = 0;
   std::vector<Tensor> k, v;  // [n_layer] each
   int64_t capacity() const { return k.empty() ? 0 : k.front().dim(2); }
-  bool full() const { return len == capacity(); }
 };
 
 class Gpt2Stage {
