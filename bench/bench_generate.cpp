@@ -146,6 +146,10 @@ int main(int argc, char** argv) {
       models[0] = loadedModel("teacher", teacher_ckpt);
       models[1] = loadedModel("student", student_ckpt);
     }
+    KDGRID_INPUT_CHECK(
+        stageOf(*models[0]).config().vocab_size == stageOf(*models[1]).config().vocab_size,
+        "--teacher and --student have different vocabularies ({} and {})",
+        stageOf(*models[0]).config().vocab_size, stageOf(*models[1]).config().vocab_size);
     std::mt19937_64 rng(1);
     std::vector<uint32_t> prompt(prompt_tokens);
     const int64_t vocab = stageOf(*models[0]).config().vocab_size;
