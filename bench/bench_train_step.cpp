@@ -29,23 +29,6 @@ struct Result {
   std::vector<double> total, fwd_bwd, zero, norm, opt;
 };
 
-void printProfile(const OpProfile& profile, int steps, double step_s) {
-  std::printf("  %-34s %6s %9s %6s %10s\n", "op (M x N x K for GEMMs)", "calls", "ms/step", "%step",
-              "GFLOP/s");
-  double gemm_s = 0;
-  for (const OpProfile::Entry& e : profile.entries()) {
-    const double ms = e.seconds / steps * 1e3;
-    if (e.flops > 0) gemm_s += e.seconds;
-    std::printf("  %-34s %6lld %9.2f %5.1f%% ", e.label.c_str(),
-                static_cast<long long>(e.calls / steps), ms, 100 * e.seconds / steps / step_s);
-    if (e.flops > 0) std::printf("%10.1f", e.flops / e.seconds * 1e-9);
-    std::printf("\n");
-  }
-  const double ops_s = profile.totalSeconds() / steps;
-  std::printf("  GEMMs %.1f ms/step, other ops %.1f ms/step, outside ops %.1f ms/step\n",
-              gemm_s / steps * 1e3, (ops_s - gemm_s / steps) * 1e3, (step_s - ops_s) * 1e3);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,7 +139,7 @@ int main(int argc, char** argv) {
       std::printf("\n%s per-op breakdown (%d profiled steps, mean step %.1f ms):\n",
                   std::string(dtypeName(types[i])).c_str(), profile_steps,
                   sum / profile_steps * 1e3);
-      printProfile(profile, profile_steps, sum / profile_steps);
+      bench::printOpProfile(profile, profile_steps, sum / profile_steps);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());

@@ -1,6 +1,7 @@
-// In-process training steps for the benchmarks (bench_train_step, bench_recompute): one rank,
-// the engine's own path (Gpt2Stage forward/backward through pipelineTrainStep, global
-// gradient norm, AdamW) on synthetic tokens, with the step's phases timed.
+// In-process training steps for the benchmarks (bench_train_step, bench_recompute,
+// bench_distill_step): one rank, the engine's own path (Gpt2Stage forward/backward through
+// pipelineTrainStep, global gradient norm, AdamW) on synthetic tokens, with the step's phases
+// timed. A step takes an optional LossHead (distillation) in place of cross-entropy.
 //
 // FLOPs of one training step (model FLOPs: what the model needs, not what an implementation
 // spends; recomputation is not counted), for L layers, width C, MLP width F, vocabulary V,
@@ -23,6 +24,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <random>
 #include <vector>
@@ -32,7 +34,9 @@
 #include "model/params.h"
 #include "optim/adamw.h"
 #include "parallel/grid.h"
+#include "tensor/op_profile.h"
 #include "tensor/runtime.h"
+#include "train/loss_head.h"
 #include "train/pipeline.h"
 
 namespace kdgrid::bench {
@@ -81,17 +85,34 @@ class TrainStepHarness {
 
   Runtime& runtime() { return rt_; }
   Gpt2Stage& model() { return model_; }
-  double lastLoss() const { return last_loss_; }
+  double lastLoss() const { return last_loss_; }  // cross-entropy, nats per token
+  double lastKl() const { return last_kl_; }      // divergence (distillation heads), nats/token
 
   // One optimizer step on fresh synthetic tokens (uniform over the vocabulary).
   StepTimes step() {
-    using Clock = std::chrono::steady_clock;
-    const int64_t T = config_.model.max_seq, tokens = config_.batch * T;
+    drawTokens();
+    return stepOnBatch(nullptr);
+  }
+
+  // Fresh synthetic tokens for the next stepOnBatch (targets: the inputs shifted by one).
+  void drawTokens() {
+    const int64_t tokens = config_.batch * config_.model.max_seq;
     std::uniform_int_distribution<uint32_t> pick(0, config_.model.vocab_size - 1);
     for (int64_t i = 0; i < tokens; ++i) inputs_[i] = pick(rng_);
     std::copy(inputs_.begin() + 1, inputs_.end(), targets_.begin());
     targets_.back() = pick(rng_);
-    std::vector<MicroBatch> micro{{inputs_.data(), targets_.data(), config_.batch, T}};
+  }
+  // The current batch [batch, max_seq].
+  MicroBatch batch() const {
+    return {inputs_.data(), targets_.data(), config_.batch, config_.model.max_seq};
+  }
+
+  // One optimizer step on the current batch; `head` (null: cross-entropy) computes the loss,
+  // as the trainer's LossHead does (its endStep() is called after the step).
+  StepTimes stepOnBatch(LossHead* head) {
+    using Clock = std::chrono::steady_clock;
+    const int64_t tokens = config_.batch * config_.model.max_seq;
+    std::vector<MicroBatch> micro{batch()};
 
     StepTimes t;
     const size_t n = model_.layout().totalElements();
@@ -99,7 +120,8 @@ class TrainStepHarness {
     model_.zeroGrads();
     const auto t1 = Clock::now();
     const LossSums loss =
-        pipelineTrainStep(model_, grid_.ppComm(), micro, 1.0f / static_cast<float>(tokens));
+        pipelineTrainStep(model_, grid_.ppComm(), micro, 1.0f / static_cast<float>(tokens), head);
+    if (head) head->endStep();
     const auto t2 = Clock::now();
     // Global norm and clip as the trainer does (one rank: every tensor counted once).
     const double norm = std::sqrt(cpu::sumSquares(model_.grads(), static_cast<int64_t>(n)));
@@ -115,6 +137,7 @@ class TrainStepHarness {
     t.optimizer = sec(t3, t4);
     t.total = sec(t0, t4);
     last_loss_ = loss.ce_sum / std::max<int64_t>(1, loss.tokens);
+    last_kl_ = loss.kl_sum / std::max<int64_t>(1, loss.tokens);
     return t;
   }
 
@@ -127,7 +150,7 @@ class TrainStepHarness {
   std::vector<uint32_t> inputs_, targets_;
   std::mt19937_64 rng_;
   int64_t step_ = 0;
-  double last_loss_ = 0;
+  double last_loss_ = 0, last_kl_ = 0;
 };
 
 inline double median(std::vector<double> v) {
@@ -135,6 +158,32 @@ inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t h = v.size() / 2;
   return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+// Value at fraction q (0..1) of the sorted values (nearest rank).
+inline double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size()))) ;
+  return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
+}
+
+// A per-op table of `profile` gathered over `steps` steps of mean duration step_s seconds.
+inline void printOpProfile(const OpProfile& profile, int steps, double step_s) {
+  std::printf("  %-34s %6s %9s %6s %10s\n", "op (M x N x K for GEMMs)", "calls", "ms/step", "%step",
+              "GFLOP/s");
+  double gemm_s = 0;
+  for (const OpProfile::Entry& e : profile.entries()) {
+    const double ms = e.seconds / steps * 1e3;
+    if (e.flops > 0) gemm_s += e.seconds;
+    std::printf("  %-34s %6lld %9.2f %5.1f%% ", e.label.c_str(),
+                static_cast<long long>(e.calls / steps), ms, 100 * e.seconds / steps / step_s);
+    if (e.flops > 0) std::printf("%10.1f", e.flops / e.seconds * 1e-9);
+    std::printf("\n");
+  }
+  const double ops_s = profile.totalSeconds() / steps;
+  std::printf("  GEMMs %.1f ms/step, other ops %.1f ms/step, outside ops %.1f ms/step\n",
+              gemm_s / steps * 1e3, (ops_s - gemm_s / steps) * 1e3, (step_s - ops_s) * 1e3);
 }
 
 }  // namespace kdgrid::bench

@@ -1,53 +1,17 @@
-// kdgrid generate: sample text from a checkpoint (one rank does the work; others wait).
-#include <algorithm>
-#include <cmath>
+// kdgrid generate: sample text from a checkpoint with a KV cache (train/generation.h; a
+// context longer than max_seq slides: the model sees its last max_seq tokens).
+// Under mpirun every rank loads the whole model and generates the same samples (same seed,
+// same arithmetic); rank 0 alone prints. Extra ranks add nothing but memory and CPU load.
 #include <cstdio>
-#include <numeric>
 #include <random>
 
 #include "cli/commands.h"
 #include "core/log.h"
 #include "data/tokenizer.h"
+#include "train/generation.h"
 #include "train/inference.h"
 
 namespace kdgrid {
-namespace {
-
-struct SamplingOptions {
-  float temperature = 0.8f;
-  int top_k = 40;     // 0 = off
-  float top_p = 0.95f;  // 1 = off
-};
-
-// Draws the next id from logits [V] (modified in place).
-uint32_t sampleToken(std::vector<float>& logits, const SamplingOptions& s, std::mt19937_64& rng) {
-  const int V = static_cast<int>(logits.size());
-  if (s.temperature <= 0) return std::max_element(logits.begin(), logits.end()) - logits.begin();
-  std::vector<int> order(V);
-  std::iota(order.begin(), order.end(), 0);
-  const int k = s.top_k > 0 ? std::min(s.top_k, V) : V;
-  std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                    [&](int a, int b) { return logits[a] > logits[b]; });
-  order.resize(k);
-  std::vector<double> p(k);
-  const double max = logits[order[0]];
-  double total = 0;
-  for (int i = 0; i < k; ++i) total += p[i] = std::exp((logits[order[i]] - max) / s.temperature);
-  // Nucleus: the smallest prefix (by probability) whose mass reaches top_p.
-  double mass = 0;
-  int keep = k;
-  for (int i = 0; i < k; ++i) {
-    mass += p[i] / total;
-    if (mass >= s.top_p) {
-      keep = i + 1;
-      break;
-    }
-  }
-  std::discrete_distribution<int> pick(p.begin(), p.begin() + keep);
-  return static_cast<uint32_t>(order[pick(rng)]);
-}
-
-}  // namespace
 
 int runGenerate(const CommandLine& cmd) {
   std::string checkpoint, tokenizer_path, prompt;
@@ -82,24 +46,16 @@ int runGenerate(const CommandLine& cmd) {
   KDGRID_INPUT_CHECK(tokenizer.sha256() == m.meta.tokenizer_sha256,
                      "--tokenizer {} is not the tokenizer of checkpoint {} (sha256 differs)",
                      tokenizer_path, m.step_dir);
-  const int64_t T = m.meta.model.max_seq;
+  GenerateOptions generate;
+  generate.max_new_tokens = max_new_tokens;
+  generate.sample_vocab = tokenizer.vocabSize();  // padded ids are never sampled
+  generate.stop_token = tokenizer.eotToken();
+  generate.sampling = s;
   std::mt19937_64 rng(seed);
-  std::vector<float> logits(m.meta.model.vocab_size);
   for (int sample = 0; sample < samples; ++sample) {
     std::vector<uint32_t> ids = tokenizer.encode(prompt);
     if (ids.empty()) ids.push_back(tokenizer.eotToken());
-    for (int i = 0; i < max_new_tokens; ++i) {
-      // Recompute over the last max_seq tokens (no KV cache yet).
-      const int64_t n = std::min<int64_t>(T, ids.size());
-      StageActivations acts;
-      m.model->forward(acts, ids.data() + ids.size() - n, nullptr, 1, n);
-      m.model->logitsAt(acts, n - 1, logits.data());
-      logits.resize(tokenizer.vocabSize());  // padded ids are never sampled
-      const uint32_t next = sampleToken(logits, s, rng);
-      logits.resize(m.meta.model.vocab_size);
-      if (next == tokenizer.eotToken()) break;
-      ids.push_back(next);
-    }
+    generateTokens(*m.model, ids, generate, rng);
     if (worldRank() == 0) {
       std::string text = tokenizer.decode(std::span<const uint32_t>(ids).subspan(
           ids.front() == tokenizer.eotToken() ? 1 : 0));

@@ -2,6 +2,7 @@
 
 #include "distill/kd_loss.h"
 #include "distill/stage_forward.h"
+#include "tensor/op_profile.h"
 #include "train/pipeline.h"
 
 namespace kdgrid {
@@ -54,6 +55,8 @@ LossSums OnlineDistillHead::lastStage(int m, const MicroBatch& mb, StageActivati
       logits_ = Tensor::zeros({n, student_.vocabLocal()}, DType::kF32);
     Tensor teacher_logits = logits_.rows(0, n);
     teacher.headLogits(acts_, r0, teacher_logits);
+    // The loss kernels call kernels/cpu directly; time them as one op when profiling.
+    const OpTimer timer(student_.runtime().profile, [] { return std::string("kd.loss"); });
     return kdDenseChunk(logits, teacher_logits, mb.targets + r0, slice, tp_, kd_,
                         backward ? grad_scale : 0.0f);
   };

@@ -56,6 +56,17 @@ struct LossSums {
   int64_t tokens = 0;
 };
 
+// Key/value cache of autoregressive decoding (src/model/gpt2_decode.cpp), for a whole model
+// on one rank: per layer K and V [batch, n_head, max_seq, head_dim] in the compute dtype
+// (kernels/cpu/decode_attention.h layout). Positions [0, len) of every sequence hold the keys
+// and values of the tokens decoded so far; len <= max_seq (learned absolute positions: there
+// is no position max_seq).
+struct KvCache {
+  int64_t batch = 0, len = 0;
+  std::vector<Tensor> k, v;  // [n_layer] each
+  int64_t capacity() const { return k.empty() ? 0 : k.front().dim(2); }
+};
+
 class Gpt2Stage {
  public:
   Gpt2Stage(const ModelConfig& config, int pp, int stage, Communicator& tp_comm, DType compute,
@@ -66,6 +77,7 @@ class Gpt2Stage {
   bool firstStage() const { return stage_ == 0; }
   bool lastStage() const { return stage_ == pp_ - 1; }
   DType computeType() const { return compute_; }
+  Runtime& runtime() { return rt_; }  // the ops' context (profiling hooks for loss heads)
 
   // Sets every parameter gradient to 0 and lets the next backward() write the blocks' weight
   // gradients instead of adding to them (the same values; the GEMMs then skip reading the
@@ -100,6 +112,19 @@ class Gpt2Stage {
   // Last stage with tp = 1: the logits [vocab_size] at token `row` of the last forward
   // (sampling).
   void logitsAt(const StageActivations& acts, int64_t row, float* logits);
+
+  // --- Autoregressive decoding with a KV cache (src/model/gpt2_decode.cpp): one rank holding
+  // the whole model (pp = tp = 1), recompute none or selective. Logits are fp32 [batch,
+  // vocab_size] (padding ids included), those of each sequence's newest position.
+  // An empty cache (len 0) for `batch` sequences, allocated at full capacity (max_seq).
+  KvCache makeKvCache(int64_t batch);
+  // Forward over ids [batch, n] (1 <= n <= max_seq) at positions 0..n-1, exactly as forward();
+  // fills the cache's positions [0, n) (len = n, whatever it held before) and writes the
+  // logits of position n - 1.
+  void prefill(KvCache& cache, const uint32_t* ids, int64_t n, float* logits);
+  // One token per sequence, ids [batch], at position cache.len (< max_seq): its keys and
+  // values join the cache (len + 1) and its logits are written.
+  void decodeStep(KvCache& cache, const uint32_t* ids, float* logits);
 
   // --- LM-head pieces for other losses (distillation, teacher logits): src/model/gpt2_head.cpp.
   // This rank's vocabulary rows: global ids [vocabStart(), vocabStart() + vocabLocal()), ids

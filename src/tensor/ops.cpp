@@ -8,6 +8,7 @@
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/decode_attention.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/gelu.h"
@@ -263,6 +264,51 @@ void attentionBackward(Runtime& rt, Tensor& dqkv, const Tensor& dout, const Tens
     using Ty = decltype(t);
     cpu::attentionBackward(dqkv.data<Ty>(), dout.data<Ty>(), qkv.data<Ty>(), lse.data<float>(), B,
                            T, C, C / n_head_local, window);
+  });
+}
+
+namespace {
+// The cache's [B, nh, S, hd] and the checks shared by the decoding ops.
+void checkKvCache(const Tensor& k_cache, const Tensor& v_cache, const Tensor& qkv,
+                  const char* op) {
+  requireCpu(k_cache, op);
+  requireCpu(qkv, op);
+  requireSame(k_cache, v_cache, op);
+  KDGRID_CHECK(k_cache.shape().size() == 4 && v_cache.shape() == k_cache.shape() &&
+                   k_cache.dtype() == qkv.dtype(),
+               "{}: caches {} and {} for qkv {}", op, k_cache.describe(), v_cache.describe(),
+               qkv.describe());
+}
+}  // namespace
+
+void kvCacheWrite(Runtime& rt, Tensor& k_cache, Tensor& v_cache, const Tensor& qkv, int64_t n,
+                  int64_t pos0) {
+  KDGRID_OP_TIMER(rt, "kv_cache.write");
+  checkKvCache(k_cache, v_cache, qkv, "kvCacheWrite");
+  const int64_t B = k_cache.dim(0), nh = k_cache.dim(1), S = k_cache.dim(2), hd = k_cache.dim(3);
+  KDGRID_CHECK(qkv.numel() == B * n * 3 * nh * hd && pos0 >= 0 && pos0 + n <= S,
+               "kvCacheWrite: qkv {} rows {}..{} into {}", qkv.describe(), pos0, pos0 + n - 1,
+               k_cache.describe());
+  byType(qkv.dtype(), [&](auto t) {
+    using Ty = decltype(t);
+    cpu::kvCacheWrite(k_cache.data<Ty>(), v_cache.data<Ty>(), qkv.data<Ty>(), B, n, pos0, S,
+                      nh * hd, hd);
+  });
+}
+
+void decodeAttention(Runtime& rt, Tensor& out, const Tensor& qkv, const Tensor& k_cache,
+                     const Tensor& v_cache, int64_t len, int window) {
+  KDGRID_OP_TIMER(rt, "attention.decode");
+  checkKvCache(k_cache, v_cache, qkv, "decodeAttention");
+  const int64_t B = k_cache.dim(0), nh = k_cache.dim(1), S = k_cache.dim(2), hd = k_cache.dim(3);
+  KDGRID_CHECK(qkv.numel() == B * 3 * nh * hd && out.numel() == B * nh * hd &&
+                   out.dtype() == qkv.dtype() && len >= 1 && len <= S,
+               "decodeAttention: qkv {} out {} length {} over {}", qkv.describe(), out.describe(),
+               len, k_cache.describe());
+  byType(qkv.dtype(), [&](auto t) {
+    using Ty = decltype(t);
+    cpu::decodeAttention(out.data<Ty>(), qkv.data<Ty>(), k_cache.data<Ty>(), v_cache.data<Ty>(),
+                         B, len, S, nh * hd, hd, window);
   });
 }
 

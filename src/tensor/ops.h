@@ -52,6 +52,15 @@ void attentionForward(Runtime& rt, Tensor& out, Tensor& lse, const Tensor& qkv, 
 void attentionBackward(Runtime& rt, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                        const Tensor& lse, int64_t B, int64_t T, int64_t n_head_local, int window);
 
+// Autoregressive decoding (kernels/cpu/decode_attention.h). k_cache, v_cache [B, nh_local,
+// S, hd] in qkv's dtype. kvCacheWrite: K and V of qkv [B, n, 3 * C_local] into positions
+// pos0..pos0+n-1. decodeAttention: out [B, C_local] = attention of each sequence's query (qkv
+// [B, 3 * C_local], at position len - 1) over cache positions < len (window 0 = all).
+void kvCacheWrite(Runtime& rt, Tensor& k_cache, Tensor& v_cache, const Tensor& qkv, int64_t n,
+                  int64_t pos0);
+void decodeAttention(Runtime& rt, Tensor& out, const Tensor& qkv, const Tensor& k_cache,
+                     const Tensor& v_cache, int64_t len, int window);
+
 // Converts between storage types (same shape).
 void convert(Runtime& rt, Tensor& dst, const Tensor& src);
 
