@@ -117,7 +117,7 @@ mix="$work/shards/train:1,$work/aug/shards/train:1"
 # and of forward_kl / reverse_kl / jsd in short runs of this quickstart (alpha 1 came within
 # 0.001 nats; reverse_kl and jsd did worse).
 kd_loss=forward_kl kd_t=1 kd_alpha=0.9
-kd=(--teacher "$work/teacher" --kd-loss $kd_loss --kd-temperature $kd_t --kd-alpha $kd_alpha)
+kd=(--teacher "$work/teacher" --kd-loss "$kd_loss" --kd-temperature "$kd_t" --kd-alpha "$kd_alpha")
 
 stage "9. distill the student on a 2x2x2 grid (8 ranks; progress in $work/student_kd/metrics.jsonl)"
 mpirun8 distill --data "$mix" --run-dir "$work/student_kd" "${student[@]}" "${kd[@]}" \
