@@ -188,6 +188,18 @@ std::vector<float> toFloats(const T* x, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = toFloat(x[i]);
   return out;
 }
+template <typename T>
+std::vector<float> toFloats(const std::vector<T>& v) {
+  return toFloats(v.data(), v.size());
+}
+
+// fp32 values rounded to the storage type T.
+template <typename T>
+std::vector<T> toStorage(const std::vector<float>& v) {
+  std::vector<T> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = fromFloat<T>(v[i]);
+  return out;
+}
 
 // x[i] = T(uniform(lo, hi)).
 template <typename T>

@@ -18,6 +18,8 @@ namespace {
 using test::allClose;
 using test::GuardedBuffer;
 using test::Tolerance;
+using test::toFloats;
+using test::toStorage;
 
 struct Shape {
   int64_t batch, seq, heads, hd, window;
@@ -52,20 +54,6 @@ template <typename T, typename V>
 Tolerance tensorTol(const V& ref, double condition = 1.0) {
   const double rtol = rtolFor<T>() * condition;
   return {rtol * test::maxAbs(ref), rtol};
-}
-
-template <typename T>
-std::vector<T> toStorage(const std::vector<float>& v) {
-  std::vector<T> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = fromFloat<T>(v[i]);
-  return out;
-}
-
-template <typename T>
-std::vector<float> toFloats(const std::vector<T>& v) {
-  std::vector<float> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = toFloat(v[i]);
-  return out;
 }
 
 // Columns [part*C, (part+1)*C) of a [rows, 3C] tensor (part 0 = Q, 1 = K, 2 = V).

@@ -21,6 +21,8 @@ namespace {
 using test::allClose;
 using test::GuardedBuffer;
 using test::Tolerance;
+using test::toFloats;
+using test::toStorage;
 
 struct Shape {
   int64_t batch, heads, hd, max_seq, len, window;
@@ -51,13 +53,6 @@ template <typename T, typename V>
 Tolerance tol(const V& ref) {
   const double rtol = test::storageRtol<T>();
   return {rtol * test::maxAbs(ref), rtol};
-}
-
-template <typename T>
-std::vector<T> toStorage(const std::vector<float>& v) {
-  std::vector<T> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = fromFloat<T>(v[i]);
-  return out;
 }
 
 // A cache whose positions [first, len) of every (b, h) hold random values and every other

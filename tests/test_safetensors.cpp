@@ -15,18 +15,6 @@
 namespace kdgrid {
 namespace {
 
-template <typename Fn>
-void expectUsageError(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error";
-  } catch (const UsageError& e) {
-    for (const auto& p : parts) {
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-    }
-  }
-}
-
 std::string readBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -114,7 +102,7 @@ TEST(Safetensors, CorruptFilesNameFileAndTensor) {
     writeBytes(path, bytes);
     std::vector<std::string> all = parts;
     all.push_back(path);
-    expectUsageError([&] { SafetensorsReader r(path); }, all);
+    test::expectUsageError([&] { SafetensorsReader r(path); }, all);
   };
   writeBytes(path, rawFile(good_header, data));
   EXPECT_NO_THROW(SafetensorsReader r(path));
@@ -141,7 +129,7 @@ TEST(Safetensors, CorruptFilesNameFileAndTensor) {
   check(rawFile(R"({"w":{"shape":[2],"data_offsets":[0,8]}})", data), {"tensor w", "dtype"});
   check(rawFile(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data),
         {"tensor w", "non-negative"});
-  expectUsageError([&] { SafetensorsReader r(dir / "absent.safetensors"); },
+  test::expectUsageError([&] { SafetensorsReader r(dir / "absent.safetensors"); },
                    {"absent.safetensors"});
 }
 
