@@ -26,6 +26,9 @@ struct TrainingState {
   int64_t tokens_seen = 0;   // global target tokens trained on
   float loss_scale = 1.0f;   // fp16 dynamic loss scale
   int64_t good_steps = 0;    // clean steps since the last scale change
+  // AdamW updates applied: `step` minus the skipped steps (fp16 overflow, --on-nan skip).
+  // Bias correction counts these, as PyTorch's GradScaler leaves Adam's step alone on a skip.
+  int64_t adam_steps = 0;
   DataCursor cursor;         // the global data cursor after `step`
   double best_val_loss = 0;  // lowest validation loss so far (0 = none yet)
 };

@@ -113,6 +113,7 @@ void writeOptimizerHeader(h5::File& file, const TrainingState& state) {
   file.writeIntAttribute("tokens_seen", state.tokens_seen);
   file.writeFloatAttribute("loss_scale", state.loss_scale);
   file.writeIntAttribute("good_steps", state.good_steps);
+  file.writeIntAttribute("adam_steps", state.adam_steps);
   file.writeFloatAttribute("best_val_loss", state.best_val_loss);
   h5::writeUInt64Attribute(file, "cursor_epoch", state.cursor.epoch);
   h5::writeUInt64Attribute(file, "cursor_position", state.cursor.position);
@@ -125,11 +126,17 @@ TrainingState readOptimizerHeader(const h5::File& file) {
   s.tokens_seen = file.readIntAttribute<int64_t>("tokens_seen");
   s.loss_scale = static_cast<float>(file.readFloatAttribute("loss_scale"));
   s.good_steps = file.readIntAttribute<int64_t>("good_steps");
+  // Checkpoints written before adam_steps existed counted every step as an update.
+  s.adam_steps = file.hasAttribute("adam_steps") ? file.readIntAttribute<int64_t>("adam_steps")
+                                                 : s.step;
   s.best_val_loss = file.readFloatAttribute("best_val_loss");
   s.cursor.epoch = file.readIntAttribute<uint64_t>("cursor_epoch");
   s.cursor.position = file.readIntAttribute<uint64_t>("cursor_position");
   if (s.step < 0 || s.tokens_seen < 0 || s.good_steps < 0) {
     file.fail("step, tokens_seen and good_steps must not be negative");
+  }
+  if (s.adam_steps < 0 || s.adam_steps > s.step) {
+    file.fail(fmt::format("adam_steps {} is not in [0, step {}]", s.adam_steps, s.step));
   }
   if (!(s.loss_scale > 0) || !std::isfinite(s.loss_scale)) {
     file.fail(fmt::format("loss_scale {} is not a positive finite number", s.loss_scale));

@@ -6,7 +6,7 @@
 //                 /model: architecture, n_layer, n_head, d_model, d_ff, vocab_size, max_seq,
 //                         attn_window; one float32 dataset per parameter (full logical shape)
 //   optimizer.h5  root: format, format_version, step, tokens_seen, loss_scale, good_steps,
-//                       best_val_loss, cursor_epoch, cursor_position, checksum_algorithm
+//                       adam_steps, best_val_loss, cursor_epoch, cursor_position, checksum_algorithm
 //                 /m/NAME, /v/NAME: AdamW moments (absent in a model-only checkpoint)
 // Every tensor dataset carries a uint64 `checksum` attribute (checksum.h).
 #pragma once

@@ -9,7 +9,8 @@ overflow fp16, and training resumes with a checkpoint after every step. For each
 that: when metrics.jsonl marks it skipped, the scale is half the previous one and every dataset
 of its model.h5 and optimizer.h5 equals the previous checkpoint's bit for bit; when it is clean,
 the scale is unchanged and the weights moved. The scale must come down to one that fits, after
-which the run trains again.
+which the run trains again. optimizer.h5's adam_steps (AdamW's bias-correction count) rises on
+clean steps only.
 
 usage: fp16_overflow_test.py   (KDGRID_BIN in the environment)
 """
@@ -33,6 +34,10 @@ def train_args(data, run_dir, steps):
 
 def scale_on_disk(step_dir):
     return float(k.root_attrs(os.path.join(step_dir, "optimizer.h5"))["loss_scale"])
+
+
+def adam_steps_on_disk(step_dir):
+    return int(k.root_attrs(os.path.join(step_dir, "optimizer.h5"))["adam_steps"])
 
 
 def test(work):
@@ -59,6 +64,10 @@ def test(work):
         before, after = k.step_dir(run_dir, step - 1), k.step_dir(run_dir, step)
         k.check(scale_on_disk(after) == line["loss_scale"],
                 f"step {step}: optimizer.h5 loss_scale {scale_on_disk(after)} vs metrics {line}")
+        # AdamW's bias correction counts applied updates only (as PyTorch's GradScaler).
+        updates = adam_steps_on_disk(after) - adam_steps_on_disk(before)
+        k.check(updates == (0 if line["skipped"] else 1),
+                f"step {step} (skipped {line['skipped']}): adam_steps went up by {updates}")
         if line["skipped"]:
             skipped.append(step)
             k.check(line["loss_scale"] == previous_scale / 2,
@@ -81,6 +90,8 @@ def test(work):
     k.check(skipped and skipped[0] == 3,
             f"the step after raising the scale was not skipped: {m[2:]}")
     k.check(not m[-1]["skipped"], f"the scale never came down to one that fits: {m}")
+    k.check(adam_steps_on_disk(k.step_dir(run_dir, STEPS)) == STEPS - len(skipped),
+            f"adam_steps after {STEPS} steps with {len(skipped)} skipped")
     print(f"skipped steps {skipped}; scale {HUGE_SCALE:g} -> {m[-1]['loss_scale']:g}")
 
 

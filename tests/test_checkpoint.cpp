@@ -148,6 +148,7 @@ TrainingState sampleState(int64_t step) {
   s.tokens_seen = step * 4096 + 17;
   s.loss_scale = 32768.0f;
   s.good_steps = 123 + step;
+  s.adam_steps = step / 2;  // some steps skipped
   s.cursor = {3, 1000 + static_cast<uint64_t>(step)};
   s.best_val_loss = 2.718281828459045;
   return s;
@@ -167,6 +168,7 @@ void expectStateEq(const TrainingState& a, const TrainingState& b) {
   EXPECT_EQ(a.tokens_seen, b.tokens_seen);
   EXPECT_EQ(a.loss_scale, b.loss_scale);
   EXPECT_EQ(a.good_steps, b.good_steps);
+  EXPECT_EQ(a.adam_steps, b.adam_steps);
   EXPECT_EQ(a.cursor, b.cursor);
   EXPECT_EQ(a.best_val_loss, b.best_val_loss);
 }

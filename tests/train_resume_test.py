@@ -18,7 +18,7 @@ STEPS = 8
 STOPS = 4
 VOCAB = 97
 TIMING_FIELDS = {"step_time_s", "tokens_per_s", "mem_peak_mb"}
-STATE_ATTRS = ("step", "tokens_seen", "loss_scale", "good_steps", "best_val_loss", "cursor_epoch",
+STATE_ATTRS = ("step", "tokens_seen", "loss_scale", "good_steps", "adam_steps", "best_val_loss", "cursor_epoch",
                "cursor_position")
 
 

@@ -277,7 +277,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
       const double clip =
           tc.grad_clip > 0 && grad_norm > tc.grad_clip ? tc.grad_clip / grad_norm : 1.0;
       optimizer.step(model.params(), model.grads(), model.computeCopy(), static_cast<float>(lr),
-                     static_cast<float>(clip / state.loss_scale), state.step + 1);
+                     static_cast<float>(clip / state.loss_scale), ++state.adam_steps);
       if (data_parallel.zero()) {
         data_parallel.gatherParameters(model.params());
         model.syncComputeWeights();
