@@ -16,6 +16,10 @@ packages=(
   fortunes fortunes-min wordnet-base apertium apertium-eng-spa apertium-eng-cat
   # reference readers and golden tests (Debian's python3, not a pyenv one)
   python3-h5py python3-numpy python3-torch
+  # the OpenMP build of OpenBLAS: the fastest BLAS for Debian's torch here, which
+  # bench/bench_train_vs_torch.sh compares against (loaded through LD_LIBRARY_PATH there; the
+  # system's libblas.so.3 alternative stays as Debian chose it)
+  libopenblas0-openmp
   # cluster operations and plots
   slurm-wlm munge gnuplot-nox
 )
