@@ -11,12 +11,8 @@ namespace {
 // kHeadChunkBytes (each chunk is written by the GEMM, read by the softmax statistics, rewritten
 // by its backward and read by two GEMMs, so it should stay in cache), but at least
 // kHeadMinRows (GEMM efficiency: the tok_emb gradient [V_local, C] is read and written once per
-// chunk; 256 x 50304 x 4 B = 51 MB for GPT-2's vocabulary). V 4096: 256 rows.
-// 4 MiB = the L2 of the two cores this engine is tuned on (2 MiB each). Measured with oneDNN
-// directly (2 threads, V 4096, C 256, 2048 rows, best call of 60, a loaded machine): the three
-// head GEMMs ran at 77-104 GFLOP/s with 1024-row (16 MiB) chunks, which live in the shared L3
-// and lose it to other processes, and at 300-390 GFLOP/s with 64-256-row chunks.
-constexpr int64_t kHeadChunkBytes = int64_t{4} << 20;
+// chunk; 256 x 50304 x 4 B = 51 MB for GPT-2's vocabulary). V 4096: 1024 rows.
+constexpr int64_t kHeadChunkBytes = int64_t{16} << 20;
 constexpr int64_t kHeadMinRows = 256;
 
 int64_t headChunkRows(int64_t vocab_local) {
