@@ -18,6 +18,10 @@ packages=(
   python3-h5py python3-numpy python3-torch
   # tests/hf/venv.sh: transformers from PyPI in a venv over Debian's torch
   python3-venv python3-pip
+  # the OpenMP build of OpenBLAS: the fastest BLAS for Debian's torch here, which
+  # bench/bench_train_vs_torch.sh compares against (loaded through LD_LIBRARY_PATH there; the
+  # system's libblas.so.3 alternative stays as Debian chose it)
+  libopenblas0-openmp
   # cluster operations and plots
   slurm-wlm munge gnuplot-nox
 )

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/gelu.h"
@@ -86,6 +87,48 @@ TYPED_TEST(GeluTyped, BackwardMatchesReference) {
     cpu::geluBackward(dout.data(), dout.data(), x.data(), n);
     EXPECT_TRUE(test::sameBits(dout.data(), dx.data(), n));
     EXPECT_TRUE(dout.guardIntact());
+  }
+}
+
+// The training pair: forward with gelu' stored, backward as one multiply. The values match
+// geluForward bit for bit; the backward matches the reference, and in fp32 geluBackward bit
+// for bit (the model relies on it: switching kernels must not change fp32 training).
+TYPED_TEST(GeluTyped, DerivativePairMatchesReference) {
+  using T = TypeParam;
+  for (int64_t n : kLengths) {
+    SCOPED_TRACE(testing::Message() << "n " << n);
+    GuardedBuffer<T> x(n), out(n), deriv(n), plain(n), dout(n), dx(n), dx_plain(n);
+    fillGeluInputs(x, static_cast<uint32_t>(n + 2));
+    std::mt19937 rng(static_cast<uint32_t>(n + 3));
+    test::fillUniform(dout.data(), n, rng, -2.0f, 2.0f);
+    test::fillUniform(dx.data(), n, rng, -2.0f, 2.0f);  // must be overwritten
+    cpu::geluForwardWithDerivative(out.data(), deriv.data(), x.data(), n);
+    cpu::geluForward(plain.data(), x.data(), n);
+    EXPECT_TRUE(test::sameBits(out.data(), plain.data(), n));
+
+    const std::vector<float> xf = toFloats(x.data(), n);
+    const std::vector<float> df = toFloats(dout.data(), n);
+    std::vector<float> ref(n);
+    cpu::ref::geluBackward(ref.data(), df.data(), xf.data(), n);
+    cpu::geluBackwardFromDerivative(dx.data(), dout.data(), deriv.data(), n);
+    // bf16/f16: gelu' is rounded to storage before the product, one more rounding than
+    // geluBackward's: twice the storage tolerance.
+    EXPECT_TRUE(allClose(toFloats(dx.data(), n).data(), ref.data(), n,
+                         {kAtolBackward, (std::is_same_v<T, float> ? 1 : 2) *
+                                             test::storageRtol<T>()}));
+    if constexpr (std::is_same_v<T, float>) {
+      cpu::geluBackward(dx_plain.data(), dout.data(), x.data(), n);
+      EXPECT_TRUE(test::sameBits(dx.data(), dx_plain.data(), n));
+    }
+    EXPECT_TRUE(out.guardIntact() && deriv.guardIntact() && dx.guardIntact());
+
+    // In place as the model uses it: gelu' over x, dx over dout.
+    cpu::geluForwardWithDerivative(out.data(), x.data(), x.data(), n);
+    EXPECT_TRUE(test::sameBits(x.data(), deriv.data(), n));
+    EXPECT_TRUE(test::sameBits(out.data(), plain.data(), n));
+    cpu::geluBackwardFromDerivative(dout.data(), dout.data(), x.data(), n);
+    EXPECT_TRUE(test::sameBits(dout.data(), dx.data(), n));
+    EXPECT_TRUE(x.guardIntact() && out.guardIntact() && dout.guardIntact());
   }
 }
 

@@ -63,6 +63,16 @@ inline float geluDerivative(float x) {
   return s + 2.0f * x * s * (e * s) * kSqrt2OverPi * (1.0f + 3.0f * kCubic * x * x);
 }
 
+// gelu(x) (as geluValue) and gelu'(x) (as geluDerivative) from one exponential; the same
+// operations in the same order, so both results are bit-identical to those functions'.
+inline void geluValueAndDerivative(float x, float* value, float* derivative) {
+  const float u = kSqrt2OverPi * (x + kCubic * x * x * x);
+  const float e = expClamped(-2.0f * u);
+  const float s = 1.0f / (1.0f + e);
+  *value = x / (1.0f + e);
+  *derivative = s + 2.0f * x * s * (e * s) * kSqrt2OverPi * (1.0f + 3.0f * kCubic * x * x);
+}
+
 }  // namespace
 
 template <typename T>
@@ -101,9 +111,50 @@ void geluBackward(T* dx, const T* dout, const T* x, int64_t n) {
   }
 }
 
-#define KDGRID_INSTANTIATE_GELU(T)                     \
-  template void geluForward<T>(T*, const T*, int64_t); \
-  template void geluBackward<T>(T*, const T*, const T*, int64_t);
+template <typename T>
+void geluForwardWithDerivative(T* out, T* deriv, const T* x, int64_t n) {
+  const int64_t chunks = detail::ceilDiv(n, detail::kChunk);
+#pragma omp parallel for schedule(static) if (detail::worthParallel(n))
+  for (int64_t k = 0; k < chunks; ++k) {
+    const int64_t off = k * detail::kChunk;
+    const int64_t len = off + detail::kChunk < n ? detail::kChunk : n - off;
+    float x_buf[detail::kChunk];
+    float out_buf[detail::kChunk];
+    float d_buf[detail::kChunk];
+    const float* xf = detail::loadF32(x + off, len, x_buf);
+    float* o = detail::outF32(out + off, out_buf);
+    // fp32: d writes deriv directly; with deriv == x each lane reads xf[i] before writing d[i].
+    float* d = detail::outF32(deriv + off, d_buf);
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) geluValueAndDerivative(xf[i], &o[i], &d[i]);
+    detail::storeF32(out + off, o, len);
+    detail::storeF32(deriv + off, d, len);
+  }
+}
+
+template <typename T>
+void geluBackwardFromDerivative(T* dx, const T* dout, const T* deriv, int64_t n) {
+  const int64_t chunks = detail::ceilDiv(n, detail::kChunk);
+#pragma omp parallel for schedule(static) if (detail::worthParallel(n))
+  for (int64_t k = 0; k < chunks; ++k) {
+    const int64_t off = k * detail::kChunk;
+    const int64_t len = off + detail::kChunk < n ? detail::kChunk : n - off;
+    float g_buf[detail::kChunk];
+    float d_buf[detail::kChunk];
+    const float* gf = detail::loadF32(deriv + off, len, g_buf);
+    const float* df = detail::loadF32(dout + off, len, d_buf);
+    float* o = detail::outF32(dx + off, d_buf);
+#pragma omp simd
+    for (int64_t i = 0; i < len; ++i) o[i] = df[i] * gf[i];
+    detail::storeF32(dx + off, o, len);
+  }
+}
+
+#define KDGRID_INSTANTIATE_GELU(T)                                            \
+  template void geluForward<T>(T*, const T*, int64_t);                        \
+  template void geluBackward<T>(T*, const T*, const T*, int64_t);             \
+  template void geluForwardWithDerivative<T>(T*, T*, const T*, int64_t);      \
+  template void geluBackwardFromDerivative<T>(T*, const T*, const T*, int64_t);
 KDGRID_INSTANTIATE_GELU(float)
 KDGRID_INSTANTIATE_GELU(bf16)
 KDGRID_INSTANTIATE_GELU(f16)

@@ -20,4 +20,19 @@ void geluForward(T* out, const T* x, int64_t n);
 template <typename T>
 void geluBackward(T* dx, const T* dout, const T* x, int64_t n);
 
+// Training forward: out[i] = gelu(x[i]) and deriv[i] = gelu'(x[i]) for i in [0, n), from one
+// exponential per element. deriv may alias x (same index only; the model keeps gelu' over
+// fc1's output, which the backward needs for nothing else); out may not alias either. Values
+// are bit-identical to geluForward and to the factor geluBackward applies (fp32 storage), so
+// geluBackwardFromDerivative(dout, deriv) == geluBackward(dout, x) in fp32; a bf16/f16 deriv is
+// rounded to its storage type.
+template <typename T>
+void geluForwardWithDerivative(T* out, T* deriv, const T* x, int64_t n);
+
+// dx[i] = dout[i] * deriv[i] for i in [0, n), deriv from geluForwardWithDerivative: the
+// backward without recomputing the exponential (one streaming multiply). dx is OVERWRITTEN;
+// it may alias dout (same index only).
+template <typename T>
+void geluBackwardFromDerivative(T* dx, const T* dout, const T* deriv, int64_t n);
+
 }  // namespace kdgrid::cpu

@@ -173,7 +173,9 @@ void Gpt2Stage::recomputeMlp(int l, BlockActivations& a) {
   Tensor fc1_b = param(blockName(l, "mlp.fc1.bias"));
   ops::linearForward(rt_, a.fc1, a.ln2, computeWeight(blockName(l, "mlp.fc1.weight")), &fc1_b);
   a.gelu = act({N, f_local_}, compute_);
-  ops::geluForward(rt_, a.gelu, a.fc1);
+  // fc1's output is read again only for gelu' in the backward: keep gelu' in its place, so
+  // the backward is one multiply instead of a second exponential per element.
+  ops::geluForwardWithDerivative(rt_, a.gelu, a.fc1, a.fc1);
 }
 
 LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* targets,
@@ -239,7 +241,7 @@ Tensor Gpt2Stage::backward(StageActivations& acts, Tensor dout, Tensor* d_x0) {
     Tensor dw = g("mlp.fc2.weight"), db = g("mlp.fc2.bias");
     Tensor dgelu = a.gelu;  // d gelu over gelu
     ops::linearBackward(rt_, &dgelu, false, &dw, &db, dx, a.gelu, w("mlp.fc2.weight"), assign);
-    ops::geluBackward(rt_, dgelu, dgelu, a.fc1);  // now d fc1
+    ops::geluBackwardFromDerivative(rt_, dgelu, dgelu, a.fc1);  // now d fc1
     dw = g("mlp.fc1.weight");
     db = g("mlp.fc1.bias");
     Tensor dln = a.ln2;  // d ln2 over ln2

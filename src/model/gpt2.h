@@ -37,7 +37,9 @@ struct BlockActivations {
   Tensor att, att_lse;             // [N, C_local], [B, nh_local, T]
   Tensor x_mid;                    // [N, C] after the attention residual add
   Tensor ln2, ln2_mean, ln2_rstd;  // [N, C], [N], [N]
-  Tensor fc1, gelu;                // [N, F_local] each (dropped under selective/full)
+  // [N, F_local] each (dropped under selective/full): gelu' at fc1's output (stored over that
+  // output, which nothing else reads) and the GELU output.
+  Tensor fc1, gelu;
 };
 
 struct StageActivations {

@@ -183,6 +183,30 @@ void geluBackward(Runtime& rt, Tensor& dx, const Tensor& dy, const Tensor& x) {
   });
 }
 
+void geluForwardWithDerivative(Runtime& rt, Tensor& y, Tensor& deriv, const Tensor& x) {
+  KDGRID_OP_TIMER(rt, "gelu.fwd");
+  requireCpu(x, "geluForwardWithDerivative");
+  requireSame(y, x, "geluForwardWithDerivative");
+  requireSame(deriv, x, "geluForwardWithDerivative");
+  KDGRID_CHECK(y.raw() != x.raw() && y.raw() != deriv.raw(),
+               "geluForwardWithDerivative: y may not alias x or deriv");
+  byType(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    cpu::geluForwardWithDerivative(y.data<T>(), deriv.data<T>(), x.data<T>(), x.numel());
+  });
+}
+
+void geluBackwardFromDerivative(Runtime& rt, Tensor& dx, const Tensor& dy, const Tensor& deriv) {
+  KDGRID_OP_TIMER(rt, "gelu.bwd");
+  requireCpu(deriv, "geluBackwardFromDerivative");
+  requireSame(dx, deriv, "geluBackwardFromDerivative");
+  requireSame(dy, deriv, "geluBackwardFromDerivative");
+  byType(deriv.dtype(), [&](auto t) {
+    using T = decltype(t);
+    cpu::geluBackwardFromDerivative(dx.data<T>(), dy.data<T>(), deriv.data<T>(), deriv.numel());
+  });
+}
+
 void add(Runtime& rt, Tensor& out, const Tensor& a, const Tensor& b) {
   KDGRID_OP_TIMER(rt, "add");
   requireCpu(a, "add");

@@ -33,6 +33,10 @@ void layernormBackward(Runtime& rt, Tensor& dx, bool accumulate, Tensor& dw, Ten
 
 void geluForward(Runtime& rt, Tensor& y, const Tensor& x);
 void geluBackward(Runtime& rt, Tensor& dx, const Tensor& dy, const Tensor& x);  // dx overwritten
+// Training: y = gelu(x) and deriv = gelu'(x) (deriv may be x itself: overwritten in place);
+// then dx = dy * deriv (dx overwritten, may alias dy). cpu/gelu.h.
+void geluForwardWithDerivative(Runtime& rt, Tensor& y, Tensor& deriv, const Tensor& x);
+void geluBackwardFromDerivative(Runtime& rt, Tensor& dx, const Tensor& dy, const Tensor& deriv);
 
 // out = a + b (same shape/dtype; out may alias a).
 void add(Runtime& rt, Tensor& out, const Tensor& a, const Tensor& b);
