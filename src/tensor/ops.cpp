@@ -173,16 +173,6 @@ void geluForward(Runtime& rt, Tensor& y, const Tensor& x) {
   });
 }
 
-void geluBackward(Runtime& rt, Tensor& dx, const Tensor& dy, const Tensor& x) {
-  KDGRID_OP_TIMER(rt, "gelu.bwd");
-  requireCpu(x, "geluBackward");
-  requireSame(dx, x, "geluBackward");
-  byType(x.dtype(), [&](auto t) {
-    using T = decltype(t);
-    cpu::geluBackward(dx.data<T>(), dy.data<T>(), x.data<T>(), x.numel());
-  });
-}
-
 void geluForwardWithDerivative(Runtime& rt, Tensor& y, Tensor& deriv, const Tensor& x) {
   KDGRID_OP_TIMER(rt, "gelu.fwd");
   requireCpu(x, "geluForwardWithDerivative");

@@ -32,7 +32,6 @@ void layernormBackward(Runtime& rt, Tensor& dx, bool accumulate, Tensor& dw, Ten
                        const Tensor& w);
 
 void geluForward(Runtime& rt, Tensor& y, const Tensor& x);
-void geluBackward(Runtime& rt, Tensor& dx, const Tensor& dy, const Tensor& x);  // dx overwritten
 // Training: y = gelu(x) and deriv = gelu'(x) (deriv may be x itself: overwritten in place);
 // then dx = dy * deriv (dx overwritten, may alias dy). cpu/gelu.h.
 void geluForwardWithDerivative(Runtime& rt, Tensor& y, Tensor& deriv, const Tensor& x);
