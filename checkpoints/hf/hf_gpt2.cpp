@@ -67,9 +67,9 @@ std::vector<float> transpose(const std::vector<float>& x, int64_t rows, int64_t 
 }
 
 // The tensor's shape in the HF file: biases and LayerNorm parameters (kdgrid's [n, 1]) are 1-D;
-// the embeddings stay 2-D even when d_model is 1.
+// the embeddings and Conv1D weights stay 2-D whatever their sizes (a [C, 1] weight is 2-D).
 std::vector<int64_t> hfShape(const ParamSpec& spec, bool transposed) {
-  if (spec.cols == 1 && spec.name != "tok_emb" && spec.name != "pos_emb") return {spec.rows};
+  if (!transposed && spec.name != "tok_emb" && spec.name != "pos_emb") return {spec.rows};
   return transposed ? std::vector<int64_t>{spec.cols, spec.rows}
                     : std::vector<int64_t>{spec.rows, spec.cols};
 }
@@ -152,6 +152,8 @@ ModelConfig readHfConfig(const nlohmann::json& cfg, const std::string& path) {
   c.n_layer = configInt(cfg, path, "n_layer");
   c.n_head = configInt(cfg, path, "n_head");
   c.d_model = configInt(cfg, path, "n_embd");
+  // Far beyond any real GPT-2 (n_embd 1600); keeps the n_inner default 4 * n_embd in an int.
+  KDGRID_INPUT_CHECK(c.d_model <= (1 << 24), "{}: \"n_embd\" {} is too large", path, c.d_model);
   c.d_ff = configInt(cfg, path, "n_inner", 4 * c.d_model);
   c.vocab_size = configInt(cfg, path, "vocab_size");
   c.max_seq = configInt(cfg, path, "n_positions");

@@ -147,7 +147,7 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
                          "integer",
                          path, name, shape.dump());
       const uint64_t dim = d.get<uint64_t>();
-      KDGRID_INPUT_CHECK(dim == 0 || numel <= data_size / dim,
+      KDGRID_INPUT_CHECK(dim <= data_size && (dim == 0 || numel <= data_size / dim),
                          "{}: tensor {}: shape {} holds more elements than the file has bytes",
                          path, name, shape.dump());
       numel *= dim;

@@ -143,10 +143,13 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   if (!tc.no_resume) resume = resolveCheckpoint(tc.run_dir, world);
   if (resume) {
     FullMoments moments(data_parallel, optimizer);
+    const float fresh_loss_scale = state.loss_scale;
     state = loadCheckpoint(
         *resume, rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()),
         world);
     moments.keepShard();
+    // A checkpoint from before any step (`kdgrid import`) has no loss scale of its own.
+    if (state.step == 0) state.loss_scale = fresh_loss_scale;
     log0("resumed from {} at step {}", *resume, state.step);
   } else {
     initializeParameters(model.layout(), tc.seed, model.params());

@@ -131,12 +131,17 @@ def test(work):
         k.check(np.array_equal(params_back2[n], v), f"import on 2 ranks changed {n}")
     k.run(["import", "--from", "hf", export, "--out", back2], expect=2, needle="--out")
 
-    # train continues from the import (its optimizer state is that of step 0).
+    # train continues from the import (its optimizer state is that of step 0), here in fp16: the
+    # run starts from a fresh run's loss scale, not the import's 1 (which would flush most fp16
+    # gradients to zero).
     r = k.run(["train", "--run-dir", back, "--data", os.path.join(shards, "train"), "--steps", 1,
-               "--batch-size", 2, "--n-layer", 2, "--n-head", 2, "--d-model", 32, "--max-seq", u.T])
+               "--batch-size", 2, "--n-layer", 2, "--n-head", 2, "--d-model", 32, "--max-seq", u.T,
+               "--precision", "fp16"])
     k.check("resumed from" in r.stderr and "step 0" in r.stderr,
             f"train did not resume:\n{r.stderr}")
     k.check(k.latest(back) == k.step_dir(back, 1), "train from the import did not save step 1")
+    scale = k.metrics(back)[0]["loss_scale"]
+    k.check(scale >= 1024, f"fp16 fine-tuning of an import ran at loss scale {scale}")
 
     for dtype in ("BF16", "F16"):
         d = variant(export, work, "hf_" + dtype, arrays=arrays, dtype=dtype)
