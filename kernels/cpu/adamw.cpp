@@ -25,11 +25,7 @@ void adamwStep(float* param, float* m, float* v, const float* grad, T* param_cop
   const float lr = config.lr;
   const float eps = config.eps;
   const float wd = apply_weight_decay ? config.weight_decay : 0.0f;
-  const int64_t chunks = detail::ceilDiv(n, detail::kChunk);
-#pragma omp parallel for schedule(static) if (detail::worthParallel(n))
-  for (int64_t k = 0; k < chunks; ++k) {
-    const int64_t off = k * detail::kChunk;
-    const int64_t len = off + detail::kChunk < n ? detail::kChunk : n - off;
+  detail::forEachChunk(n, [=](int64_t off, int64_t len) {
     float* p = param + off;
     float* mk = m + off;
     float* vk = v + off;
@@ -45,7 +41,7 @@ void adamwStep(float* param, float* m, float* v, const float* grad, T* param_cop
       p[i] = p[i] - lr * update;
     }
     if (param_copy) detail::fromF32(param_copy + off, p, len);
-  }
+  });
 }
 
 double sumSquares(const float* x, int64_t n) {

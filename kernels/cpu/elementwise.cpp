@@ -12,16 +12,7 @@ namespace kdgrid::cpu {
 
 namespace {
 
-// Calls body(offset, length) for consecutive chunks of [0, n), in parallel when n is large.
-template <typename Body>
-void forEachChunk(int64_t n, Body&& body) {
-  const int64_t chunks = detail::ceilDiv(n, detail::kChunk);
-#pragma omp parallel for schedule(static) if (detail::worthParallel(n))
-  for (int64_t k = 0; k < chunks; ++k) {
-    const int64_t off = k * detail::kChunk;
-    body(off, off + detail::kChunk < n ? detail::kChunk : n - off);
-  }
-}
+using detail::forEachChunk;
 
 }  // namespace
 

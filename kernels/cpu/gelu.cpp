@@ -77,11 +77,7 @@ inline void geluValueAndDerivative(float x, float* value, float* derivative) {
 
 template <typename T>
 void geluForward(T* out, const T* x, int64_t n) {
-  const int64_t chunks = detail::ceilDiv(n, detail::kChunk);
-#pragma omp parallel for schedule(static) if (detail::worthParallel(n))
-  for (int64_t k = 0; k < chunks; ++k) {
-    const int64_t off = k * detail::kChunk;
-    const int64_t len = off + detail::kChunk < n ? detail::kChunk : n - off;
+  detail::forEachChunk(n, [=](int64_t off, int64_t len) {
     float x_buf[detail::kChunk];
     float out_buf[detail::kChunk];
     const float* xf = detail::loadF32(x + off, len, x_buf);
@@ -89,16 +85,12 @@ void geluForward(T* out, const T* x, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < len; ++i) o[i] = geluValue(xf[i]);
     detail::storeF32(out + off, o, len);
-  }
+  });
 }
 
 template <typename T>
 void geluBackward(T* dx, const T* dout, const T* x, int64_t n) {
-  const int64_t chunks = detail::ceilDiv(n, detail::kChunk);
-#pragma omp parallel for schedule(static) if (detail::worthParallel(n))
-  for (int64_t k = 0; k < chunks; ++k) {
-    const int64_t off = k * detail::kChunk;
-    const int64_t len = off + detail::kChunk < n ? detail::kChunk : n - off;
+  detail::forEachChunk(n, [=](int64_t off, int64_t len) {
     float x_buf[detail::kChunk];
     float d_buf[detail::kChunk];
     const float* xf = detail::loadF32(x + off, len, x_buf);
@@ -108,16 +100,12 @@ void geluBackward(T* dx, const T* dout, const T* x, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < len; ++i) o[i] = df[i] * geluDerivative(xf[i]);
     detail::storeF32(dx + off, o, len);
-  }
+  });
 }
 
 template <typename T>
 void geluForwardWithDerivative(T* out, T* deriv, const T* x, int64_t n) {
-  const int64_t chunks = detail::ceilDiv(n, detail::kChunk);
-#pragma omp parallel for schedule(static) if (detail::worthParallel(n))
-  for (int64_t k = 0; k < chunks; ++k) {
-    const int64_t off = k * detail::kChunk;
-    const int64_t len = off + detail::kChunk < n ? detail::kChunk : n - off;
+  detail::forEachChunk(n, [=](int64_t off, int64_t len) {
     float x_buf[detail::kChunk];
     float out_buf[detail::kChunk];
     float d_buf[detail::kChunk];
@@ -129,16 +117,12 @@ void geluForwardWithDerivative(T* out, T* deriv, const T* x, int64_t n) {
     for (int64_t i = 0; i < len; ++i) geluValueAndDerivative(xf[i], &o[i], &d[i]);
     detail::storeF32(out + off, o, len);
     detail::storeF32(deriv + off, d, len);
-  }
+  });
 }
 
 template <typename T>
 void geluBackwardFromDerivative(T* dx, const T* dout, const T* deriv, int64_t n) {
-  const int64_t chunks = detail::ceilDiv(n, detail::kChunk);
-#pragma omp parallel for schedule(static) if (detail::worthParallel(n))
-  for (int64_t k = 0; k < chunks; ++k) {
-    const int64_t off = k * detail::kChunk;
-    const int64_t len = off + detail::kChunk < n ? detail::kChunk : n - off;
+  detail::forEachChunk(n, [=](int64_t off, int64_t len) {
     float g_buf[detail::kChunk];
     float d_buf[detail::kChunk];
     const float* gf = detail::loadF32(deriv + off, len, g_buf);
@@ -147,7 +131,7 @@ void geluBackwardFromDerivative(T* dx, const T* dout, const T* deriv, int64_t n)
 #pragma omp simd
     for (int64_t i = 0; i < len; ++i) o[i] = df[i] * gf[i];
     detail::storeF32(dx + off, o, len);
-  }
+  });
 }
 
 #define KDGRID_INSTANTIATE_GELU(T)                                            \

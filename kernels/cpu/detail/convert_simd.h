@@ -19,12 +19,25 @@
 #endif
 
 #include "core/dtype.h"
+#include "kernels/cpu/detail/parallel.h"
 
 namespace kdgrid::cpu::detail {
 
 // Elements per chunk for kernels that stage a run of T values through fp32 scratch on the
 // stack (4 KiB of floats: stays in L1 next to the operands).
 inline constexpr int64_t kChunk = 1024;
+
+// Calls body(offset, length) for the consecutive kChunk-element chunks of [0, n), in parallel
+// when n is large (each chunk is independent; the result does not depend on the threads).
+template <typename Body>
+void forEachChunk(int64_t n, Body&& body) {
+  const int64_t chunks = ceilDiv(n, kChunk);
+#pragma omp parallel for schedule(static) if (worthParallel(n))
+  for (int64_t k = 0; k < chunks; ++k) {
+    const int64_t off = k * kChunk;
+    body(off, off + kChunk < n ? kChunk : n - off);
+  }
+}
 
 #ifdef KDGRID_CPU_AVX512
 // Lanes [0, n) of a 16-lane mask, n in [0, 16].
