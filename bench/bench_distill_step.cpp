@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_cli.h"
 #include "bench/train_step_harness.h"
 #include "core/mpi_session.h"
 #include "distill/kd_config.h"
@@ -108,17 +109,8 @@ int main(int argc, char** argv) {
       "kd-temperature", po::value(&temperature)->default_value(2.0), "distillation temperature")(
       "kd-alpha", po::value(&alpha)->default_value(0.5), "weight of the divergence");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, opts), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "bench_distill_step: %s\n", e.what());
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::printf("%s", (std::ostringstream() << opts).str().c_str());
-    return 0;
-  }
+  if (const auto code = bench::parseOptions(argc, argv, opts, vm, "bench_distill_step"))
+    return *code;
   try {
     KDGRID_INPUT_CHECK(precision == "fp32" || precision == "bf16",
                        "--precision must be fp32 or bf16");

@@ -17,8 +17,8 @@
 //   OMP_NUM_THREADS=2 build/bench/bench_generate [--prompt-tokens 16] [--new-tokens 100] [--profile]
 #include <omp.h>
 
-#include <boost/program_options.hpp>
 #include <algorithm>
+#include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_cli.h"
 #include "bench/train_step_harness.h"
 #include "core/mpi_session.h"
 #include "model/params.h"
@@ -111,17 +112,7 @@ int main(int argc, char** argv) {
       "warmup", po::value(&warmup)->default_value(1), "untimed generations first")(
       "profile", "also print a per-op breakdown of a KV-cache generation per model");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, opts), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "bench_generate: %s\n", e.what());
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::printf("%s", (std::ostringstream() << opts).str().c_str());
-    return 0;
-  }
+  if (const auto code = bench::parseOptions(argc, argv, opts, vm, "bench_generate")) return *code;
   try {
     KDGRID_INPUT_CHECK(teacher_ckpt.empty() == student_ckpt.empty(),
                        "give both --teacher and --student, or neither");

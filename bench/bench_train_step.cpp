@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_cli.h"
 #include "bench/train_step_harness.h"
 #include "core/mpi_session.h"
 
@@ -34,20 +35,19 @@ struct Result {
 int main(int argc, char** argv) {
   MpiSession mpi(&argc, &argv);
   ModelConfig mc;
-  mc.vocab_size = 4096;
+  mc.n_layer = 4;
+  mc.d_model = 256;
+  mc.n_head = 4;
   mc.d_ff = 1024;
+  mc.vocab_size = 4096;
+  mc.max_seq = 256;
   int64_t batch = 8;
   int steps = 10, warmup = 2, profile_steps = 3;
   std::string precision = "both", recompute = "none";
   po::options_description opts("bench_train_step options");
-  opts.add_options()("help,h", "print this help")(
-      "n-layer", po::value(&mc.n_layer)->default_value(4), "blocks")(
-      "d-model", po::value(&mc.d_model)->default_value(256), "width")(
-      "n-head", po::value(&mc.n_head)->default_value(4), "heads")(
-      "d-ff", po::value(&mc.d_ff)->default_value(1024), "MLP width")(
-      "vocab-size", po::value(&mc.vocab_size)->default_value(4096), "vocabulary")(
-      "max-seq", po::value(&mc.max_seq)->default_value(256), "sequence length")(
-      "batch-size", po::value(&batch)->default_value(8), "sequences per step")(
+  opts.add_options()("help,h", "print this help");
+  bench::addModelOptions(opts, mc);
+  opts.add_options()("batch-size", po::value(&batch)->default_value(8), "sequences per step")(
       "steps", po::value(&steps)->default_value(10), "timed steps per precision")(
       "warmup", po::value(&warmup)->default_value(2), "untimed steps first")(
       "profile-steps", po::value(&profile_steps)->default_value(3), "extra steps with op timers")(
@@ -55,17 +55,7 @@ int main(int argc, char** argv) {
       "recompute", po::value(&recompute)->default_value("none"), "none | selective | full")(
       "no-peak", "skip the GEMM peak measurement (profiling runs)");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, opts), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "bench_train_step: %s\n", e.what());
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::printf("%s", (std::ostringstream() << opts).str().c_str());
-    return 0;
-  }
+  if (const auto code = bench::parseOptions(argc, argv, opts, vm, "bench_train_step")) return *code;
   try {
     mc.validate();
     GridConfig gc;
