@@ -212,12 +212,12 @@ def case_kill9(work):
         t_gone = time.monotonic()
         drain.join()
         rc = run.finish()
+        survivors = survivors_of(pids)  # before the clean-up below kills them
     finally:
         for pid in pids.values():
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     k.check(rc != 0, f"mpirun exited {rc} after a rank was killed")
-    survivors = survivors_of(pids)
     k.check(not survivors, f"ranks {survivors} outlived mpirun")
     print(f"kill -9 of rank 1 after step {GATE_STEP}: mpirun exited {rc}, every rank gone "
           f"{t_gone - t_kill:.2f} s after the kill")
@@ -248,13 +248,13 @@ def case_hang(work):
         drain.join()
         rc = run.finish()
         err = run.stderr()
+        survivors = survivors_of(pids)  # before the clean-up below kills them
     finally:
         for pid in pids.values():  # a stopped rank that outlived the job
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
                 os.kill(pid, signal.SIGCONT)
     k.check(rc != 0, f"mpirun exited {rc} after a rank hung:\n{err}")
-    survivors = survivors_of(pids)
     k.check(not survivors, f"ranks {survivors} outlived mpirun")
     k.check("collective timeout" in err and "--collective-timeout 5" in err,
             f"no watchdog message:\n{err}")
@@ -308,6 +308,7 @@ def case_hang_save(work):
                 k.fail(f"mpirun still ran {bound} s after rank 0 stopped in a save "
                        f"(--collective-timeout {TIMEOUT_S}):\n{f.read()}")
         t_gone = time.monotonic()
+        survivors = survivors_of(pids)  # before the clean-up below kills them
     finally:
         for pid in pids.values():  # a stopped rank that outlived the job
             if alive(pid):
@@ -318,7 +319,6 @@ def case_hang_save(work):
     k.check(t_stop is not None, f"rank 0 never stopped (pids {pids}):\n{err}")
     k.check("KDGRID_TEST_HANG_IN_SAVE" in err, f"the hook did not fire:\n{err}")
     k.check(rc != 0, f"mpirun exited {rc} after a rank hung in a save:\n{err}")
-    survivors = survivors_of(pids)
     k.check(not survivors, f"ranks {survivors} outlived mpirun")
     k.check("collective timeout" in err and f"--collective-timeout {TIMEOUT_S}" in err,
             f"no watchdog message:\n{err}")
