@@ -294,9 +294,11 @@ void klBackward(float* grad, const float* student, const float* teacher, const f
   }
 }
 
-void klTopkRowStats(float* local_max, float* local_sums, const float* student, const uint32_t* ids,
-                    const float* logprobs, int64_t k, int64_t rows, const VocabSlice& slice,
-                    float temperature, float teacher_scale, Divergence d) {
+// Checks the arguments, then for each row r gathers the row's top-k entries held by this slice
+// (gatherTopk) and calls fn(r, xs, xt, pos, n).
+template <typename Fn>
+void forEachTopkRow(const float* student, const uint32_t* ids, const float* logprobs, int64_t k,
+                    int64_t rows, const VocabSlice& slice, float temperature, Fn&& fn) {
   checkArgs(slice, rows, temperature);
   checkTopkIds(ids, k, rows, slice);
   std::vector<float> xs(k), xt(k);
@@ -304,28 +306,32 @@ void klTopkRowStats(float* local_max, float* local_sums, const float* student, c
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t n =
         gatherTopk(student, ids, logprobs, k, r, slice, xs.data(), xt.data(), pos.data());
-    storeStats(rowStats(xs.data(), xt.data(), n, 1.0f / temperature, teacher_scale, d), r, rows,
-               local_max, local_sums);
+    fn(r, xs.data(), xt.data(), pos.data(), n);
   }
+}
+
+void klTopkRowStats(float* local_max, float* local_sums, const float* student, const uint32_t* ids,
+                    const float* logprobs, int64_t k, int64_t rows, const VocabSlice& slice,
+                    float temperature, float teacher_scale, Divergence d) {
+  forEachTopkRow(student, ids, logprobs, k, rows, slice, temperature,
+                 [&](int64_t r, const float* xs, const float* xt, const int64_t*, int64_t n) {
+                   storeStats(rowStats(xs, xt, n, 1.0f / temperature, teacher_scale, d), r, rows,
+                              local_max, local_sums);
+                 });
 }
 
 void klTopkJsdTerms(float* terms, const float* student, const uint32_t* ids, const float* logprobs,
                     int64_t k, const float* global_max, const float* global_sums, int64_t rows,
                     const VocabSlice& slice, float temperature, float teacher_scale) {
-  checkArgs(slice, rows, temperature);
-  checkTopkIds(ids, k, rows, slice);
-  std::vector<float> xs(k), xt(k);
-  std::vector<int64_t> pos(k);
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t n =
-        gatherTopk(student, ids, logprobs, k, r, slice, xs.data(), xt.data(), pos.data());
-    const RowGlobals g =
-        rowGlobals(global_max, global_sums, nullptr, nullptr, r, rows, Divergence::kForwardKl);
-    double jt = 0, js = 0;
-    rowJsdTerms(xs.data(), xt.data(), n, 1.0f / temperature, teacher_scale, g, &jt, &js);
-    terms[r] = static_cast<float>(jt);
-    terms[rows + r] = static_cast<float>(js);
-  }
+  forEachTopkRow(student, ids, logprobs, k, rows, slice, temperature,
+                 [&](int64_t r, const float* xs, const float* xt, const int64_t*, int64_t n) {
+                   const RowGlobals g = rowGlobals(global_max, global_sums, nullptr, nullptr, r,
+                                                   rows, Divergence::kForwardKl);
+                   double jt = 0, js = 0;
+                   rowJsdTerms(xs, xt, n, 1.0f / temperature, teacher_scale, g, &jt, &js);
+                   terms[r] = static_cast<float>(jt);
+                   terms[rows + r] = static_cast<float>(js);
+                 });
 }
 
 void klTopkBackward(float* grad_k, const float* student, const uint32_t* ids, const float* logprobs,
@@ -333,20 +339,16 @@ void klTopkBackward(float* grad_k, const float* student, const uint32_t* ids, co
                     const float* divergence, const float* jsd_terms, int64_t rows,
                     const VocabSlice& slice, float temperature, float teacher_scale, Divergence d,
                     float row_scale) {
-  checkArgs(slice, rows, temperature);
-  checkTopkIds(ids, k, rows, slice);
   const float inv_t = 1.0f / temperature;
-  std::vector<float> xs(k), xt(k);
-  std::vector<int64_t> pos(k);
-  for (int64_t r = 0; r < rows; ++r) {
-    float* out = grad_k + r * k;
-    std::fill(out, out + k, 0.0f);
-    const int64_t n =
-        gatherTopk(student, ids, logprobs, k, r, slice, xs.data(), xt.data(), pos.data());
-    const RowGlobals g = rowGlobals(global_max, global_sums, divergence, jsd_terms, r, rows, d);
-    for (int64_t i = 0; i < n; ++i)
-      out[pos[i]] = row_scale * inv_t * gradScalar(xs[i] * inv_t, xt[i] * teacher_scale, g, d);
-  }
+  forEachTopkRow(
+      student, ids, logprobs, k, rows, slice, temperature,
+      [&](int64_t r, const float* xs, const float* xt, const int64_t* pos, int64_t n) {
+        float* out = grad_k + r * k;
+        std::fill(out, out + k, 0.0f);
+        const RowGlobals g = rowGlobals(global_max, global_sums, divergence, jsd_terms, r, rows, d);
+        for (int64_t i = 0; i < n; ++i)
+          out[pos[i]] = row_scale * inv_t * gradScalar(xs[i] * inv_t, xt[i] * teacher_scale, g, d);
+      });
 }
 
 void klTopkScatterAdd(float* grad, const float* grad_k, const uint32_t* ids, int64_t k,
