@@ -52,6 +52,44 @@ def main(test):
     print("PASS")
 
 
+# Collecting checks, for the tests that report every failed check before they exit:
+# soft_check records a failure and goes on; exit_if_failed ends the test.
+FAILURES = []
+
+
+def soft_check(condition, message):
+    if not condition:
+        FAILURES.append(message)
+        print("FAIL:", message)
+
+
+def exit_if_failed():
+    if FAILURES:
+        print(f"{len(FAILURES)} checks failed")
+        sys.exit(1)
+    print("all checks passed")
+
+
+def run_argv(args, expect_rc=0, env=None):
+    """Runs argv (any command); stops the test unless it exits expect_rc (None: any).
+    Returns (exit code, stdout + stderr as text)."""
+    proc = subprocess.run(args, capture_output=True, env=env)
+    out = proc.stdout.decode() + proc.stderr.decode()
+    if expect_rc is not None and proc.returncode != expect_rc:
+        raise SystemExit(f"{' '.join(args)} exited {proc.returncode}, expected {expect_rc}:\n{out}")
+    return proc.returncode, out
+
+
+def write_text_shard(path, docs):
+    """A kdgrid-text shard (DESIGN section 6) holding the byte strings `docs`."""
+    offsets = np.cumsum([0] + [len(d) for d in docs]).astype(np.uint64)
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "kdgrid-text"
+        f.attrs["format_version"] = 1
+        f["text/bytes"] = np.frombuffer(b"".join(docs), dtype=np.uint8)
+        f["text/offsets"] = offsets
+
+
 def write_token_shard(path, tokens, vocab_size, eot_token=None, sha=SHA, doc_offsets=None):
     """A kdgrid-tokens shard (DESIGN section 6) holding `tokens` (one document by default)."""
     tokens = np.asarray(tokens)

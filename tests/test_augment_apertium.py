@@ -14,16 +14,19 @@ Usage: test_augment_apertium.py [MPIEXEC]
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import h5py
 import numpy as np
 
+import kdgrid_cli_util as cli
+
 KDGRID = os.environ.get("KDGRID_BIN", "build/kdgrid")
 MPIEXEC = sys.argv[1] if len(sys.argv) > 1 else "mpirun"
-FAILURES = []
+check = cli.soft_check
+run = cli.run_argv
+write_text_shard = cli.write_text_shard
 
 SHARDS = [
     [b"In 1911 the cat sat on the mat. I have two dogs and a house.\n",
@@ -35,29 +38,6 @@ SHARDS = [
      b"  Afternoon very favorable for romance.\n",
      b"In 1966 a gift of a flower will soon be made to you.\n"],
 ]
-
-
-def check(cond, what):
-    if not cond:
-        FAILURES.append(what)
-        print("FAIL:", what)
-
-
-def run(args, expect_rc=0, env=None):
-    proc = subprocess.run(args, capture_output=True, env=env)
-    out = proc.stdout.decode() + proc.stderr.decode()
-    if expect_rc is not None and proc.returncode != expect_rc:
-        raise SystemExit(f"{' '.join(args)} exited {proc.returncode}, expected {expect_rc}:\n{out}")
-    return proc.returncode, out
-
-
-def write_text_shard(path, docs):
-    offsets = np.cumsum([0] + [len(d) for d in docs]).astype(np.uint64)
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "kdgrid-text"
-        f.attrs["format_version"] = 1
-        f["text/bytes"] = np.frombuffer(b"".join(docs), dtype=np.uint8)
-        f["text/offsets"] = offsets
 
 
 def main():
@@ -118,10 +98,7 @@ def main():
         for o in ("o1", "o2", "o3"):
             d = os.path.join(tmp, o)
             check(not os.path.isdir(d) or os.listdir(d) == [], f"{o}: no files left")
-    if FAILURES:
-        print(f"{len(FAILURES)} checks failed")
-        sys.exit(1)
-    print("all checks passed")
+    cli.exit_if_failed()
 
 
 if __name__ == "__main__":

@@ -17,41 +17,20 @@ Usage: test_augment_h5py.py [MPIEXEC]
 import filecmp
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
 import h5py
 import numpy as np
 
+import kdgrid_cli_util as cli
+
 KDGRID = os.environ.get("KDGRID_BIN", "build/kdgrid")
 MPIEXEC = sys.argv[1] if len(sys.argv) > 1 else "mpirun"
-FAILURES = []
+check = cli.soft_check
+run = cli.run_argv
+write_text_shard = cli.write_text_shard
 CODES = "0=backtranslate,1=perturb,2=fgsm"
-
-
-def check(cond, what):
-    if not cond:
-        FAILURES.append(what)
-        print("FAIL:", what)
-
-
-def run(args, expect_rc=0):
-    proc = subprocess.run(args, capture_output=True)
-    out = proc.stdout.decode() + proc.stderr.decode()
-    if expect_rc is not None and proc.returncode != expect_rc:
-        raise SystemExit(f"{' '.join(args)} exited {proc.returncode}, expected {expect_rc}:\n{out}")
-    return proc.returncode, out
-
-
-def write_text_shard(path, docs):
-    data = b"".join(docs)
-    offsets = np.cumsum([0] + [len(d) for d in docs]).astype(np.uint64)
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "kdgrid-text"
-        f.attrs["format_version"] = 1
-        f["text/bytes"] = np.frombuffer(data, dtype=np.uint8)
-        f["text/offsets"] = offsets
 
 
 def read_text_shard(path):
@@ -307,10 +286,7 @@ def main():
         bt_dir = test_bt_command(tmp)
         test_options(tmp, inp)
         test_prepare(tmp, aug_dir, n_aug, bt_dir)
-    if FAILURES:
-        print(f"{len(FAILURES)} checks failed")
-        sys.exit(1)
-    print("all checks passed")
+    cli.exit_if_failed()
 
 
 if __name__ == "__main__":

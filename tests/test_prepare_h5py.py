@@ -11,30 +11,18 @@ Usage: test_prepare_h5py.py [MPIEXEC]
 import filecmp
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
 import h5py
 import numpy as np
 
+import kdgrid_cli_util as cli
+
 KDGRID = os.environ.get("KDGRID_BIN", "build/kdgrid")
 MPIEXEC = sys.argv[1] if len(sys.argv) > 1 else "mpirun"
-FAILURES = []
-
-
-def check(cond, what):
-    if not cond:
-        FAILURES.append(what)
-        print("FAIL:", what)
-
-
-def run(args, expect_rc=0):
-    proc = subprocess.run(args, capture_output=True)
-    out = proc.stdout.decode() + proc.stderr.decode()
-    if expect_rc is not None and proc.returncode != expect_rc:
-        raise SystemExit(f"{' '.join(args)} exited {proc.returncode}, expected {expect_rc}:\n{out}")
-    return proc.returncode, out
+check = cli.soft_check
+run = cli.run_argv
 
 
 def make_documents():
@@ -231,10 +219,7 @@ def main():
                        "--val-fraction", "0.25"], expect_rc=None)
         check(rc == 2 and "--out" in out, f"existing shards: rc {rc}, {out!r}")
 
-    if FAILURES:
-        print(f"{len(FAILURES)} checks failed")
-        sys.exit(1)
-    print("all checks passed")
+    cli.exit_if_failed()
 
 
 if __name__ == "__main__":
