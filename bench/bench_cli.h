@@ -12,6 +12,19 @@
 
 namespace kdgrid::bench {
 
+// The model the engine's speed goals are stated for: GPT-2 with 4 layers, d_model 256, 4 heads,
+// d_ff 1024, vocabulary 4096, sequences of 256.
+inline ModelConfig benchModel() {
+  ModelConfig mc;
+  mc.n_layer = 4;
+  mc.d_model = 256;
+  mc.n_head = 4;
+  mc.d_ff = 1024;
+  mc.vocab_size = 4096;
+  mc.max_seq = 256;
+  return mc;
+}
+
 // --n-layer --d-model --n-head --d-ff --vocab-size --max-seq, defaulting to mc's values.
 inline void addModelOptions(boost::program_options::options_description& opts, ModelConfig& mc) {
   namespace po = boost::program_options;

@@ -28,13 +28,8 @@ using namespace kdgrid;
 
 int main(int argc, char** argv) {
   MpiSession mpi(&argc, &argv);
-  ModelConfig mc;
-  mc.n_layer = 4;
-  mc.d_model = 256;
-  mc.n_head = 4;
-  mc.d_ff = 1024;
-  mc.vocab_size = 4096;
-  mc.max_seq = 1024;
+  ModelConfig mc = bench::benchModel();
+  mc.max_seq = 1024;  // long sequences: activations dominate memory
   int64_t batch = 8;
   int steps = 5, warmup = 1;
   std::string precision = "fp32";

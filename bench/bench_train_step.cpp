@@ -34,13 +34,7 @@ struct Result {
 
 int main(int argc, char** argv) {
   MpiSession mpi(&argc, &argv);
-  ModelConfig mc;
-  mc.n_layer = 4;
-  mc.d_model = 256;
-  mc.n_head = 4;
-  mc.d_ff = 1024;
-  mc.vocab_size = 4096;
-  mc.max_seq = 256;
+  ModelConfig mc = bench::benchModel();
   int64_t batch = 8;
   int steps = 10, warmup = 2, profile_steps = 3;
   std::string precision = "both", recompute = "none";
