@@ -7,11 +7,11 @@
 #include <filesystem>
 
 #include "augment/output_dir.h"
-#include "core/agreement.h"
 #include "augment/shard_plan.h"
-#include "core/check.h"
-#include "core/log.h"
 #include "data/shards.h"
+#include "src/core/agreement.h"
+#include "src/core/check.h"
+#include "src/core/log.h"
 
 namespace kdgrid::augment {
 namespace {

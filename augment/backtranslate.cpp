@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "augment/segments.h"
-#include "core/check.h"
 #include "data/sample_corpus.h"
+#include "src/core/check.h"
 
 namespace kdgrid::augment {
 namespace {

@@ -4,8 +4,8 @@
 #include <cstring>
 #include <limits>
 
-#include "core/check.h"
-#include "tensor/ops.h"
+#include "src/core/check.h"
+#include "src/tensor/ops.h"
 
 namespace kdgrid::augment {
 

@@ -22,8 +22,8 @@
 #include <span>
 #include <vector>
 
-#include "model/gpt2.h"
-#include "tensor/runtime.h"
+#include "src/model/gpt2.h"
+#include "src/tensor/runtime.h"
 
 namespace kdgrid::augment {
 

@@ -9,15 +9,15 @@
 #include "augment/fgsm_attack.h"
 #include "augment/method.h"
 #include "augment/output_dir.h"
-#include "core/agreement.h"
 #include "augment/shard_plan.h"
-#include "core/check.h"
-#include "core/dtype.h"
-#include "core/log.h"
 #include "data/h5.h"
 #include "data/shards.h"
 #include "data/token_stream.h"
-#include "train/inference.h"
+#include "src/core/agreement.h"
+#include "src/core/check.h"
+#include "src/core/dtype.h"
+#include "src/core/log.h"
+#include "src/inference/inference_model.h"
 
 namespace kdgrid::augment {
 namespace {
@@ -58,7 +58,7 @@ FgsmSummary runFgsmAugmentation(const FgsmRunConfig& config) {
   Runtime rt;
   InferenceModel m =
       loadInferenceModel(config.checkpoint, GridConfig{.dp = worldSize(), .pp = 1, .tp = 1}, rt);
-  const int64_t T = m.meta.model.max_seq, C = m.meta.model.d_model;
+  const int64_t T = m.config.max_seq, C = m.config.d_model;
   std::optional<TokenStream> stream;
   agreeOnOutcome([&] {
     stream.emplace(config.input);
@@ -66,9 +66,9 @@ FgsmSummary runFgsmAugmentation(const FgsmRunConfig& config) {
                        "--input {} was tokenized with another tokenizer than --checkpoint {} "
                        "(tokenizer_sha256 differs)",
                        config.input, m.step_dir);
-    KDGRID_INPUT_CHECK(stream->vocabSize() <= uint64_t(m.meta.model.vocab_size),
+    KDGRID_INPUT_CHECK(stream->vocabSize() <= uint64_t(m.config.vocab_size),
                        "--input {}: vocab_size {} exceeds the model's {} (--checkpoint {})",
-                       config.input, stream->vocabSize(), m.meta.model.vocab_size, m.step_dir);
+                       config.input, stream->vocabSize(), m.config.vocab_size, m.step_dir);
   });
   const uint64_t W = static_cast<uint64_t>(T + 1);
   const uint64_t n_windows = stream->size() / W;

@@ -11,7 +11,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 extern char** environ;
 

@@ -2,9 +2,9 @@
 
 #include <filesystem>
 
-#include "core/agreement.h"
-#include "core/check.h"
-#include "core/log.h"
+#include "src/core/agreement.h"
+#include "src/core/check.h"
+#include "src/core/log.h"
 
 namespace kdgrid::augment {
 

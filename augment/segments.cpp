@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <array>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid::augment {
 namespace {

@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <span>
 
-#include "core/check.h"
 #include "data/file_util.h"
+#include "src/core/check.h"
 
 namespace kdgrid::augment {
 namespace {

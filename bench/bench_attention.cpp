@@ -17,9 +17,9 @@
 #include <random>
 #include <vector>
 
-#include "core/dtype.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/cross_entropy.h"
+#include "src/core/dtype.h"
 
 namespace {
 

@@ -16,9 +16,9 @@
 
 #include "augment/perturb.h"
 #include "augment/wordnet.h"
-#include "core/mpi_session.h"
 #include "data/documents.h"
 #include "data/file_util.h"
+#include "src/core/mpi_session.h"
 
 namespace {
 

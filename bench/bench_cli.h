@@ -8,7 +8,7 @@
 #include <optional>
 #include <sstream>
 
-#include "model/config.h"
+#include "src/model/config.h"
 
 namespace kdgrid::bench {
 

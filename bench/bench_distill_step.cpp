@@ -22,11 +22,11 @@
 
 #include "bench/bench_cli.h"
 #include "bench/train_step_harness.h"
-#include "core/mpi_session.h"
-#include "distill/kd_config.h"
-#include "distill/online_head.h"
-#include "distill/teacher.h"
-#include "model/params.h"
+#include "src/core/mpi_session.h"
+#include "src/distill/kd_config.h"
+#include "src/distill/online_head.h"
+#include "src/distill/teacher.h"
+#include "src/model/params.h"
 
 namespace po = boost::program_options;
 using namespace kdgrid;
@@ -122,14 +122,14 @@ int main(int argc, char** argv) {
     student.validate();
     teacher.validate();
     GridConfig gc;
-    gc.resolve(1, student);
+    resolveGridFor(gc, 1, student);
     ProcessGrid grid(gc);
 
     bench::TrainStepHarness harness({student, batch, compute, Recompute::kNone, 0}, grid);
     Runtime& rt = harness.runtime();
     // The distillation head's teacher and a separate identical one for the forward alone.
     Teacher head_teacher;
-    head_teacher.meta.model = teacher;
+    head_teacher.config = teacher;
     head_teacher.stage = makeTeacher(teacher, grid, compute, rt);
     const KdParams kd{parseDivergence(loss), temperature, alpha};
     OnlineDistillHead head(harness.model(), std::move(head_teacher), grid.ppComm(), grid.tpComm(),

@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "core/dtype.h"
 #include "kernels/cpu/gemm.h"
+#include "src/core/dtype.h"
 
 namespace {
 

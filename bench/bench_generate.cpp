@@ -29,10 +29,10 @@
 
 #include "bench/bench_cli.h"
 #include "bench/train_step_harness.h"
-#include "core/mpi_session.h"
-#include "model/params.h"
-#include "train/generation.h"
-#include "train/inference.h"
+#include "src/core/mpi_session.h"
+#include "src/inference/generation.h"
+#include "src/inference/inference_model.h"
+#include "src/model/params.h"
 
 namespace po = boost::program_options;
 using namespace kdgrid;
@@ -54,7 +54,7 @@ std::unique_ptr<BenchModel> randomModel(const std::string& name, const ModelConf
   m->name = name;
   m->source = "random weights";
   GridConfig gc;
-  gc.resolve(1, config);
+  resolveGridFor(gc, 1, config);
   m->grid = std::make_unique<ProcessGrid>(gc);
   m->stage = std::make_unique<Gpt2Stage>(config, 1, 0, m->grid->tpComm(), DType::kF32,
                                          Recompute::kNone, m->rt);

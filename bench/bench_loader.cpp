@@ -19,9 +19,9 @@
 #include <string>
 #include <thread>
 
-#include "core/mpi_session.h"
 #include "data/loader.h"
 #include "data/shards.h"
+#include "src/core/mpi_session.h"
 
 namespace {
 

@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "core/dtype.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/gelu.h"
 #include "kernels/cpu/layernorm.h"
+#include "src/core/dtype.h"
 
 namespace {
 

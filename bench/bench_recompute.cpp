@@ -21,7 +21,7 @@
 
 #include "bench/bench_cli.h"
 #include "bench/train_step_harness.h"
-#include "core/mpi_session.h"
+#include "src/core/mpi_session.h"
 
 namespace po = boost::program_options;
 using namespace kdgrid;
@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   try {
     mc.validate();
     GridConfig gc;
-    gc.resolve(1, mc);
+    resolveGridFor(gc, 1, mc);
     ProcessGrid grid(gc);
     const DType dtype = precision == "bf16" ? DType::kBF16 : DType::kF32;
     const std::vector<std::string> modes = {"none", "selective", "full"};

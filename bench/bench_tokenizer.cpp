@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "core/mpi_session.h"
 #include "data/file_util.h"
 #include "data/tokenizer.h"
+#include "src/core/mpi_session.h"
 
 namespace {
 

@@ -19,7 +19,7 @@
 
 #include "bench/bench_cli.h"
 #include "bench/train_step_harness.h"
-#include "core/mpi_session.h"
+#include "src/core/mpi_session.h"
 
 namespace po = boost::program_options;
 using namespace kdgrid;
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   try {
     mc.validate();
     GridConfig gc;
-    gc.resolve(1, mc);
+    resolveGridFor(gc, 1, mc);
     ProcessGrid grid(gc);
     std::vector<DType> types;
     if (precision != "bf16") types.push_back(DType::kF32);

@@ -30,14 +30,14 @@
 #include <vector>
 
 #include "kernels/cpu/adamw.h"
-#include "model/gpt2.h"
-#include "model/params.h"
-#include "optim/adamw.h"
-#include "parallel/grid.h"
-#include "tensor/op_profile.h"
-#include "tensor/runtime.h"
-#include "train/loss_head.h"
-#include "train/pipeline.h"
+#include "src/model/gpt2.h"
+#include "src/model/params.h"
+#include "src/optim/adamw.h"
+#include "src/parallel/grid.h"
+#include "src/tensor/op_profile.h"
+#include "src/tensor/runtime.h"
+#include "src/train/loss_head.h"
+#include "src/train/pipeline.h"
 
 namespace kdgrid::bench {
 

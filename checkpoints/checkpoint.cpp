@@ -14,15 +14,14 @@
 #include <filesystem>
 #include <unordered_map>
 
-#include "core/agreement.h"
 #include "checkpoints/checkpoint_dir.h"
 #include "checkpoints/checksum.h"
 #include "checkpoints/format.h"
 #include "checkpoints/verify.h"
-#include "core/check.h"
-#include "core/log.h"
 #include "data/h5_parallel.h"
-#include "parallel/grid.h"
+#include "src/core/agreement.h"
+#include "src/core/check.h"
+#include "src/core/log.h"
 
 namespace kdgrid {
 
@@ -40,7 +39,7 @@ struct Segment {
 
 // The rows of p's slabs in row-major order of their logical coordinates: the order in which
 // HDF5 hands over the elements of a selection, so packed buffers line up with blocksOf(p).
-std::vector<Segment> segmentsOf(const LocalParam& p) {
+std::vector<Segment> segmentsOf(const LocalTensor& p) {
   std::vector<Segment> segments;
   for (const Slab& s : p.slabs) {
     for (int64_t r = 0; r < s.rows; ++r) {
@@ -53,7 +52,7 @@ std::vector<Segment> segmentsOf(const LocalParam& p) {
   return segments;
 }
 
-std::vector<h5::Block> blocksOf(const LocalParam& p) {
+std::vector<h5::Block> blocksOf(const LocalTensor& p) {
   std::vector<h5::Block> blocks;
   for (const Slab& s : p.slabs) {
     blocks.push_back({static_cast<uint64_t>(s.row0), static_cast<uint64_t>(s.rows),
@@ -62,14 +61,14 @@ std::vector<h5::Block> blocksOf(const LocalParam& p) {
   return blocks;
 }
 
-std::vector<float> pack(const LocalParam& p, const float* local) {
+std::vector<float> pack(const LocalTensor& p, const float* local) {
   std::vector<float> packed;
   for (const Segment& s : segmentsOf(p))
     packed.insert(packed.end(), local + s.local, local + s.local + s.cols);
   return packed;
 }
 
-void unpack(const LocalParam& p, const std::vector<float>& packed, float* local) {
+void unpack(const LocalTensor& p, const std::vector<float>& packed, float* local) {
   size_t at = 0;
   for (const Segment& s : segmentsOf(p)) {
     std::memcpy(local + s.local, packed.data() + at, s.cols * sizeof(float));
@@ -78,11 +77,11 @@ void unpack(const LocalParam& p, const std::vector<float>& packed, float* local)
 }
 
 // This rank's share of the dataset checksum of p: its slabs' terms (checksum.h).
-uint64_t partialChecksum(const LocalParam& p, const float* local) {
+uint64_t partialChecksum(const LocalTensor& p, const float* local) {
   uint64_t sum = 0;
   for (const Slab& s : p.slabs) {
     sum += checksumBlock(local + s.local_row0 * p.local_cols, p.local_cols, s.row0, s.rows, s.col0,
-                         s.cols, p.spec.cols);
+                         s.cols, p.logical.cols);
   }
   return sum;
 }
@@ -103,23 +102,24 @@ void checkSameOnAllRanks(int value, const char* what, const WorldCollectives& wo
 
 // Collective: one float32 dataset per spec in `group`, this rank's blocks of those it writes,
 // then each dataset's checksum (the writers' partial sums, all-reduced).
-void writeTensorGroup(h5::Group& group, const std::vector<ParamSpec>& specs, const RankTensors& t,
-                      const float* flat, const WorldCollectives& world) {
+void writeTensorGroup(h5::Group& group, const RankTensors& t, const float* flat,
+                      const WorldCollectives& world) {
+  std::unordered_map<std::string, const LocalTensor*> held;
+  for (const LocalTensor& p : t.local) held.emplace(p.logical.name, &p);
   std::vector<h5::Dataset> datasets;
-  std::vector<uint64_t> sums(specs.size(), 0);
-  for (size_t i = 0; i < specs.size(); ++i) {
-    const ParamSpec& spec = specs[i];
-    h5::Dataset ds = group.createDataset(spec.name, datasetShape(spec), h5::ElemType::kF32,
+  std::vector<uint64_t> sums(t.all.size(), 0);
+  for (size_t i = 0; i < t.all.size(); ++i) {
+    const TensorShape& shape = t.all[i];
+    h5::Dataset ds = group.createDataset(shape.name, datasetShape(shape), h5::ElemType::kF32,
                                          h5::DatasetOptions{.contiguous = true});
     std::vector<h5::Block> blocks;
     std::vector<float> packed;
-    if (t.layout->has(spec.name)) {
-      const LocalParam& p = t.layout->find(spec.name);
-      KDGRID_CHECK(
-          p.spec.rows == spec.rows && p.spec.cols == spec.cols,
-          "parameter '{}' is [{}, {}] in the layout but [{}, {}] in the checkpoint's model",
-          spec.name, p.spec.rows, p.spec.cols, spec.rows, spec.cols);
-      if (writesTensor(t, p)) {
+    if (const auto found = held.find(shape.name); found != held.end()) {
+      const LocalTensor& p = *found->second;
+      KDGRID_CHECK(p.logical.rows == shape.rows && p.logical.cols == shape.cols,
+                   "tensor '{}' is [{}, {}] locally but [{}, {}] in the checkpoint", shape.name,
+                   p.logical.rows, p.logical.cols, shape.rows, shape.cols);
+      if (p.writes) {
         blocks = blocksOf(p);
         packed = pack(p, flat + p.offset);
         sums[i] = partialChecksum(p, flat + p.offset);
@@ -130,32 +130,31 @@ void writeTensorGroup(h5::Group& group, const std::vector<ParamSpec>& specs, con
   }
   world.allReduce(sums.data(), static_cast<int>(sums.size()), MPI_UINT64_T, MPI_SUM,
                   "all-reduce (sum) of the checksums");
-  for (size_t i = 0; i < specs.size(); ++i)
+  for (size_t i = 0; i < t.all.size(); ++i)
     h5::writeUInt64Attribute(datasets[i], kChecksumAttribute, sums[i]);
 }
 
 void writeModelFile(const std::string& path, const CheckpointMeta& meta, const TrainingState& state,
-                    const RankTensors& t, const std::vector<ParamSpec>& specs,
-                    const WorldCollectives& world) {
+                    const RankTensors& t, const WorldCollectives& world) {
   h5::Handle fapl = h5::mpioFileAccess(MPI_COMM_WORLD);
   h5::File file = h5::File::create(path, fapl.get());
   {
     h5::Group group = file.createGroup(kModelGroup);
     writeModelHeader(file, group, meta, state);
-    writeTensorGroup(group, specs, t, t.params, world);
+    writeTensorGroup(group, t, t.params, world);
   }
   file.close();
 }
 
 void writeOptimizerFile(const std::string& path, const TrainingState& state, const RankTensors& t,
-                        const std::vector<ParamSpec>& specs, const WorldCollectives& world) {
+                        const WorldCollectives& world) {
   h5::Handle fapl = h5::mpioFileAccess(MPI_COMM_WORLD);
   h5::File file = h5::File::create(path, fapl.get());
   writeOptimizerHeader(file, state);
   if (t.m) {
     for (int kind = 1; kind <= 2; ++kind) {
       h5::Group group = file.createGroup(momentGroup(kind));
-      writeTensorGroup(group, specs, t, kind == 1 ? t.m : t.v, world);
+      writeTensorGroup(group, t, kind == 1 ? t.m : t.v, world);
     }
   }
   file.close();
@@ -233,15 +232,16 @@ struct LoadTally {
   std::vector<int> read;         // ranks that read the dataset
 };
 
-// Reads this rank's slabs of every tensor of its layout from `group` (independent transfers).
-void readTensorGroup(const h5::Group& group, int kind, const std::vector<ParamSpec>& specs,
+// Reads this rank's slabs of every tensor it holds from `group` (independent transfers).
+// `index`: the slot of each dataset of the checkpoint (its /model datasets).
+void readTensorGroup(const h5::Group& group, int kind,
                      const std::unordered_map<std::string, size_t>& index, const RankTensors& t,
                      float* flat, LoadTally& tally) {
-  for (const LocalParam& p : t.layout->params()) {
-    h5::Dataset ds = openTensor(group, p.spec);  // fails naming it when missing or misshapen
-    const auto found = index.find(p.spec.name);
-    if (found == index.end()) ds.fail("is not a parameter of the checkpoint's model");
-    const size_t slot = kind * specs.size() + found->second;
+  for (const LocalTensor& p : t.local) {
+    h5::Dataset ds = openTensor(group, p.logical);  // fails naming it when missing or misshapen
+    const auto found = index.find(p.logical.name);
+    if (found == index.end()) ds.fail("is not a tensor of the checkpoint's model");
+    const size_t slot = kind * index.size() + found->second;
     float* local = flat + p.offset;
     std::memset(local, 0, p.numel() * sizeof(float));  // vocabulary padding rows stay zero
     const std::vector<h5::Block> blocks = blocksOf(p);
@@ -250,7 +250,7 @@ void readTensorGroup(const h5::Group& group, int kind, const std::vector<ParamSp
     unpack(p, packed, local);
     tally.stored[slot] = ds.readIntAttribute<uint64_t>(kChecksumAttribute);
     tally.read[slot] = 1;
-    if (writesTensor(t, p)) {
+    if (p.writes) {
       tally.sums[slot] += partialChecksum(p, local);
       tally.counted[slot] += 1;
     }
@@ -272,28 +272,10 @@ std::string baseName(const std::string& path) {
 
 }  // namespace
 
-RankTensors rankTensorsFor(const ProcessGrid& grid, const ParameterLayout& layout, float* params,
-                           float* m, float* v) {
-  RankTensors t;
-  t.layout = &layout;
-  t.params = params;
-  t.m = m;
-  t.v = v;
-  t.writer = grid.dpRank() == 0;
-  t.tp_rank = grid.tpRank();
-  t.pp_rank = grid.ppRank();
-  return t;
-}
-
-bool writesTensor(const RankTensors& t, const LocalParam& p) {
-  return t.writer && (!p.tp_replicated || t.tp_rank == 0) &&
-         (p.spec.name != "tok_emb" || t.pp_rank == 0);
-}
-
 std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& meta,
                            const TrainingState& state, const RankTensors& tensors, int keep,
                            const WorldCollectives& world) {
-  KDGRID_CHECK(tensors.layout && tensors.params, "saveCheckpoint needs a layout and parameters");
+  KDGRID_CHECK(tensors.params, "saveCheckpoint needs parameters");
   KDGRID_CHECK((tensors.m == nullptr) == (tensors.v == nullptr),
                "saveCheckpoint needs both m and v, or neither");
   checkSameOnAllRanks(tensors.m != nullptr, "whether to save AdamW moments", world);
@@ -308,17 +290,14 @@ std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& met
     fs::create_directory(tmp_dir);
   }, world);
   // The broadcast inside runOnRankZero orders every rank after the directory exists.
-  const std::vector<ParamSpec> specs = gpt2ParamSpecs(meta.model);
   uint64_t model_bytes = 0;
-  for (const ParamSpec& spec : specs)
-    model_bytes += static_cast<uint64_t>(spec.rows * spec.cols) * sizeof(float);
+  for (const TensorShape& shape : tensors.all)
+    model_bytes += static_cast<uint64_t>(shape.rows * shape.cols) * sizeof(float);
   checkRoom(ckpt_dir, final_dir, model_bytes, tensors.m ? 2 * model_bytes : 0, world);
   try {
-    writeModelFile((fs::path(tmp_dir) / kModelFileName).string(), meta, state, tensors, specs,
-                   world);
+    writeModelFile((fs::path(tmp_dir) / kModelFileName).string(), meta, state, tensors, world);
     crashHereIfTesting(state.step);
-    writeOptimizerFile((fs::path(tmp_dir) / kOptimizerFileName).string(), state, tensors, specs,
-                       world);
+    writeOptimizerFile((fs::path(tmp_dir) / kOptimizerFileName).string(), state, tensors, world);
     hangHereIfTesting(state.step);
   } catch (const Error& e) {
     throw Error(e.exitCode(), fmt::format("cannot save checkpoint '{}' (earlier checkpoints and "
@@ -350,7 +329,7 @@ CheckpointMeta readCheckpointMeta(const std::string& step_dir) {
 
 TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors,
                              const WorldCollectives& world) {
-  KDGRID_CHECK(tensors.layout && tensors.params, "loadCheckpoint needs a layout and parameters");
+  KDGRID_CHECK(tensors.params, "loadCheckpoint needs parameters");
   KDGRID_CHECK((tensors.m == nullptr) == (tensors.v == nullptr),
                "loadCheckpoint needs both m and v, or neither");
   const bool moments = tensors.m != nullptr;
@@ -361,7 +340,7 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
   // Opening and closing an MPI-IO file are collective: every rank opens both files whatever
   // failed before; a failure inside is recorded and agreed on after the file is closed.
   ModelHeader header;
-  std::vector<ParamSpec> specs;
+  std::vector<std::string> names;  // the checkpoint's tensors
   std::unordered_map<std::string, size_t> index;
   std::optional<LoadTally> tally;
   {
@@ -370,11 +349,11 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
     std::optional<Failure> local;
     try {
       header = readModelHeader(model);
-      specs = gpt2ParamSpecs(header.meta.model);
-      for (size_t i = 0; i < specs.size(); ++i) index.emplace(specs[i].name, i);
-      tally.emplace(3 * specs.size());
-      readTensorGroup(model.openGroup(kModelGroup), 0, specs, index, tensors, tensors.params,
-                      *tally);
+      const h5::Group group = model.openGroup(kModelGroup);
+      names = group.datasetNames();
+      for (size_t i = 0; i < names.size(); ++i) index.emplace(names[i], i);
+      tally.emplace(3 * names.size());
+      readTensorGroup(group, 0, index, tensors, tensors.params, *tally);
     } catch (const std::exception& e) {
       local = Failure{0, e.what()};
     }
@@ -395,7 +374,7 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
                         state.step, model_path, header.step));
       }
       for (int kind = 1; kind <= 2; ++kind) {
-        readTensorGroup(optimizer.openGroup(momentGroup(kind)), kind, specs, index, tensors,
+        readTensorGroup(optimizer.openGroup(momentGroup(kind)), kind, index, tensors,
                         kind == 1 ? tensors.m : tensors.v, *tally);
       }
     } catch (const std::exception& e) {
@@ -413,21 +392,22 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
   world.allReduce(t.read.data(), n, MPI_INT, MPI_SUM, "all-reduce (sum)");
   std::optional<Failure> local;
   const int kinds = moments ? 3 : 1;
-  for (int slot = 0; slot < static_cast<int>(specs.size()) * kinds && !local; ++slot) {
-    const ParamSpec& spec = specs[slot % specs.size()];
+  std::unordered_map<std::string, const LocalTensor*> held;
+  for (const LocalTensor& p : tensors.local) held.emplace(p.logical.name, &p);
+  const int n_names = static_cast<int>(names.size());
+  for (int slot = 0; slot < n_names * kinds && !local; ++slot) {
+    const std::string& name = names[slot % n_names];
     const std::string where = fmt::format(
-        "HDF5 file '{}', dataset '/{}/{}'",
-        slot < static_cast<int>(specs.size()) ? model_path : optimizer_path,
-        slot < static_cast<int>(specs.size()) ? kModelGroup : momentGroup(slot / specs.size()),
-        spec.name);
+        "HDF5 file '{}', dataset '/{}/{}'", slot < n_names ? model_path : optimizer_path,
+        slot < n_names ? kModelGroup : momentGroup(slot / n_names), name);
     if (t.read[slot] == 0) {
       local =
-          Failure{1 + slot, fmt::format("{}: no rank's model has this parameter (the checkpoint's "
+          Failure{1 + slot, fmt::format("{}: no rank's model has this tensor (the checkpoint's "
                                         "model is larger than the one loading it)",
                                         where)};
-    } else if (t.read[slot] > 0 && tensors.layout->has(spec.name)) {
+    } else if (held.count(name)) {
       KDGRID_CHECK(t.counted[slot] > 0,
-                   "{}: no rank counted it: set RankTensors::writer on one replica", where);
+                   "{}: no rank counted it: set LocalTensor::writes on one replica", where);
       if (t.sums[slot] != t.stored[slot]) {
         local = Failure{1 + slot,
                         fmt::format("{}: checksum mismatch (stored {:#018x}, computed {:#018x}): "

@@ -10,15 +10,14 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
-#include "core/world_collectives.h"
 #include "data/loader.h"
-#include "model/config.h"
-#include "model/params.h"
+#include "src/core/attributes.h"
+#include "src/core/world_collectives.h"
+#include "src/tensor/slab.h"
 
 namespace kdgrid {
-
-class ProcessGrid;
 
 // Everything besides tensors that a resumed run needs to continue exactly.
 struct TrainingState {
@@ -33,35 +32,41 @@ struct TrainingState {
   double best_val_loss = 0;  // lowest validation loss so far (0 = none yet)
 };
 
-// What one rank contributes to (and takes from) a checkpoint: its parameter layout and flat
-// fp32 buffers. m and v may be null (model-only loads: eval, generate, teacher; a save
-// without them writes a model-only checkpoint). They must be null on every rank or on none.
-//
-// Exactly one replica of each tensor element writes it (and, on load, counts it towards the
-// dataset's checksum): a rank writes a tensor it holds when `writer` is set (the caller sets
-// it on data-parallel rank 0) and, for a tensor replicated over tensor parallelism, only when
-// tp_rank == 0, and for tok_emb (held by the first and the last pipeline stage) only when
-// pp_rank == 0. rankTensorsFor() fills these from a ProcessGrid.
-struct RankTensors {
-  const ParameterLayout* layout = nullptr;
-  float* params = nullptr;  // flat over layout
-  float* m = nullptr;       // AdamW first moment, flat over layout
-  float* v = nullptr;       // AdamW second moment
-  bool writer = false;      // this rank writes its slabs (one replica per tensor writes)
-  int tp_rank = 0;          // tensor-parallel index (tp-replicated tensors: only 0 writes)
-  int pp_rank = 0;          // pipeline stage (tok_emb: only stage 0 writes)
+// A logical tensor of a checkpoint: a float32 dataset [rows] (cols == 1) or [rows, cols].
+struct TensorShape {
+  std::string name;  // dataset name, e.g. "blocks.3.mlp.fc1.weight"
+  int64_t rows = 0, cols = 1;
 };
 
-// writer = (dp rank == 0), tp_rank and pp_rank from `grid`. With ZeRO-1 the caller gathers m
-// and v over the data-parallel group first: every rank passes full-layout moments.
-RankTensors rankTensorsFor(const ProcessGrid& grid, const ParameterLayout& layout, float* params,
-                           float* m = nullptr, float* v = nullptr);
+// What one rank holds of a logical tensor: a row-major [local_rows, local_cols] tensor at
+// element `offset` of the rank's flat buffers, made of `slabs` of the logical one (local rows
+// beyond the slabs, such as vocabulary padding, are zeroed on load).
+struct LocalTensor {
+  TensorShape logical;
+  int64_t local_rows = 0, local_cols = 0;
+  std::vector<Slab> slabs;
+  size_t offset = 0;
+  // Exactly one replica of each element writes it (and, on load, counts it towards the
+  // dataset's checksum): the caller sets this on one rank per slab.
+  bool writes = false;
+  int64_t numel() const { return local_rows * local_cols; }
+};
 
-// Whether this rank writes `param` (the rule above).
-bool writesTensor(const RankTensors& tensors, const LocalParam& param);
+// What one rank contributes to (and takes from) a checkpoint: the named tensors it holds and
+// its flat fp32 buffers. m and v may be null (model-only loads: eval, generate, teacher; a save
+// without them writes a model-only checkpoint). They must be null on every rank or on none.
+// The model turns its parameters into this (src/inference/model_checkpoint.h); nothing here
+// knows a model or a grid.
+struct RankTensors {
+  std::vector<TensorShape> all;     // every logical tensor, in file order (the save creates each)
+  std::vector<LocalTensor> local;   // what this rank holds
+  float* params = nullptr;          // flat
+  float* m = nullptr;               // AdamW first moment, flat like params
+  float* v = nullptr;               // AdamW second moment
+};
 
 struct CheckpointMeta {
-  ModelConfig model;
+  Attributes model;              // /model attributes: the model family's configuration
   std::string grid;              // "dp,pp,tp" at save time
   std::string config_ini;        // effective configuration
   std::string tokenizer_sha256;  // copied from the training shards
@@ -105,8 +110,8 @@ CheckpointMeta readCheckpointMeta(const std::string& step_dir);
 // nullptr, reads only model.h5 and returns step and tokens_seen). Every dataset read is
 // verified whole: the writing replicas' partial checksums are all-reduced. Throws UsageError
 // (the same on every rank) naming the file and dataset when a file, attribute or dataset is
-// missing, a shape differs from the layout, or a checksum does not match. n_head and
-// attn_window do not change shapes: compare readCheckpointMeta().model with your config.
+// missing, a shape differs, a dataset no rank holds, or a checksum does not match. Attributes
+// that do not change shapes (n_head, attn_window): compare readCheckpointMeta().model yourself.
 // `world`: as for saveCheckpoint.
 TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors,
                              const WorldCollectives& world = {});

@@ -11,8 +11,8 @@
 #include <fstream>
 #include <set>
 
-#include "core/check.h"
-#include "core/log.h"
+#include "src/core/check.h"
+#include "src/core/log.h"
 
 namespace kdgrid {
 

@@ -10,26 +10,9 @@
 
 namespace kdgrid {
 
-namespace {
-
-// Upper bounds for header values: far beyond any real model, small enough that shapes built
-// from them cannot overflow (rows * cols < 2^62).
-constexpr int kMaxDimension = 1 << 24;
-constexpr int kMaxLayers = 1 << 16;
-
-int readBounded(const h5::Group& group, const char* attr, int min, int max) {
-  const int value = group.readIntAttribute<int>(attr);
-  if (value < min || value > max) {
-    group.fail(fmt::format("attribute '{}' = {} is outside [{}, {}]", attr, value, min, max));
-  }
-  return value;
-}
-
-}  // namespace
-
-std::vector<uint64_t> datasetShape(const ParamSpec& spec) {
-  if (spec.cols == 1) return {static_cast<uint64_t>(spec.rows)};
-  return {static_cast<uint64_t>(spec.rows), static_cast<uint64_t>(spec.cols)};
+std::vector<uint64_t> datasetShape(const TensorShape& shape) {
+  if (shape.cols == 1) return {static_cast<uint64_t>(shape.rows)};
+  return {static_cast<uint64_t>(shape.rows), static_cast<uint64_t>(shape.cols)};
 }
 
 void writeFormatAttributes(h5::File& file) {
@@ -54,35 +37,6 @@ void checkFormatAttributes(const h5::File& file) {
   }
 }
 
-void writeModelAttributes(h5::Group& group, const ModelConfig& c) {
-  group.writeStringAttribute("architecture", "gpt2");
-  group.writeIntAttribute("n_layer", c.n_layer);
-  group.writeIntAttribute("n_head", c.n_head);
-  group.writeIntAttribute("d_model", c.d_model);
-  group.writeIntAttribute("d_ff", c.d_ff);
-  group.writeIntAttribute("vocab_size", c.vocab_size);
-  group.writeIntAttribute("max_seq", c.max_seq);
-  group.writeIntAttribute("attn_window", c.attn_window);
-}
-
-ModelConfig readModelAttributes(const h5::Group& group) {
-  const std::string architecture = group.readStringAttribute("architecture");
-  if (architecture != "gpt2")
-    group.fail(fmt::format("architecture '{}' is not 'gpt2'", architecture));
-  ModelConfig c;
-  c.n_layer = readBounded(group, "n_layer", 1, kMaxLayers);
-  c.n_head = readBounded(group, "n_head", 1, kMaxDimension);
-  c.d_model = readBounded(group, "d_model", 1, kMaxDimension);
-  c.d_ff = readBounded(group, "d_ff", 1, kMaxDimension);
-  c.vocab_size = readBounded(group, "vocab_size", 1, kMaxDimension);
-  c.max_seq = readBounded(group, "max_seq", 1, kMaxDimension);
-  c.attn_window = readBounded(group, "attn_window", 0, kMaxDimension);
-  if (c.d_model % c.n_head != 0) {
-    group.fail(fmt::format("d_model {} is not a multiple of n_head {}", c.d_model, c.n_head));
-  }
-  return c;
-}
-
 void writeModelHeader(h5::File& file, h5::Group& model_group, const CheckpointMeta& meta,
                       const TrainingState& state) {
   writeFormatAttributes(file);
@@ -91,7 +45,7 @@ void writeModelHeader(h5::File& file, h5::Group& model_group, const CheckpointMe
   file.writeStringAttribute("grid", meta.grid);
   file.writeStringAttribute("config", meta.config_ini);
   file.writeStringAttribute("tokenizer_sha256", meta.tokenizer_sha256);
-  writeModelAttributes(model_group, meta.model);
+  for (const Attribute& a : meta.model) model_group.writeAttribute(a.name, a.value);
 }
 
 ModelHeader readModelHeader(const h5::File& file) {
@@ -103,7 +57,9 @@ ModelHeader readModelHeader(const h5::File& file) {
   h.meta.grid = file.readStringAttribute("grid");
   h.meta.config_ini = file.readStringAttribute("config");
   h.meta.tokenizer_sha256 = file.readStringAttribute("tokenizer_sha256");
-  h.meta.model = readModelAttributes(file.openGroup(kModelGroup));
+  const h5::Group model = file.openGroup(kModelGroup);
+  for (const std::string& name : model.attributeNames())
+    h.meta.model.push_back({name, model.readAttribute(name)});
   return h;
 }
 
@@ -144,12 +100,12 @@ TrainingState readOptimizerHeader(const h5::File& file) {
   return s;
 }
 
-h5::Dataset openTensor(const h5::Group& group, const ParamSpec& spec) {
-  h5::Dataset ds = group.openDataset(spec.name);
+h5::Dataset openTensor(const h5::Group& group, const TensorShape& shape) {
+  h5::Dataset ds = group.openDataset(shape.name);
   if (!ds.type().isFloat() || ds.type().size != 4) {
     ds.fail(fmt::format("is {}, expected float32", ds.type().describe()));
   }
-  const std::vector<uint64_t> expected = datasetShape(spec);
+  const std::vector<uint64_t> expected = datasetShape(shape);
   if (ds.dims() != expected) {
     ds.fail(fmt::format("has shape [{}], but the model needs [{}]", fmt::join(ds.dims(), ", "),
                         fmt::join(expected, ", ")));

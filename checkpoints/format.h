@@ -3,8 +3,9 @@
 //
 //   model.h5      root: format, format_version, step, tokens_seen, grid, config,
 //                       tokenizer_sha256, checksum_algorithm
-//                 /model: architecture, n_layer, n_head, d_model, d_ff, vocab_size, max_seq,
-//                         attn_window; one float32 dataset per parameter (full logical shape)
+//                 /model: the model family's attributes (architecture, n_layer, ...: written
+//                         and read as they come, src/model/config.h); one float32 dataset per
+//                         parameter (full logical shape)
 //   optimizer.h5  root: format, format_version, step, tokens_seen, loss_scale, good_steps,
 //                       adam_steps, best_val_loss, cursor_epoch, cursor_position, checksum_algorithm
 //                 /m/NAME, /v/NAME: AdamW moments (absent in a model-only checkpoint)
@@ -17,8 +18,6 @@
 
 #include "checkpoints/checkpoint.h"
 #include "data/h5.h"
-#include "model/config.h"
-#include "model/params.h"
 
 namespace kdgrid {
 
@@ -32,16 +31,13 @@ inline constexpr const char* kSecondMomentGroup = "v";
 inline constexpr const char* kChecksumAttribute = "checksum";
 
 // The dataset shape of a parameter: [rows] for a vector (cols == 1), else [rows, cols].
-std::vector<uint64_t> datasetShape(const ParamSpec& spec);
+std::vector<uint64_t> datasetShape(const TensorShape& shape);
 
 // Writes format, format_version and checksum_algorithm on a file's root.
 void writeFormatAttributes(h5::File& file);
 // Checks them: a UsageError naming the file when they are missing or differ.
 void checkFormatAttributes(const h5::File& file);
 
-void writeModelAttributes(h5::Group& model_group, const ModelConfig& config);
-// Reads and sanity-checks the /model attributes (UsageError naming the file and attribute).
-ModelConfig readModelAttributes(const h5::Group& model_group);
 
 // model.h5's root and /model attributes (the /model group must exist).
 struct ModelHeader {
@@ -57,8 +53,8 @@ ModelHeader readModelHeader(const h5::File& file);
 void writeOptimizerHeader(h5::File& file, const TrainingState& state);
 TrainingState readOptimizerHeader(const h5::File& file);
 
-// Opens group/NAME and checks it is float32 of the spec's shape with a checksum attribute;
+// Opens group/NAME and checks it is float32 of the expected shape with a checksum attribute;
 // a UsageError naming the file and dataset otherwise.
-h5::Dataset openTensor(const h5::Group& group, const ParamSpec& spec);
+h5::Dataset openTensor(const h5::Group& group, const TensorShape& shape);
 
 }  // namespace kdgrid

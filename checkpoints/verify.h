@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "core/world_collectives.h"
+#include "src/core/world_collectives.h"
 
 namespace kdgrid {
 

@@ -12,10 +12,10 @@
 #include <queue>
 #include <unordered_map>
 
-#include "core/check.h"
 #include "data/file_util.h"
 #include "data/pretokenizer.h"
 #include "data/tokenizer.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

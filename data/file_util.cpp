@@ -8,7 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

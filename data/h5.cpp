@@ -351,7 +351,7 @@ double Object::readFloatAttribute(const std::string& attr) const {
   return value;
 }
 
-std::string Object::readAttributeAsText(const std::string& attr) const {
+AttributeValue Object::readAttribute(const std::string& attr) const {
   LibraryLock lock;
   H5T_class_t type_class;
   {
@@ -364,18 +364,34 @@ std::string Object::readAttributeAsText(const std::string& attr) const {
   switch (type_class) {
     case H5T_STRING:
       return readStringAttribute(attr);
-    case H5T_INTEGER: {
-      int64_t s = 0;
-      uint64_t u = 0;
-      bool is_signed = false;
-      readIntegerAttribute(attr, &s, &u, &is_signed);
-      return is_signed ? fmt::format("{}", s) : fmt::format("{}", u);
-    }
+    case H5T_INTEGER:
+      return readIntAttribute<int64_t>(attr);
     case H5T_FLOAT:
-      return fmt::format("{}", readFloatAttribute(attr));
+      return readFloatAttribute(attr);
     default:
       fail(fmt::format("attribute '{}' is neither a string nor a number", attr));
   }
+}
+
+std::string Object::readAttributeAsText(const std::string& attr) const {
+  LibraryLock lock;
+  Handle handle = openAttribute(attr);
+  Handle type(H5Aget_type(handle.get()), H5Tclose);
+  if (type.valid() && H5Tget_class(type.get()) == H5T_INTEGER) {
+    // Unsigned values beyond int64 print as they are.
+    int64_t s = 0;
+    uint64_t u = 0;
+    bool is_signed = false;
+    readIntegerAttribute(attr, &s, &u, &is_signed);
+    return is_signed ? fmt::format("{}", s) : fmt::format("{}", u);
+  }
+  return attributeText(readAttribute(attr));
+}
+
+void Object::writeAttribute(const std::string& attr, const AttributeValue& value) {
+  if (const auto* i = std::get_if<int64_t>(&value)) return writeIntAttribute(attr, *i);
+  if (const auto* d = std::get_if<double>(&value)) return writeFloatAttribute(attr, *d);
+  writeStringAttribute(attr, std::get<std::string>(value));
 }
 
 namespace {
@@ -575,6 +591,24 @@ bool Group::contains(const std::string& child) const {
     pos = end + 1;
   }
   return true;
+}
+
+namespace {
+herr_t collectDatasetName(hid_t group, const char* name, const H5L_info_t*, void* data) {
+  H5O_info_t info;
+  if (H5Oget_info_by_name2(group, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return -1;
+  if (info.type == H5O_TYPE_DATASET) static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+  return 0;
+}
+}  // namespace
+
+std::vector<std::string> Group::datasetNames() const {
+  LibraryLock lock;
+  std::vector<std::string> names;
+  hsize_t index = 0;
+  if (H5Literate(id(), H5_INDEX_NAME, H5_ITER_INC, &index, collectDatasetName, &names) < 0)
+    fail(withReason("cannot list the datasets"));
+  return names;
 }
 
 Group Group::openGroup(const std::string& child) const {

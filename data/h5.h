@@ -31,8 +31,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/check.h"
-#include "core/dtype.h"
+#include "src/core/attributes.h"
+#include "src/core/check.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid::h5 {
 
@@ -134,12 +135,15 @@ class Object {
   // A string, integer or float attribute as text (integers in decimal, floats shortest
   // round-trip form).
   std::string readAttributeAsText(const std::string& attr) const;
+  // A string, integer (as int64) or float attribute.
+  AttributeValue readAttribute(const std::string& attr) const;
 
   // Scalar attributes, replacing any of the same name: strings as variable-length UTF-8,
   // integers as int64, floats as float64 (what h5py writes for Python values).
   void writeStringAttribute(const std::string& attr, const std::string& value);
   void writeIntAttribute(const std::string& attr, int64_t value);
   void writeFloatAttribute(const std::string& attr, double value);
+  void writeAttribute(const std::string& attr, const AttributeValue& value);
 
  protected:
   Object(std::shared_ptr<const FileContext> file, std::string name, const char* kind, Handle handle)
@@ -227,7 +231,9 @@ class Group : public Object {
   Group openGroup(const std::string& child) const;      // fails naming the group when missing
   Dataset openDataset(const std::string& child) const;  // fails naming the dataset when missing
   Group createGroup(const std::string& child);
-  void removeLink(const std::string& child);  // unlinks a dataset or group (space is not reclaimed)
+  void removeLink(const std::string& child);
+  // The names of the datasets directly in this group, in name order.
+  std::vector<std::string> datasetNames() const;  // unlinks a dataset or group (space is not reclaimed)
 
   // A new dataset of `dims` (rank >= 1; rows along dimension 0) stored as `file_type`, chunked per
   // `options`.

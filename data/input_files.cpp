@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

@@ -15,9 +15,9 @@
 #include <string_view>
 #include <thread>
 
-#include "cli/options.h"
-#include "core/check.h"
 #include "data/shards.h"
+#include "src/core/check.h"
+#include "src/core/options.h"
 
 namespace kdgrid {
 

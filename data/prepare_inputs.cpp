@@ -4,9 +4,9 @@
 #include <filesystem>
 #include <map>
 
-#include "core/check.h"
 #include "data/documents.h"
 #include "data/file_util.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 namespace {

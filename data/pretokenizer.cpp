@@ -5,7 +5,7 @@
 
 #include <array>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

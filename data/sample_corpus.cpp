@@ -10,7 +10,7 @@
 #include <sstream>
 #include <vector>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <functional>
 
-#include "core/check.h"
 #include "data/h5.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 namespace {

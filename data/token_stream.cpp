@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

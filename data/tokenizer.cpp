@@ -8,9 +8,9 @@
 #include <queue>
 #include <unordered_map>
 
-#include "core/check.h"
 #include "data/byte_unicode.h"
 #include "data/pretokenizer.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

@@ -4,11 +4,11 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "core/check.h"
 #include "data/byte_unicode.h"
 #include "data/file_util.h"
 #include "data/pretokenizer.h"
 #include "data/tokenizer.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

@@ -9,10 +9,10 @@
 #include <span>
 #include <vector>
 
-#include "core/check.h"
-#include "core/dtype.h"
 #include "data/h5.h"
 #include "data/shards.h"
+#include "src/core/check.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid {
 namespace {

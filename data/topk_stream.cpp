@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <map>
 
-#include "core/check.h"
 #include "data/shards.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

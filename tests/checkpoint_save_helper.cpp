@@ -15,7 +15,8 @@
 #include <vector>
 
 #include "checkpoints/checkpoint.h"
-#include "core/mpi_session.h"
+#include "src/core/mpi_session.h"
+#include "src/inference/model_checkpoint.h"
 
 int main(int argc, char** argv) {
   using namespace kdgrid;
@@ -40,8 +41,8 @@ int main(int argc, char** argv) {
   std::vector<float> params(layout.totalElements()), m(layout.totalElements(), 0.5f),
       v(layout.totalElements(), 0.25f);
   initializeParameters(layout, 7, params.data());
-  RankTensors t{&layout, params.data(), m.data(), v.data(), true, 0, 0};
-  CheckpointMeta meta{c, "1,1,1", "", ""};
+  const RankTensors t = modelTensors(layout, 0, 0, 0, params.data(), m.data(), v.data());
+  const CheckpointMeta meta = checkpointMeta(c, "1,1,1", "", "");
   TrainingState state;
   state.step = step;
 

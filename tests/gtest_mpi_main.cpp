@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
-#include "core/mpi_session.h"
+#include "src/core/mpi_session.h"
 
 int main(int argc, char** argv) {
   kdgrid::MpiSession mpi(&argc, &argv);

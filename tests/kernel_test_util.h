@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "core/dtype.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid::test {
 

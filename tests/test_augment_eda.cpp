@@ -14,8 +14,8 @@
 
 #include "augment/eda.h"
 #include "augment/perturb.h"
-#include "augment_test_util.h"
-#include "test_util.h"
+#include "tests/augment_test_util.h"
+#include "tests/test_util.h"
 
 namespace kdgrid::augment {
 namespace {

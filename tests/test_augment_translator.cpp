@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "augment/line_translator.h"
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid::augment {
 namespace {

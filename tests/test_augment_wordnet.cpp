@@ -7,9 +7,9 @@
 #include <fstream>
 
 #include "augment/wordnet.h"
-#include "augment_test_util.h"
-#include "core/check.h"
-#include "test_util.h"
+#include "src/core/check.h"
+#include "tests/augment_test_util.h"
+#include "tests/test_util.h"
 
 namespace kdgrid::augment {
 namespace {

@@ -19,9 +19,10 @@
 #include "checkpoints/checkpoint_dir.h"
 #include "checkpoints/checksum.h"
 #include "checkpoints/verify.h"
-#include "core/log.h"
 #include "data/h5.h"
-#include "test_util.h"
+#include "src/core/log.h"
+#include "src/inference/model_checkpoint.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {
@@ -108,15 +109,8 @@ struct RankModel {
     for (auto* buf : {&params, &m, &v}) std::fill(buf->begin(), buf->end(), std::nanf(""));
   }
   RankTensors tensors(bool with_moments = true) {
-    RankTensors t;
-    t.layout = &layout;
-    t.params = params.data();
-    t.m = with_moments ? m.data() : nullptr;
-    t.v = with_moments ? v.data() : nullptr;
-    t.writer = dp_idx == 0;
-    t.tp_rank = tp_idx;
-    t.pp_rank = pp_idx;
-    return t;
+    return modelTensors(layout, dp_idx, tp_idx, pp_idx, params.data(),
+                        with_moments ? m.data() : nullptr, with_moments ? v.data() : nullptr);
   }
 
   int tp_idx, dp_idx, pp_idx;
@@ -155,12 +149,7 @@ TrainingState sampleState(int64_t step) {
 }
 
 CheckpointMeta sampleMeta(const ModelConfig& c, const Grid& g) {
-  CheckpointMeta meta;
-  meta.model = c;
-  meta.grid = g.text();
-  meta.config_ini = "n-layer = 4\nd-model = 16\n";
-  meta.tokenizer_sha256 = std::string(64, 'a');
-  return meta;
+  return checkpointMeta(c, g.text(), "n-layer = 4\nd-model = 16\n", std::string(64, 'a'));
 }
 
 void expectStateEq(const TrainingState& a, const TrainingState& b) {
@@ -270,9 +259,10 @@ TEST(Checkpoint, RoundTripIsExactOnEveryGrid) {
     EXPECT_EQ(meta.grid, g.text());
     EXPECT_EQ(meta.config_ini, sampleMeta(c, g).config_ini);
     EXPECT_EQ(meta.tokenizer_sha256, std::string(64, 'a'));
-    EXPECT_EQ(meta.model.n_layer, c.n_layer);
-    EXPECT_EQ(meta.model.d_ff, c.d_ff);
-    EXPECT_EQ(meta.model.vocab_size, c.vocab_size);
+    const ModelConfig stored = checkpointModel(meta, step_dir);
+    EXPECT_EQ(stored.n_layer, c.n_layer);
+    EXPECT_EQ(stored.d_ff, c.d_ff);
+    EXPECT_EQ(stored.vocab_size, c.vocab_size);
 
     // A model-only load reads params alone.
     RankModel model_only(c, g, worldRank());

@@ -3,8 +3,8 @@
 
 #include <fstream>
 
-#include "cli/options.h"
-#include "test_util.h"
+#include "src/core/options.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {

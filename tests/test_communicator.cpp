@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "parallel/communicator.h"
+#include "src/parallel/communicator.h"
 
 namespace kdgrid {
 namespace {

@@ -24,8 +24,9 @@
 #include "data/h5.h"
 #include "data/shards.h"
 #include "data/topk_shards.h"
-#include "model/params.h"
-#include "test_util.h"
+#include "src/inference/model_checkpoint.h"
+#include "src/model/params.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {
@@ -220,10 +221,11 @@ TEST_F(Distill, ResumesExactlyAndCheckpointsOnlyTheStudent) {
 
   const std::string step = latestStep(run);
   const CheckpointMeta meta = readCheckpointMeta(step);
-  EXPECT_EQ(meta.model.n_layer, 2);
-  EXPECT_EQ(meta.model.d_model, 32);
+  const ModelConfig model = checkpointModel(meta, step);
+  EXPECT_EQ(model.n_layer, 2);
+  EXPECT_EQ(model.d_model, 32);
   h5::File file = h5::File::openRead(step + "/model.h5");
-  const std::vector<ParamSpec> specs = gpt2ParamSpecs(meta.model);
+  const std::vector<ParamSpec> specs = gpt2ParamSpecs(model);
   for (const ParamSpec& s : specs) EXPECT_TRUE(file.contains("model/" + s.name)) << s.name;
   EXPECT_FALSE(file.contains("model/blocks.2.ln1.weight"));  // the teacher's third layer
   EXPECT_NE(meta.config_ini.find("teacher = " + teacher()), std::string::npos);

@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "model/gpt2.h"
-#include "model/params.h"
-#include "parallel/grid.h"
-#include "tensor/runtime.h"
-#include "train/generation.h"
+#include "src/inference/generation.h"
+#include "src/model/gpt2.h"
+#include "src/model/params.h"
+#include "src/parallel/grid.h"
+#include "src/tensor/runtime.h"
 
 namespace kdgrid {
 namespace {
@@ -41,7 +41,7 @@ class Model {
  public:
   explicit Model(const ModelConfig& config, uint64_t seed = 3) {
     GridConfig gc;
-    gc.resolve(1, config);
+    resolveGridFor(gc, 1, config);
     grid_ = std::make_unique<ProcessGrid>(gc);
     stage_ = std::make_unique<Gpt2Stage>(config, 1, 0, grid_->tpComm(), DType::kF32,
                                          Recompute::kNone, rt_);

@@ -28,9 +28,10 @@
 #include "data/h5.h"
 #include "data/loader.h"
 #include "data/shards.h"
-#include "model/gpt2.h"
-#include "parallel/grid.h"
-#include "test_util.h"
+#include "src/inference/model_checkpoint.h"
+#include "src/model/gpt2.h"
+#include "src/parallel/grid.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {
@@ -139,14 +140,14 @@ TEST_P(Golden, MatchesPyTorchReference) {
   const ModelConfig mc = tinyModel(GetParam());
   const int64_t T = mc.max_seq;
   GridConfig gc{.dp = 1, .pp = 1, .tp = 1};
-  gc.resolve(1, mc);
+  resolveGridFor(gc, 1, mc);
   ProcessGrid grid(gc);
   Runtime rt;
   Gpt2Stage model(mc, 1, 0, grid.tpComm(), DType::kF32, Recompute::kNone, rt);
   initializeParameters(model.layout(), kSeed, model.params());
 
   // The initial weights as model.h5 (what `kdgrid train --seed kSeed` starts from, too).
-  const CheckpointMeta meta{mc, "1,1,1", "", kSha};
+  const CheckpointMeta meta = checkpointMeta(mc, "1,1,1", "", kSha);
   const std::string init_dir = saveCheckpoint(
       dir / "init", meta, TrainingState{}, rankTensorsFor(grid, model.layout(), model.params()), 0);
 

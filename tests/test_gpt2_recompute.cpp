@@ -11,10 +11,10 @@
 #include <random>
 #include <vector>
 
-#include "model/gpt2.h"
-#include "model/params.h"
-#include "parallel/grid.h"
-#include "tensor/runtime.h"
+#include "src/model/gpt2.h"
+#include "src/model/params.h"
+#include "src/parallel/grid.h"
+#include "src/tensor/runtime.h"
 
 namespace kdgrid {
 namespace {
@@ -76,7 +76,7 @@ class Stage {
 
 std::unique_ptr<ProcessGrid> oneRankGrid() {
   GridConfig gc;
-  gc.resolve(1, tinyModel());
+  resolveGridFor(gc, 1, tinyModel());
   return std::make_unique<ProcessGrid>(gc);
 }
 

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "data/h5.h"
-#include "test_util.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {

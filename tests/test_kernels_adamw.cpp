@@ -11,7 +11,7 @@
 
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/reference/adamw.h"
-#include "kernel_test_util.h"
+#include "tests/kernel_test_util.h"
 
 namespace kdgrid {
 namespace {

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "kernel_test_util.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/reference/attention.h"
+#include "tests/kernel_test_util.h"
 
 namespace kdgrid {
 namespace {

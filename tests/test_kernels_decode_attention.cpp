@@ -13,7 +13,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/decode_attention.h"
 #include "kernels/cpu/reference/decode_attention.h"
-#include "kernel_test_util.h"
+#include "tests/kernel_test_util.h"
 
 namespace kdgrid {
 namespace {

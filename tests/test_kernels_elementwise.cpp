@@ -12,7 +12,7 @@
 
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/reference/elementwise.h"
-#include "kernel_test_util.h"
+#include "tests/kernel_test_util.h"
 
 namespace kdgrid {
 namespace {

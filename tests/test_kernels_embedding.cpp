@@ -7,7 +7,7 @@
 
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/reference/embedding.h"
-#include "kernel_test_util.h"
+#include "tests/kernel_test_util.h"
 
 namespace kdgrid {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "kernels/cpu/gelu.h"
 #include "kernels/cpu/reference/gelu.h"
-#include "kernel_test_util.h"
+#include "tests/kernel_test_util.h"
 
 namespace kdgrid {
 namespace {

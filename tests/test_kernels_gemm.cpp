@@ -28,10 +28,10 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/check.h"
-#include "kernel_test_util.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/reference/gemm_ref.h"
+#include "src/core/check.h"
+#include "tests/kernel_test_util.h"
 
 namespace kdgrid::cpu {
 namespace {

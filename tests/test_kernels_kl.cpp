@@ -16,13 +16,13 @@
 #include <random>
 #include <vector>
 
-#include "core/check.h"
-#include "kernel_test_util.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/kl.h"
 #include "kernels/cpu/reference/cross_entropy.h"
 #include "kernels/cpu/reference/kl.h"
-#include "test_util.h"
+#include "src/core/check.h"
+#include "tests/kernel_test_util.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cpu/reference/layernorm.h"
-#include "kernel_test_util.h"
+#include "tests/kernel_test_util.h"
 
 namespace kdgrid {
 namespace {

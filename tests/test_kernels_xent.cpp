@@ -10,10 +10,10 @@
 #include <limits>
 #include <vector>
 
-#include "core/check.h"
-#include "kernel_test_util.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/reference/cross_entropy.h"
+#include "src/core/check.h"
+#include "tests/kernel_test_util.h"
 
 namespace kdgrid {
 namespace {

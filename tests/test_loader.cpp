@@ -8,10 +8,10 @@
 #include <map>
 #include <set>
 
-#include "cli/options.h"
 #include "data/loader.h"
-#include "loader_test_util.h"
-#include "test_util.h"
+#include "src/core/options.h"
+#include "tests/loader_test_util.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {

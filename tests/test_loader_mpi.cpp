@@ -6,8 +6,8 @@
 #include <mpi.h>
 
 #include "data/loader.h"
-#include "loader_test_util.h"
-#include "test_util.h"
+#include "tests/loader_test_util.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {

@@ -6,11 +6,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/check.h"
 #include "data/documents.h"
 #include "data/prepare_inputs.h"
 #include "data/prepare_plan.h"
-#include "test_util.h"
+#include "src/core/check.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {

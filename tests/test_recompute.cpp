@@ -9,10 +9,10 @@
 #include <cstring>
 #include <random>
 
-#include "model/gpt2.h"
-#include "model/params.h"
-#include "parallel/grid.h"
-#include "test_util.h"
+#include "src/model/gpt2.h"
+#include "src/model/params.h"
+#include "src/parallel/grid.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {
@@ -69,7 +69,7 @@ class RecomputeTest : public ::testing::TestWithParam<DType> {};
 TEST_P(RecomputeTest, GradientsAreBitIdentical) {
   const DType dtype = GetParam();
   GridConfig gc{.dp = 1, .pp = 1, .tp = 1};
-  gc.resolve(1, smallModel());
+  resolveGridFor(gc, 1, smallModel());
   ProcessGrid grid(gc);
   const Result none = run(grid, dtype, Recompute::kNone);
   // The run must produce real gradients for the comparison to mean anything.

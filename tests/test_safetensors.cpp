@@ -7,10 +7,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/check.h"
-#include "core/dtype.h"
 #include "checkpoints/hf/safetensors.h"
-#include "test_util.h"
+#include "src/core/check.h"
+#include "src/core/dtype.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {

@@ -7,9 +7,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/check.h"
 #include "data/sample_corpus.h"
-#include "test_util.h"
+#include "src/core/check.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {

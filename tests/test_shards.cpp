@@ -8,7 +8,7 @@
 
 #include "data/h5.h"
 #include "data/shards.h"
-#include "test_util.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {

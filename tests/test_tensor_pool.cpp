@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "tensor/tensor_pool.h"
+#include "src/tensor/tensor_pool.h"
 
 namespace kdgrid {
 namespace {

@@ -14,11 +14,11 @@
 #include <sstream>
 #include <thread>
 
-#include "core/check.h"
 #include "data/byte_unicode.h"
 #include "data/merge_table.h"
 #include "data/tokenizer.h"
-#include "test_util.h"
+#include "src/core/check.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {

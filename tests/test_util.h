@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid::test {
 

@@ -9,10 +9,10 @@
 #include <cstring>
 #include <vector>
 
-#include "model/params.h"
-#include "optim/adamw.h"
-#include "parallel/communicator.h"
-#include "train/data_parallel.h"
+#include "src/model/params.h"
+#include "src/optim/adamw.h"
+#include "src/parallel/communicator.h"
+#include "src/train/data_parallel.h"
 
 namespace kdgrid {
 namespace {

@@ -7,9 +7,9 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "core/check.h"
-#include "core/dtype.h"
 #include "data/file_util.h"
+#include "src/core/check.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid {
 namespace {

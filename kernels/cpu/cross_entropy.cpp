@@ -7,8 +7,8 @@
 #include <cmath>
 #include <limits>
 
-#include "core/check.h"
 #include "kernels/cpu/simd.h"
+#include "src/core/check.h"
 
 namespace kdgrid::cpu {
 namespace {

@@ -12,9 +12,9 @@
 #include <limits>
 #include <vector>
 
-#include "core/check.h"
-#include "core/dtype.h"
 #include "kernels/cpu/simd.h"
+#include "src/core/check.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid::cpu {
 namespace {

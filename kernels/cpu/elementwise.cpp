@@ -4,9 +4,9 @@
 #include <memory>
 #include <type_traits>
 
-#include "core/dtype.h"
 #include "kernels/cpu/detail/convert_simd.h"
 #include "kernels/cpu/detail/parallel.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid::cpu {
 

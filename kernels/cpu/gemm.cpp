@@ -12,7 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid::cpu {
 namespace {

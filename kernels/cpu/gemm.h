@@ -32,7 +32,7 @@
 #include <memory>
 #include <type_traits>
 
-#include "core/dtype.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid::cpu {
 

@@ -9,8 +9,8 @@
 #include <limits>
 #include <vector>
 
-#include "core/check.h"
 #include "kernels/cpu/simd.h"
+#include "src/core/check.h"
 
 namespace kdgrid::cpu {
 namespace {

@@ -9,8 +9,8 @@
 #include <limits>
 #include <type_traits>
 
-#include "core/dtype.h"
 #include "kernels/cpu/detail/convert_simd.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid::cpu::simd {
 

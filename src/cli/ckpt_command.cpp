@@ -3,10 +3,11 @@
 
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/format.h"
-#include "cli/commands.h"
-#include "core/log.h"
 #include "data/h5.h"
-#include "model/params.h"
+#include "src/cli/commands.h"
+#include "src/core/log.h"
+#include "src/inference/model_checkpoint.h"
+#include "src/model/params.h"
 
 namespace kdgrid {
 namespace {
@@ -43,7 +44,7 @@ int runCkpt(const CommandLine& cmd) {
   if (worldRank() != 0) return kExitOk;
   const CheckpointMeta meta = readCheckpointMeta(*dir);
   std::printf("checkpoint %s (checksums verified)\n", dir->c_str());
-  std::printf("model: %s\n", meta.model.summary().c_str());
+  std::printf("model: %s\n", checkpointModel(meta, *dir).summary().c_str());
   const h5::File model = h5::File::openRead(*dir + "/" + kModelFileName);
   std::printf("%s:\n", kModelFileName);
   printAttributes(model, "  ");
@@ -53,11 +54,11 @@ int runCkpt(const CommandLine& cmd) {
   std::printf("tensors (/%s; /%s and /%s in %s have the same shapes):\n", kModelGroup,
               kFirstMomentGroup, kSecondMomentGroup, kOptimizerFileName);
   const h5::Group group = model.openGroup(kModelGroup);
-  for (const ParamSpec& spec : gpt2ParamSpecs(meta.model)) {
-    const h5::Dataset ds = group.openDataset(spec.name);
+  for (const std::string& name : group.datasetNames()) {
+    const h5::Dataset ds = group.openDataset(name);
     std::string shape;
     for (uint64_t d : ds.dims()) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
-    std::printf("  %-28s [%s] float32  checksum %s\n", spec.name.c_str(), shape.c_str(),
+    std::printf("  %-28s [%s] float32  checksum %s\n", name.c_str(), shape.c_str(),
                 ds.readAttributeAsText(kChecksumAttribute).c_str());
   }
   if (show_config) std::printf("config:\n%s", meta.config_ini.c_str());

@@ -2,7 +2,7 @@
 // returns a process exit code (DESIGN section 2); errors are thrown, never printed here.
 #pragma once
 
-#include "cli/options.h"
+#include "src/core/options.h"
 
 namespace kdgrid {
 

@@ -1,12 +1,12 @@
 // kdgrid distill: train a student from a teacher checkpoint (online) or from the teacher's
 // top-k shards (offline); the student's model flags and every training and grid flag as
 // `train`, plus the distillation group (DESIGN sections 2, 8).
-#include "cli/commands.h"
-#include "distill/distill.h"
-#include "distill/kd_config.h"
-#include "model/config.h"
-#include "parallel/grid.h"
-#include "train/config.h"
+#include "src/cli/commands.h"
+#include "src/distill/distill.h"
+#include "src/distill/kd_config.h"
+#include "src/model/config.h"
+#include "src/parallel/grid.h"
+#include "src/train/config.h"
 
 namespace kdgrid {
 

@@ -5,14 +5,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/commands.h"
-#include "core/log.h"
 #include "data/token_stream.h"
-#include "distill/teacher.h"
-#include "distill/teacher_eval.h"
-#include "parallel/grid.h"
-#include "train/evaluate.h"
-#include "train/inference.h"
+#include "src/cli/commands.h"
+#include "src/core/log.h"
+#include "src/distill/teacher.h"
+#include "src/distill/teacher_eval.h"
+#include "src/inference/inference_model.h"
+#include "src/parallel/grid.h"
+#include "src/train/evaluate.h"
 
 namespace kdgrid {
 
@@ -40,9 +40,9 @@ int runEval(const CommandLine& cmd) {
   Runtime rt;
   InferenceModel m = loadInferenceModel(checkpoint, grid_config, rt);
   TokenStream stream(data);
-  KDGRID_INPUT_CHECK(stream.vocabSize() <= static_cast<uint32_t>(m.meta.model.vocab_size),
+  KDGRID_INPUT_CHECK(stream.vocabSize() <= static_cast<uint32_t>(m.config.vocab_size),
                      "--data {}: vocab_size {} exceeds the model's {}", data, stream.vocabSize(),
-                     m.meta.model.vocab_size);
+                     m.config.vocab_size);
   if (stream.tokenizerSha256() != m.meta.tokenizer_sha256) {
     log0("warning: --data {} was tokenized with another tokenizer than the checkpoint's", data);
   }
@@ -55,7 +55,7 @@ int runEval(const CommandLine& cmd) {
   } else {
     // The teacher must score the same ids: the student checkpoint's tokenizer and vocabulary.
     Teacher t = findTeacher(teacher, "--teacher");
-    loadTeacher(t, "--teacher", *m.grid, DType::kF32, rt, &m.meta.model,
+    loadTeacher(t, "--teacher", *m.grid, DType::kF32, rt, &m.config,
                 "--checkpoint " + checkpoint, m.meta.tokenizer_sha256);
     const TeacherEvalResult r =
         evaluateAgainstTeacher(*m.model, *t.stage, *m.grid, stream, max_tokens, batch_size);
@@ -67,7 +67,7 @@ int runEval(const CommandLine& cmd) {
     tokens = r.tokens;
   }
   KDGRID_INPUT_CHECK(tokens > 0, "--data {}: fewer than max_seq + 1 = {} tokens, nothing to score",
-                     data, m.meta.model.max_seq + 1);
+                     data, m.config.max_seq + 1);
   if (worldRank() == 0) std::printf("%s\n", line.dump().c_str());
   return kExitOk;
 }

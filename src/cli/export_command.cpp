@@ -6,11 +6,12 @@
 #include <vector>
 
 #include "checkpoints/checkpoint.h"
-#include "cli/commands.h"
-#include "core/log.h"
 #include "data/tokenizer.h"
-#include "checkpoints/hf/hf_gpt2.h"
-#include "model/params.h"
+#include "src/cli/commands.h"
+#include "src/core/log.h"
+#include "src/inference/model_checkpoint.h"
+#include "src/interchange/hf_gpt2.h"
+#include "src/model/params.h"
 
 namespace kdgrid {
 
@@ -36,27 +37,24 @@ int runExport(const CommandLine& cmd) {
   const std::optional<std::string> dir = resolveCheckpoint(checkpoint);
   KDGRID_INPUT_CHECK(dir.has_value(), "--checkpoint {}: no checkpoint found", checkpoint);
   const CheckpointMeta meta = readCheckpointMeta(*dir);
+  const ModelConfig model = checkpointModel(meta, *dir);
   KDGRID_INPUT_CHECK(tokenizer.sha256() == meta.tokenizer_sha256,
                      "--tokenizer {}: SHA-256 {} is not the checkpoint's tokenizer_sha256 {} "
                      "({}): give the tokenizer its training shards were prepared with",
                      tokenizer_path, tokenizer.sha256(), meta.tokenizer_sha256, *dir);
 
-  if (meta.model.attn_window != 0) {
+  if (model.attn_window != 0) {
     throw UsageError(fmt::format("--checkpoint {}: the model uses a sliding attention window "
                                  "(attn_window {}); transformers' GPT-2 attends to the whole "
                                  "causal context, so an export would compute something else",
-                                 *dir, meta.model.attn_window),
+                                 *dir, model.attn_window),
                      /*on_every_rank=*/true);
   }
   // Every rank reads the whole model as one unsharded stage; rank 0 alone counts it towards
   // the checksums and writes the output.
-  const ParameterLayout layout(meta.model, /*pp=*/1, /*stage=*/0, /*tp=*/1, /*tp_rank=*/0);
+  const ParameterLayout layout(model, /*pp=*/1, /*stage=*/0, /*tp=*/1, /*tp_rank=*/0);
   std::vector<float> flat(layout.totalElements());
-  RankTensors tensors;
-  tensors.layout = &layout;
-  tensors.params = flat.data();
-  tensors.writer = worldRank() == 0;
-  loadCheckpoint(*dir, tensors);
+  loadCheckpoint(*dir, modelTensors(layout, worldRank(), 0, 0, flat.data()));
   if (worldRank() != 0) return kExitOk;
   NamedTensors named;
   for (const LocalParam& p : layout.params()) {
@@ -64,8 +62,8 @@ int runExport(const CommandLine& cmd) {
                  "{}: an unsharded layout must hold the whole tensor", p.spec.name);
     named[p.spec.name].assign(flat.begin() + p.offset, flat.begin() + p.offset + p.numel());
   }
-  exportHfGpt2(meta.model, named, tokenizer, out);
-  log0("exported {} ({}) to {} as a Hugging Face GPT-2 model", *dir, meta.model.summary(), out);
+  exportHfGpt2(model, named, tokenizer, out);
+  log0("exported {} ({}) to {} as a Hugging Face GPT-2 model", *dir, model.summary(), out);
   return kExitOk;
 }
 

@@ -5,11 +5,11 @@
 #include <cstdio>
 #include <random>
 
-#include "cli/commands.h"
-#include "core/log.h"
 #include "data/tokenizer.h"
-#include "train/generation.h"
-#include "train/inference.h"
+#include "src/cli/commands.h"
+#include "src/core/log.h"
+#include "src/inference/generation.h"
+#include "src/inference/inference_model.h"
 
 namespace kdgrid {
 

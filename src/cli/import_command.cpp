@@ -8,10 +8,11 @@
 
 #include "checkpoints/checkpoint.h"
 #include "checkpoints/checkpoint_dir.h"
-#include "cli/commands.h"
-#include "core/log.h"
-#include "checkpoints/hf/hf_gpt2.h"
-#include "model/params.h"
+#include "src/cli/commands.h"
+#include "src/core/log.h"
+#include "src/inference/model_checkpoint.h"
+#include "src/interchange/hf_gpt2.h"
+#include "src/model/params.h"
 
 namespace kdgrid {
 
@@ -52,21 +53,14 @@ int runImport(const CommandLine& cmd) {
   // Zero AdamW moments are exactly the state of an optimizer that has taken no step, so `train`
   // can continue from the import (fine-tuning) as from any checkpoint.
   std::vector<float> m(flat.size(), 0.0f), v(flat.size(), 0.0f);
-  RankTensors tensors;
-  tensors.layout = &layout;
-  tensors.params = flat.data();
-  tensors.m = m.data();
-  tensors.v = v.data();
-  tensors.writer = worldRank() == 0;
+  const RankTensors tensors =
+      modelTensors(layout, worldRank(), 0, 0, flat.data(), m.data(), v.data());
   const ModelConfig& c = hf.config;
-  CheckpointMeta meta;
-  meta.model = c;
-  meta.grid = "1,1,1";
+  CheckpointMeta meta = checkpointMeta(c, "1,1,1", "", hf.tokenizer.sha256());
   meta.config_ini = fmt::format(
       "# imported from Hugging Face GPT-2 directory {}\nn-layer = {}\nn-head = {}\nd-model = {}\n"
       "d-ff = {}\nvocab-size = {}\nmax-seq = {}\nattn-window = 0\n",
       input, c.n_layer, c.n_head, c.d_model, c.d_ff, c.vocab_size, c.max_seq);
-  meta.tokenizer_sha256 = hf.tokenizer.sha256();
   std::error_code ec;
   std::filesystem::create_directories(out, ec);
   KDGRID_INPUT_CHECK(!ec, "--out {}: cannot create the directory: {}", out, ec.message());

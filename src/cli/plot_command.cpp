@@ -17,8 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/commands.h"
-#include "core/log.h"
+#include "src/cli/commands.h"
+#include "src/core/log.h"
 
 extern char** environ;
 

@@ -2,9 +2,9 @@
 #include <cmath>
 #include <cstdio>
 
-#include "cli/commands.h"
-#include "core/log.h"
 #include "data/sample_corpus.h"
+#include "src/cli/commands.h"
+#include "src/core/log.h"
 
 namespace kdgrid {
 

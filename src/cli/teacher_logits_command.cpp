@@ -1,9 +1,9 @@
 // kdgrid teacher-logits: run a teacher over token shards and write its top-k next-token
 // log-probabilities as kdgrid-teacher-topk shards (DESIGN sections 2, 6) for offline
 // distillation (`kdgrid distill --teacher-logits DIR`).
-#include "cli/commands.h"
-#include "distill/teacher_logits.h"
-#include "parallel/grid.h"
+#include "src/cli/commands.h"
+#include "src/distill/teacher_logits.h"
+#include "src/parallel/grid.h"
 
 namespace kdgrid {
 

@@ -1,8 +1,8 @@
-#include "cli/commands.h"
-#include "model/config.h"
-#include "parallel/grid.h"
-#include "train/config.h"
-#include "train/trainer.h"
+#include "src/cli/commands.h"
+#include "src/model/config.h"
+#include "src/parallel/grid.h"
+#include "src/train/config.h"
+#include "src/train/trainer.h"
 
 namespace kdgrid {
 

@@ -1,7 +1,7 @@
 #include <cstdio>
 
-#include "cli/commands.h"
-#include "core/log.h"
+#include "src/cli/commands.h"
+#include "src/core/log.h"
 
 namespace kdgrid {
 

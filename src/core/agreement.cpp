@@ -1,11 +1,11 @@
-#include "core/agreement.h"
+#include "src/core/agreement.h"
 
 #include <mpi.h>
 
 #include <climits>
 #include <cstdint>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

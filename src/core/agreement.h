@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/world_collectives.h"
+#include "src/core/world_collectives.h"
 
 namespace kdgrid {
 

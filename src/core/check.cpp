@@ -1,4 +1,4 @@
-#include "core/check.h"
+#include "src/core/check.h"
 
 #include <mpi.h>
 #include <unistd.h>

@@ -1,12 +1,12 @@
-#include "core/mpi_session.h"
+#include "src/core/mpi_session.h"
 
 #include <mpi.h>
 
 #include <cstdio>
 #include <cstdlib>
 
-#include "core/check.h"
-#include "core/log.h"
+#include "src/core/check.h"
+#include "src/core/log.h"
 
 namespace kdgrid {
 namespace {

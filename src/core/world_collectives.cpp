@@ -1,6 +1,6 @@
-#include "core/world_collectives.h"
+#include "src/core/world_collectives.h"
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 namespace {

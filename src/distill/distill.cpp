@@ -1,10 +1,10 @@
-#include "distill/distill.h"
+#include "src/distill/distill.h"
 
-#include "core/log.h"
-#include "distill/offline_head.h"
-#include "distill/online_head.h"
-#include "distill/teacher.h"
-#include "train/trainer.h"
+#include "src/core/log.h"
+#include "src/distill/offline_head.h"
+#include "src/distill/online_head.h"
+#include "src/distill/teacher.h"
+#include "src/train/trainer.h"
 
 namespace kdgrid {
 

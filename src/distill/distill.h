@@ -3,10 +3,10 @@
 
 #include <string>
 
-#include "distill/kd_config.h"
-#include "model/config.h"
-#include "parallel/grid.h"
-#include "train/config.h"
+#include "src/distill/kd_config.h"
+#include "src/model/config.h"
+#include "src/parallel/grid.h"
+#include "src/train/config.h"
 
 namespace kdgrid {
 

@@ -1,4 +1,4 @@
-#include "distill/kd_config.h"
+#include "src/distill/kd_config.h"
 
 #include <cmath>
 

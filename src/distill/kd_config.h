@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "cli/options.h"
 #include "kernels/cpu/kl.h"
+#include "src/core/options.h"
 
 namespace kdgrid {
 

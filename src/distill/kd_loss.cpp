@@ -1,4 +1,4 @@
-#include "distill/kd_loss.h"
+#include "src/distill/kd_loss.h"
 
 #include <algorithm>
 #include <cmath>

@@ -12,11 +12,11 @@
 
 #include <cstdint>
 
-#include "distill/kd_config.h"
 #include "kernels/cpu/cross_entropy.h"
-#include "model/gpt2.h"
-#include "parallel/communicator.h"
-#include "tensor/tensor.h"
+#include "src/distill/kd_config.h"
+#include "src/model/gpt2.h"
+#include "src/parallel/communicator.h"
+#include "src/tensor/tensor.h"
 
 namespace kdgrid {
 

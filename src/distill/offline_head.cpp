@@ -1,9 +1,9 @@
-#include "distill/offline_head.h"
+#include "src/distill/offline_head.h"
 
-#include "core/log.h"
 #include "data/loader.h"
-#include "distill/kd_loss.h"
-#include "train/pipeline.h"
+#include "src/core/log.h"
+#include "src/distill/kd_loss.h"
+#include "src/train/pipeline.h"
 
 namespace kdgrid {
 

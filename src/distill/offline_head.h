@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "data/topk_stream.h"
-#include "distill/kd_config.h"
-#include "parallel/communicator.h"
-#include "train/loss_head.h"
+#include "src/distill/kd_config.h"
+#include "src/parallel/communicator.h"
+#include "src/train/loss_head.h"
 
 namespace kdgrid {
 

@@ -1,9 +1,9 @@
-#include "distill/online_head.h"
+#include "src/distill/online_head.h"
 
-#include "distill/kd_loss.h"
-#include "distill/stage_forward.h"
-#include "tensor/op_profile.h"
-#include "train/pipeline.h"
+#include "src/distill/kd_loss.h"
+#include "src/distill/stage_forward.h"
+#include "src/tensor/op_profile.h"
+#include "src/train/pipeline.h"
 
 namespace kdgrid {
 

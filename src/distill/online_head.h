@@ -8,10 +8,10 @@
 
 #include <vector>
 
-#include "distill/kd_config.h"
-#include "distill/teacher.h"
-#include "parallel/communicator.h"
-#include "train/loss_head.h"
+#include "src/distill/kd_config.h"
+#include "src/distill/teacher.h"
+#include "src/parallel/communicator.h"
+#include "src/train/loss_head.h"
 
 namespace kdgrid {
 

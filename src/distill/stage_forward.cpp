@@ -1,4 +1,4 @@
-#include "distill/stage_forward.h"
+#include "src/distill/stage_forward.h"
 
 namespace kdgrid {
 

@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
-#include "model/gpt2.h"
-#include "parallel/communicator.h"
+#include "src/model/gpt2.h"
+#include "src/parallel/communicator.h"
 
 namespace kdgrid {
 

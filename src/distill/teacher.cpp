@@ -1,6 +1,6 @@
-#include "distill/teacher.h"
+#include "src/distill/teacher.h"
 
-#include "core/log.h"
+#include "src/core/log.h"
 
 namespace kdgrid {
 
@@ -10,13 +10,14 @@ Teacher findTeacher(const std::string& ckpt, const std::string& flag) {
   KDGRID_OPTION_CHECK(dir.has_value(), "{} {}: no checkpoint found", flag, ckpt);
   t.step_dir = *dir;
   t.meta = readCheckpointMeta(t.step_dir);
+  t.config = checkpointModel(t.meta, t.step_dir);
   return t;
 }
 
 void loadTeacher(Teacher& t, const std::string& flag, ProcessGrid& grid, DType compute, Runtime& rt,
                  const ModelConfig* student, const std::string& data_desc,
                  const std::string& data_sha256) {
-  const ModelConfig& m = t.meta.model;
+  const ModelConfig& m = t.config;
   const std::string& ckpt = t.step_dir;
   KDGRID_OPTION_CHECK(
       data_sha256.empty() || t.meta.tokenizer_sha256 == data_sha256,

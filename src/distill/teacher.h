@@ -8,16 +8,18 @@
 #include <string>
 
 #include "checkpoints/checkpoint.h"
-#include "model/config.h"
-#include "model/gpt2.h"
-#include "parallel/grid.h"
-#include "tensor/runtime.h"
+#include "src/inference/model_checkpoint.h"
+#include "src/model/config.h"
+#include "src/model/gpt2.h"
+#include "src/parallel/grid.h"
+#include "src/tensor/runtime.h"
 
 namespace kdgrid {
 
 struct Teacher {
   std::string step_dir;  // the checkpoint directory loaded
   CheckpointMeta meta;
+  ModelConfig config;  // the model meta describes
   std::unique_ptr<Gpt2Stage> stage;  // null until loadTeacher
 };
 

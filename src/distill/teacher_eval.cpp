@@ -1,9 +1,9 @@
-#include "distill/teacher_eval.h"
+#include "src/distill/teacher_eval.h"
 
 #include <algorithm>
 
-#include "distill/kd_loss.h"
-#include "distill/stage_forward.h"
+#include "src/distill/kd_loss.h"
+#include "src/distill/stage_forward.h"
 
 namespace kdgrid {
 namespace {

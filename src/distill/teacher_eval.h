@@ -7,8 +7,8 @@
 #include <cstdint>
 
 #include "data/token_stream.h"
-#include "model/gpt2.h"
-#include "parallel/grid.h"
+#include "src/model/gpt2.h"
+#include "src/parallel/grid.h"
 
 namespace kdgrid {
 

@@ -1,4 +1,4 @@
-#include "distill/teacher_logits.h"
+#include "src/distill/teacher_logits.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,13 +6,13 @@
 #include <limits>
 #include <vector>
 
-#include "core/log.h"
 #include "data/shards.h"
 #include "data/token_stream.h"
 #include "data/topk_shards.h"
-#include "distill/stage_forward.h"
-#include "distill/teacher.h"
 #include "kernels/cpu/cross_entropy.h"
+#include "src/core/log.h"
+#include "src/distill/stage_forward.h"
+#include "src/distill/teacher.h"
 
 namespace kdgrid {
 namespace {
@@ -131,18 +131,18 @@ void writeTeacherLogits(const TeacherLogitsConfig& c, GridConfig gc) {
                data_vocab);
 
   Teacher t = findTeacher(c.teacher, "--teacher");
-  KDGRID_OPTION_CHECK(int64_t(data_vocab) <= t.meta.model.vocab_size,
+  KDGRID_OPTION_CHECK(int64_t(data_vocab) <= t.config.vocab_size,
                       "--data {} has vocab_size {}, more than the teacher's {}", c.data, data_vocab,
-                      t.meta.model.vocab_size);
-  gc.resolve(worldSize(), t.meta.model);
+                      t.config.vocab_size);
+  resolveGridFor(gc, worldSize(), t.config);
   ProcessGrid grid(gc);
   log0("{}", grid.describe());
   Runtime rt;
   loadTeacher(t, "--teacher", grid, DType::kF32, rt, nullptr, "--data " + c.data,
               stream.tokenizerSha256());
   Gpt2Stage& model = *t.stage;
-  const int64_t window = t.meta.model.max_seq, k = c.topk;
-  const cpu::VocabSlice slice{model.vocabStart(), model.vocabLocal(), t.meta.model.vocab_size};
+  const int64_t window = t.config.max_seq, k = c.topk;
+  const cpu::VocabSlice slice{model.vocabStart(), model.vocabLocal(), t.config.vocab_size};
 
   if (worldRank() == 0) fs::create_directories(c.out);
   grid.world().barrier();

@@ -22,8 +22,8 @@
 #include <cstdint>
 #include <string>
 
-#include "cli/options.h"
-#include "parallel/grid.h"
+#include "src/core/options.h"
+#include "src/parallel/grid.h"
 
 namespace kdgrid {
 

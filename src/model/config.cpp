@@ -1,4 +1,4 @@
-#include "model/config.h"
+#include "src/model/config.h"
 
 #include <fmt/format.h>
 
@@ -47,6 +47,70 @@ int64_t ModelConfig::numParameters() const {
                             + F * C + F          // fc1
                             + C * F + C;         // fc2
   return V * C + int64_t(max_seq) * C + n_layer * per_block + 2 * C;
+}
+
+void resolveGridFor(GridConfig& grid, int world_size, const ModelConfig& model) {
+  grid.resolve(world_size);
+  const int tp = grid.tp, pp = grid.pp;
+  KDGRID_OPTION_CHECK(model.n_head % tp == 0, "--n-head {} is not divisible by --tp {}",
+                      model.n_head, tp);
+  KDGRID_OPTION_CHECK(model.d_ff % tp == 0, "--d-ff {} is not divisible by --tp {}", model.d_ff,
+                      tp);
+  KDGRID_OPTION_CHECK(model.n_layer >= pp, "--n-layer {} is smaller than --pp {}", model.n_layer,
+                      pp);
+}
+
+Attributes modelAttributes(const ModelConfig& c) {
+  return {{"architecture", std::string("gpt2")}, {"n_layer", int64_t{c.n_layer}},
+          {"n_head", int64_t{c.n_head}},         {"d_model", int64_t{c.d_model}},
+          {"d_ff", int64_t{c.d_ff}},             {"vocab_size", int64_t{c.vocab_size}},
+          {"max_seq", int64_t{c.max_seq}},       {"attn_window", int64_t{c.attn_window}}};
+}
+
+namespace {
+
+// Upper bounds for stored values: far beyond any real model, small enough that shapes built
+// from them cannot overflow (rows * cols < 2^62).
+constexpr int kMaxDimension = 1 << 24;
+constexpr int kMaxLayers = 1 << 16;
+
+const AttributeValue& required(const Attributes& a, const char* name) {
+  const AttributeValue* v = findAttribute(a, name);
+  if (!v) throw UsageError(fmt::format("missing attribute '{}'", name));
+  return *v;
+}
+
+int boundedInt(const Attributes& a, const char* name, int min, int max) {
+  const auto* v = std::get_if<int64_t>(&required(a, name));
+  if (!v) throw UsageError(fmt::format("attribute '{}' is not an integer", name));
+  if (*v < min || *v > max) {
+    throw UsageError(
+        fmt::format("attribute '{}' = {} is outside [{}, {}]", name, *v, min, max));
+  }
+  return static_cast<int>(*v);
+}
+
+}  // namespace
+
+ModelConfig modelConfigFromAttributes(const Attributes& a) {
+  const auto* architecture = std::get_if<std::string>(&required(a, "architecture"));
+  if (!architecture || *architecture != "gpt2") {
+    throw UsageError(fmt::format("architecture '{}' is not 'gpt2'",
+                                 attributeText(required(a, "architecture"))));
+  }
+  ModelConfig c;
+  c.n_layer = boundedInt(a, "n_layer", 1, kMaxLayers);
+  c.n_head = boundedInt(a, "n_head", 1, kMaxDimension);
+  c.d_model = boundedInt(a, "d_model", 1, kMaxDimension);
+  c.d_ff = boundedInt(a, "d_ff", 1, kMaxDimension);
+  c.vocab_size = boundedInt(a, "vocab_size", 1, kMaxDimension);
+  c.max_seq = boundedInt(a, "max_seq", 1, kMaxDimension);
+  c.attn_window = boundedInt(a, "attn_window", 0, kMaxDimension);
+  if (c.d_model % c.n_head != 0) {
+    throw UsageError(
+        fmt::format("d_model {} is not a multiple of n_head {}", c.d_model, c.n_head));
+  }
+  return c;
 }
 
 std::string ModelConfig::summary() const {

@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <string>
 
-#include "cli/options.h"
+#include "src/core/attributes.h"
+#include "src/core/options.h"
+#include "src/parallel/grid.h"
 
 namespace kdgrid {
 
@@ -27,6 +29,17 @@ struct ModelConfig {
   void validate() const;
   std::string summary() const;  // "4 layers, d_model 256, 4 heads, ..."
 };
+
+// The checkpoint's /model attributes (DESIGN section 5): architecture, n_layer, n_head,
+// d_model, d_ff, vocab_size, max_seq, attn_window.
+Attributes modelAttributes(const ModelConfig& config);
+// The inverse, checking each value's range; throws UsageError naming the attribute (the caller
+// names the file).
+ModelConfig modelConfigFromAttributes(const Attributes& attributes);
+
+// GridConfig::resolve, then the model's own checks: heads and d_ff divisible by --tp, at least
+// one layer per pipeline stage (OptionError naming the options, the same on every rank).
+void resolveGridFor(GridConfig& grid, int world_size, const ModelConfig& model);
 
 // --n-layer --n-head --d-model --d-ff --vocab-size --max-seq --attn-window
 po::options_description modelOptions(ModelConfig& config);

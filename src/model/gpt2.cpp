@@ -1,11 +1,11 @@
-#include "model/gpt2.h"
+#include "src/model/gpt2.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "kernels/cpu/elementwise.h"
-#include "tensor/ops.h"
+#include "src/tensor/ops.h"
 
 namespace kdgrid {
 

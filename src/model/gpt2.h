@@ -13,11 +13,11 @@
 #include <functional>
 #include <vector>
 
-#include "model/config.h"
-#include "model/params.h"
-#include "parallel/communicator.h"
-#include "tensor/runtime.h"
-#include "tensor/tensor.h"
+#include "src/model/config.h"
+#include "src/model/params.h"
+#include "src/parallel/communicator.h"
+#include "src/tensor/runtime.h"
+#include "src/tensor/tensor.h"
 
 namespace kdgrid {
 

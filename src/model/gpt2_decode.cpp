@@ -4,8 +4,8 @@
 // Every op goes through tensor/ops.h, like the rest of the model.
 #include <string>
 
-#include "model/gpt2.h"
-#include "tensor/ops.h"
+#include "src/model/gpt2.h"
+#include "src/tensor/ops.h"
 
 namespace kdgrid {
 namespace {

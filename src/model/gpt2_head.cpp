@@ -2,8 +2,8 @@
 // that cross-entropy (headForwardBackward), distillation and teacher-logit extraction share.
 #include <algorithm>
 
-#include "model/gpt2.h"
-#include "tensor/ops.h"
+#include "src/model/gpt2.h"
+#include "src/tensor/ops.h"
 
 namespace kdgrid {
 namespace {

@@ -1,4 +1,4 @@
-#include "model/params.h"
+#include "src/model/params.h"
 
 #include <cmath>
 #include <cstring>
@@ -48,7 +48,8 @@ StageLayers stageLayers(int n_layer, int pp, int stage) {
 
 int64_t vocabRowsPerRank(int64_t vocab_size, int tp) { return (vocab_size + tp - 1) / tp; }
 
-ParameterLayout::ParameterLayout(const ModelConfig& c, int pp, int stage, int tp, int tp_rank) {
+ParameterLayout::ParameterLayout(const ModelConfig& c, int pp, int stage, int tp, int tp_rank)
+    : config_(c) {
   const StageLayers layers = stageLayers(c.n_layer, pp, stage);
   const bool first = stage == 0, last = stage == pp - 1;
   for (const ParamSpec& spec : gpt2ParamSpecs(c)) {

@@ -12,8 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
-#include "tensor/tensor.h"
+#include "src/model/config.h"
+#include "src/tensor/slab.h"
+#include "src/tensor/tensor.h"
 
 namespace kdgrid {
 
@@ -40,12 +41,6 @@ struct ParamSpec {
 // All parameters of the logical model, in checkpoint order.
 std::vector<ParamSpec> gpt2ParamSpecs(const ModelConfig& config);
 
-// A block of the logical tensor held locally: logical rows [row0, row0 + rows) and columns
-// [col0, col0 + cols) are local rows [local_row0, local_row0 + rows), columns [0, cols).
-struct Slab {
-  int64_t row0, rows, col0, cols, local_row0;
-};
-
 struct LocalParam {
   ParamSpec spec;
   int64_t local_rows = 0, local_cols = 0;  // local tensor shape (may include vocab padding rows)
@@ -70,12 +65,14 @@ int64_t vocabRowsPerRank(int64_t vocab_size, int tp);
 class ParameterLayout {
  public:
   ParameterLayout(const ModelConfig& config, int pp, int stage, int tp, int tp_rank);
+  const ModelConfig& config() const { return config_; }
   const std::vector<LocalParam>& params() const { return params_; }
   const LocalParam& find(const std::string& name) const;
   bool has(const std::string& name) const;
   size_t totalElements() const { return total_; }
 
  private:
+  ModelConfig config_;
   std::vector<LocalParam> params_;
   size_t total_ = 0;
 };

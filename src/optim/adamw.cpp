@@ -1,8 +1,8 @@
-#include "optim/adamw.h"
+#include "src/optim/adamw.h"
 
 #include <algorithm>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

@@ -11,8 +11,8 @@
 #include <cstdint>
 
 #include "kernels/cpu/adamw.h"
-#include "model/params.h"
-#include "tensor/tensor.h"
+#include "src/model/params.h"
+#include "src/tensor/tensor.h"
 
 namespace kdgrid {
 

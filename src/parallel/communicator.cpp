@@ -1,4 +1,4 @@
-#include "parallel/communicator.h"
+#include "src/parallel/communicator.h"
 
 #include <sched.h>
 #include <time.h>
@@ -8,8 +8,8 @@
 #include <chrono>
 #include <climits>
 
-#include "core/check.h"
-#include "core/log.h"
+#include "src/core/check.h"
+#include "src/core/log.h"
 
 namespace kdgrid {
 namespace {

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "core/dtype.h"
-#include "core/world_collectives.h"
+#include "src/core/dtype.h"
+#include "src/core/world_collectives.h"
 
 namespace kdgrid {
 

@@ -1,12 +1,11 @@
-#include "parallel/grid.h"
+#include "src/parallel/grid.h"
 
 #include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 
-#include "core/check.h"
-#include "model/config.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 
@@ -24,7 +23,7 @@ po::options_description gridOptions(GridConfig& c) {
   return o;
 }
 
-void GridConfig::resolve(int world_size, const ModelConfig& model) {
+void GridConfig::resolve(int world_size) {
   KDGRID_OPTION_CHECK(pp >= 1, "--pp must be >= 1 (got {})", pp);
   KDGRID_OPTION_CHECK(tp >= 1, "--tp must be >= 1 (got {})", tp);
   KDGRID_OPTION_CHECK(dp >= 0, "--dp must be >= 0 (got {})", dp);
@@ -40,12 +39,6 @@ void GridConfig::resolve(int world_size, const ModelConfig& model) {
   KDGRID_OPTION_CHECK(dp * pp * tp == world_size,
                       "--dp {} x --pp {} x --tp {} = {} but {} MPI ranks are running", dp, pp, tp,
                       dp * pp * tp, world_size);
-  KDGRID_OPTION_CHECK(model.n_head % tp == 0, "--n-head {} is not divisible by --tp {}",
-                      model.n_head, tp);
-  KDGRID_OPTION_CHECK(model.d_ff % tp == 0, "--d-ff {} is not divisible by --tp {}", model.d_ff,
-                      tp);
-  KDGRID_OPTION_CHECK(model.n_layer >= pp, "--n-layer {} is smaller than --pp {}", model.n_layer,
-                      pp);
 }
 
 ProcessGrid::ProcessGrid(const GridConfig& c) : dp_(c.dp), pp_(c.pp), tp_(c.tp) {

@@ -6,13 +6,11 @@
 #include <memory>
 #include <string>
 
-#include "cli/options.h"
-#include "core/world_collectives.h"
-#include "parallel/communicator.h"
+#include "src/core/options.h"
+#include "src/core/world_collectives.h"
+#include "src/parallel/communicator.h"
 
 namespace kdgrid {
-
-struct ModelConfig;
 
 struct GridConfig {
   int dp = 0;  // 0 = world size / (pp * tp)
@@ -23,9 +21,10 @@ struct GridConfig {
   // operation and the silent ranks (WatchdogConfig); 0 = wait forever (plain blocking MPI).
   double collective_timeout = 300;
 
-  // Resolves dp and checks the grid against the world size and the model. Runs before any
-  // collective and gives the same verdict on every rank (OptionError naming the options).
-  void resolve(int world_size, const ModelConfig& model);
+  // Resolves dp and checks the grid against the world size (the model's own checks:
+  // resolveGridFor, src/model/config.h). Runs before any collective and gives the same verdict
+  // on every rank (OptionError naming the options).
+  void resolve(int world_size);
 };
 
 // --dp --pp --tp --zero

@@ -1,4 +1,4 @@
-#include "tensor/op_profile.h"
+#include "src/tensor/op_profile.h"
 
 #include <algorithm>
 

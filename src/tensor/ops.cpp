@@ -1,6 +1,6 @@
 // CPU dispatch of the tensor ops: shape checks, then the kernel for the storage type.
 // The CUDA backend adds a `device() == Device::kCuda` branch per op.
-#include "tensor/ops.h"
+#include "src/tensor/ops.h"
 
 #include <algorithm>
 #include <string>

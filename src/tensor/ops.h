@@ -8,8 +8,8 @@
 
 #include <cstdint>
 
-#include "tensor/runtime.h"
-#include "tensor/tensor.h"
+#include "src/tensor/runtime.h"
+#include "src/tensor/tensor.h"
 
 namespace kdgrid::ops {
 

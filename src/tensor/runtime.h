@@ -5,8 +5,8 @@
 #pragma once
 
 #include "kernels/cpu/gemm.h"
-#include "tensor/op_profile.h"
-#include "tensor/tensor_pool.h"
+#include "src/tensor/op_profile.h"
+#include "src/tensor/tensor_pool.h"
 
 namespace kdgrid {
 

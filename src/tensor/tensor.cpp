@@ -1,4 +1,4 @@
-#include "tensor/tensor.h"
+#include "src/tensor/tensor.h"
 
 #include <cstdlib>
 #include <cstring>

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "core/check.h"
-#include "core/dtype.h"
+#include "src/core/check.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid {
 

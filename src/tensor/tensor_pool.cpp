@@ -1,4 +1,4 @@
-#include "tensor/tensor_pool.h"
+#include "src/tensor/tensor_pool.h"
 
 #include <bit>
 #include <cstdlib>

@@ -16,7 +16,7 @@
 #include <memory>
 #include <vector>
 
-#include "tensor/tensor.h"
+#include "src/tensor/tensor.h"
 
 namespace kdgrid {
 

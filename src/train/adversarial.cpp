@@ -1,6 +1,6 @@
-#include "train/adversarial.h"
+#include "src/train/adversarial.h"
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 namespace {

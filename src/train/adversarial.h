@@ -16,9 +16,9 @@
 
 #include <vector>
 
-#include "model/gpt2.h"
-#include "train/loss_head.h"
-#include "train/pipeline.h"
+#include "src/model/gpt2.h"
+#include "src/train/loss_head.h"
+#include "src/train/pipeline.h"
 
 namespace kdgrid {
 

@@ -1,4 +1,4 @@
-#include "train/config.h"
+#include "src/train/config.h"
 
 #include <cmath>
 

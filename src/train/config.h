@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "cli/options.h"
+#include "src/core/options.h"
 
 namespace kdgrid {
 

@@ -1,8 +1,8 @@
-#include "train/data_parallel.h"
+#include "src/train/data_parallel.h"
 
 #include <algorithm>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

@@ -12,8 +12,8 @@
 #include <cstddef>
 #include <vector>
 
-#include "optim/adamw.h"
-#include "parallel/communicator.h"
+#include "src/optim/adamw.h"
+#include "src/parallel/communicator.h"
 
 namespace kdgrid {
 

@@ -1,8 +1,8 @@
-#include "train/evaluate.h"
+#include "src/train/evaluate.h"
 
 #include <algorithm>
 
-#include "train/pipeline.h"
+#include "src/train/pipeline.h"
 
 namespace kdgrid {
 

@@ -8,9 +8,9 @@
 #include <string>
 
 #include "data/token_stream.h"
-#include "model/gpt2.h"
-#include "parallel/grid.h"
-#include "tensor/runtime.h"
+#include "src/model/gpt2.h"
+#include "src/parallel/grid.h"
+#include "src/tensor/runtime.h"
 
 namespace kdgrid {
 

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "model/gpt2.h"
+#include "src/model/gpt2.h"
 
 namespace kdgrid {
 

@@ -1,11 +1,11 @@
-#include "train/metrics.h"
+#include "src/train/metrics.h"
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

@@ -1,4 +1,4 @@
-#include "train/pipeline.h"
+#include "src/train/pipeline.h"
 
 #include <deque>
 

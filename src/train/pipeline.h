@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/gpt2.h"
-#include "parallel/communicator.h"
-#include "train/loss_head.h"
+#include "src/model/gpt2.h"
+#include "src/parallel/communicator.h"
+#include "src/train/loss_head.h"
 
 namespace kdgrid {
 

@@ -1,4 +1,4 @@
-#include "train/stop_signal.h"
+#include "src/train/stop_signal.h"
 
 #include <csignal>
 #include <initializer_list>

@@ -1,4 +1,4 @@
-#include "train/trainer.h"
+#include "src/train/trainer.h"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -10,19 +10,20 @@
 #include <fstream>
 
 #include "checkpoints/checkpoint.h"
-#include "core/log.h"
 #include "data/loader.h"
 #include "data/shards.h"
-#include "model/gpt2.h"
-#include "optim/adamw.h"
-#include "tensor/ops.h"
-#include "tensor/runtime.h"
-#include "train/adversarial.h"
-#include "train/data_parallel.h"
-#include "train/evaluate.h"
-#include "train/metrics.h"
-#include "train/pipeline.h"
-#include "train/stop_signal.h"
+#include "src/core/log.h"
+#include "src/inference/model_checkpoint.h"
+#include "src/model/gpt2.h"
+#include "src/optim/adamw.h"
+#include "src/tensor/ops.h"
+#include "src/tensor/runtime.h"
+#include "src/train/adversarial.h"
+#include "src/train/data_parallel.h"
+#include "src/train/evaluate.h"
+#include "src/train/metrics.h"
+#include "src/train/pipeline.h"
+#include "src/train/stop_signal.h"
 
 namespace kdgrid {
 namespace {
@@ -108,7 +109,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
       readTokenShardInfo(listShards(sources[0].dir, kTokensFormat)[0]);
   mc.resolve(first_shard.vocab_size);
   mc.validate();
-  gc.resolve(worldSize(), mc);
+  resolveGridFor(gc, worldSize(), mc);
   ProcessGrid grid(gc);
   log0("{}", grid.describe());
   log0("model: {}", mc.summary());
@@ -173,8 +174,8 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   TrainingSetup setup{tc, mc, grid, model, rt, compute, sources, loader};
   std::unique_ptr<LossHead> head =
       make_head ? make_head(setup) : std::make_unique<CrossEntropyHead>(model);
-  CheckpointMeta meta{mc, fmt::format("{},{},{}", gc.dp, gc.pp, gc.tp), config_ini,
-                      loader.tokenizerSha256()};
+  const CheckpointMeta meta = checkpointMeta(mc, fmt::format("{},{},{}", gc.dp, gc.pp, gc.tp),
+                                             config_ini, loader.tokenizerSha256());
 
   std::unique_ptr<MetricsWriter> metrics;
   if (worldRank() == 0) metrics = std::make_unique<MetricsWriter>(tc.run_dir);

@@ -7,12 +7,12 @@
 #include <vector>
 
 #include "data/loader.h"
-#include "model/config.h"
-#include "model/gpt2.h"
-#include "parallel/grid.h"
-#include "tensor/runtime.h"
-#include "train/config.h"
-#include "train/loss_head.h"
+#include "src/model/config.h"
+#include "src/model/gpt2.h"
+#include "src/parallel/grid.h"
+#include "src/tensor/runtime.h"
+#include "src/train/config.h"
+#include "src/train/loss_head.h"
 
 namespace kdgrid {
 

@@ -18,8 +18,8 @@
 #define KDGRID_CPU_AVX512 1
 #endif
 
-#include "core/dtype.h"
 #include "kernels/cpu/detail/parallel.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid::cpu::detail {
 

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "core/dtype.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid::cpu::ref {
 

@@ -3,7 +3,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/dtype.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid::cpu::ref {
 

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "core/dtype.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid::cpu::ref {
 

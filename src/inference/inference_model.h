@@ -7,15 +7,17 @@
 #include <string>
 
 #include "checkpoints/checkpoint.h"
-#include "model/gpt2.h"
-#include "parallel/grid.h"
-#include "tensor/runtime.h"
+#include "src/inference/model_checkpoint.h"
+#include "src/model/gpt2.h"
+#include "src/parallel/grid.h"
+#include "src/tensor/runtime.h"
 
 namespace kdgrid {
 
 struct InferenceModel {
   std::string step_dir;  // the checkpoint directory actually loaded
   CheckpointMeta meta;
+  ModelConfig config;  // the model meta describes
   TrainingState state;
   std::unique_ptr<ProcessGrid> grid;
   std::unique_ptr<Gpt2Stage> model;

@@ -1,4 +1,4 @@
-#include "train/sampling.h"
+#include "src/inference/sampling.h"
 
 #include <algorithm>
 #include <cmath>

@@ -17,8 +17,8 @@
 #include <span>
 #include <vector>
 
-#include "model/gpt2.h"
-#include "train/sampling.h"
+#include "src/inference/sampling.h"
+#include "src/model/gpt2.h"
 
 namespace kdgrid {
 

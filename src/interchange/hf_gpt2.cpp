@@ -1,4 +1,4 @@
-#include "checkpoints/hf/hf_gpt2.h"
+#include "src/interchange/hf_gpt2.h"
 
 #include <cmath>
 #include <filesystem>
@@ -6,11 +6,11 @@
 #include <optional>
 #include <set>
 
-#include "core/check.h"
-#include "core/log.h"
-#include "data/file_util.h"
 #include "checkpoints/hf/safetensors.h"
-#include "model/params.h"
+#include "data/file_util.h"
+#include "src/core/check.h"
+#include "src/core/log.h"
+#include "src/model/params.h"
 
 namespace kdgrid {
 namespace {

@@ -5,10 +5,10 @@
 #include <exception>
 #include <string>
 
-#include "cli/commands.h"
-#include "core/check.h"
-#include "core/log.h"
-#include "core/mpi_session.h"
+#include "src/cli/commands.h"
+#include "src/core/check.h"
+#include "src/core/log.h"
+#include "src/core/mpi_session.h"
 
 namespace {
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "data/tokenizer.h"
-#include "model/config.h"
+#include "src/model/config.h"
 
 namespace kdgrid {
 

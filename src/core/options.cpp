@@ -1,4 +1,4 @@
-#include "cli/options.h"
+#include "src/core/options.h"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "core/log.h"
+#include "src/core/log.h"
 
 namespace kdgrid {
 

@@ -1,8 +1,8 @@
-#include "train/generation.h"
+#include "src/inference/generation.h"
 
 #include <algorithm>
 
-#include "core/check.h"
+#include "src/core/check.h"
 
 namespace kdgrid {
 

@@ -1,6 +1,6 @@
-#include "train/inference.h"
+#include "src/inference/inference_model.h"
 
-#include "core/log.h"
+#include "src/core/log.h"
 
 namespace kdgrid {
 
@@ -11,9 +11,10 @@ InferenceModel loadInferenceModel(const std::string& ckpt, GridConfig grid_confi
   KDGRID_INPUT_CHECK(dir.has_value(), "--checkpoint {}: no checkpoint found", ckpt);
   m.step_dir = *dir;
   m.meta = readCheckpointMeta(m.step_dir);
-  grid_config.resolve(worldSize(), m.meta.model);
+  m.config = checkpointModel(m.meta, m.step_dir);
+  resolveGridFor(grid_config, worldSize(), m.config);
   m.grid = std::make_unique<ProcessGrid>(grid_config);
-  m.model = std::make_unique<Gpt2Stage>(m.meta.model, grid_config.pp, m.grid->ppRank(),
+  m.model = std::make_unique<Gpt2Stage>(m.config, grid_config.pp, m.grid->ppRank(),
                                         m.grid->tpComm(), compute, Recompute::kNone, rt);
   // One replica per tensor must count it towards the checksum check (rankTensorsFor).
   const RankTensors tensors = rankTensorsFor(*m.grid, m.model->layout(), m.model->params());
