@@ -70,7 +70,7 @@ if(KDGRID_TESTS)
   kdgrid_report("Debian python3 (h5py/torch tests)" KDGRID_SYSTEM_PYTHON "${KDGRID_SYSTEM_PYTHON}")
 endif()
 
-# CUDA: AUTO turns it on when nvcc exists (also at /usr/local/cuda, which is not on PATH).
+# CUDA toolchain: AUTO turns it on when nvcc exists (also at /usr/local/cuda, which is not on PATH).
 set(KDGRID_HAVE_CUDA OFF)
 if(NOT KDGRID_CUDA STREQUAL "OFF")
   if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
@@ -90,4 +90,4 @@ if(NOT KDGRID_CUDA STREQUAL "OFF")
     message(FATAL_ERROR "KDGRID_CUDA=ON but no CUDA compiler was found")
   endif()
 endif()
-kdgrid_report("CUDA (nvcc)" KDGRID_HAVE_CUDA "${CMAKE_CUDA_COMPILER_VERSION} archs=${CMAKE_CUDA_ARCHITECTURES}")
+kdgrid_report("CUDA toolchain (nvcc; no CUDA code is built yet)" KDGRID_HAVE_CUDA "${CMAKE_CUDA_COMPILER_VERSION} archs=${CMAKE_CUDA_ARCHITECTURES}")

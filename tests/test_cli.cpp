@@ -1,4 +1,5 @@
-// Option parsing: flags win over --config, unknown options are named, dumpIni round-trips.
+// Option parsing: flags win over --config, unknown options are named, dumpIni round-trips;
+// what `kdgrid version` claims.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -23,6 +24,16 @@ po::options_description demoOptions(Demo& d) {
       "input", po::value(&d.input)->multitoken(), "inputs")(
       "no-resume", po::bool_switch(&d.no_resume), "start fresh");
   return o;
+}
+
+// `kdgrid version` names the backends the binary has (the CPU kernels only: there is no CUDA
+// code), whatever toolchains the configure step found.
+TEST(Cli, VersionNamesOnlyTheCpuBackend) {
+  std::string out;
+  ASSERT_EQ(test::runCommand(test::kdgridBinary() + " version", &out), 0) << out;
+  EXPECT_NE(out.find("backends: cpu;"), std::string::npos) << out;
+  EXPECT_EQ(out.find("CUDA"), std::string::npos) << out;
+  EXPECT_EQ(out.find("cuda"), std::string::npos) << out;
 }
 
 TEST(Cli, FlagsWinOverConfigFile) {
