@@ -109,7 +109,11 @@ std::string latestStep(const std::string& run_dir) {
   return run_dir + "/checkpoints/" + name;
 }
 
-class Distill : public ::testing::Test {
+// The tiny data and teacher every distillation test needs, made once per test suite. The tests
+// come in two suites, one per CTest entry (tests/CMakeLists.txt registers each suite by name):
+// DistillOnline (online distillation, resume, teacher checks, eval --teacher) and
+// DistillOffline (teacher-logits shards and offline distillation).
+class DistillBase : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = std::make_unique<test::TempDir>("kdgrid-distill");
@@ -139,14 +143,17 @@ class Distill : public ::testing::Test {
 
   static std::unique_ptr<test::TempDir> dir_;
 };
-std::unique_ptr<test::TempDir> Distill::dir_;
+std::unique_ptr<test::TempDir> DistillBase::dir_;
+
+class DistillOnline : public DistillBase {};
+class DistillOffline : public DistillBase {};
 
 std::string onlineArgs(const std::string& teacher, const std::string& data, int steps) {
   return "distill --teacher " + teacher + " --data " + data + kStudentModel + " --steps " +
          std::to_string(steps) + " --lr 3e-3 --seed 1";
 }
 
-TEST_F(Distill, OnlineGridMatchesSingleRank) {
+TEST_F(DistillOnline, OnlineGridMatchesSingleRank) {
   const std::string args = onlineArgs(teacher(), train(), 20);
   const Result one = kdgrid(args + " --batch-size 4 --run-dir " + path("online1"));
   ASSERT_EQ(one.rc, 0) << one.output;
@@ -169,7 +176,7 @@ TEST_F(Distill, OnlineGridMatchesSingleRank) {
 }
 
 // Another divergence, temperature and alpha, with gradient accumulation, on (1, 2, 2).
-TEST_F(Distill, OnlineJsdWithAccumulationMatchesSingleRank) {
+TEST_F(DistillOnline, OnlineJsdWithAccumulationMatchesSingleRank) {
   const std::string args = onlineArgs(teacher(), train(), 8) +
                            " --kd-loss jsd --kd-temperature 1.5 --kd-alpha 0.7 --grad-accum 2";
   ASSERT_EQ(kdgrid(args + " --batch-size 3 --run-dir " + path("jsd1")).rc, 0);
@@ -182,7 +189,7 @@ TEST_F(Distill, OnlineJsdWithAccumulationMatchesSingleRank) {
 }
 
 // alpha = 0 leaves the cross-entropy alone: the losses of `train` with the same flags.
-TEST_F(Distill, AlphaZeroIsPlainTraining) {
+TEST_F(DistillOnline, AlphaZeroIsPlainTraining) {
   const std::string model = kStudentModel + " --steps 6 --batch-size 4 --lr 3e-3 --seed 1";
   ASSERT_EQ(kdgrid("train --data " + train() + model + " --run-dir " + path("plain")).rc, 0);
   const Result r = kdgrid("distill --teacher " + teacher() + " --kd-alpha 0 --data " + train() +
@@ -201,7 +208,7 @@ TEST_F(Distill, AlphaZeroIsPlainTraining) {
 // Interrupted after step 5 of 10 (its later checkpoint and metrics removed), then resumed:
 // the same losses as 10 straight steps. The checkpoints hold the student alone (its shapes,
 // its tensors), never the teacher.
-TEST_F(Distill, ResumesExactlyAndCheckpointsOnlyTheStudent) {
+TEST_F(DistillOnline, ResumesExactlyAndCheckpointsOnlyTheStudent) {
   const std::string args = onlineArgs(teacher(), train(), 10) + " --batch-size 4";
   ASSERT_EQ(kdgrid(args + " --run-dir " + path("straight")).rc, 0);
   const std::string run = path("resumed");
@@ -233,7 +240,7 @@ TEST_F(Distill, ResumesExactlyAndCheckpointsOnlyTheStudent) {
 
 // teacher-logits on 1 rank (float32) and on (2, 2, 2) (float16), both checked against PyTorch;
 // then offline distillation on (2, 2, 2) gives the single-rank losses.
-TEST_F(Distill, OfflineEndToEnd) {
+TEST_F(DistillOffline, OfflineEndToEnd) {
   const std::string extract =
       "teacher-logits --teacher " + teacher() + " --data " + train() + " --topk 8";
   Result r = kdgrid(extract + " --logprobs-dtype float32 --out " + path("topk32"));
@@ -284,7 +291,7 @@ TEST_F(Distill, OfflineEndToEnd) {
 // student is trained first (whole epochs per step, so the data cursor is at an epoch start),
 // because against an untrained, near-uniform student the mean divergence hardly depends on
 // which teacher row a position meets; the distillation step resumes from it.
-TEST_F(Distill, FirstStepMatchesPyTorch) {
+TEST_F(DistillOffline, FirstStepMatchesPyTorch) {
   uint64_t tokens = 0;
   for (const std::string& p : listShards(train(), kTokensFormat))
     tokens += readTokenShardInfo(p).n_tokens;
@@ -360,7 +367,7 @@ void copyTopk(const std::string& from, const std::string& to, uint64_t rows, uin
   writer.finish();
 }
 
-TEST_F(Distill, MisalignedTopkShardsExit2) {
+TEST_F(DistillOffline, MisalignedTopkShardsExit2) {
   ASSERT_EQ(kdgrid("teacher-logits --teacher " + teacher() + " --data " + train() +
                    " --topk 4 --out " + path("vtopk"))
                 .rc,
@@ -405,7 +412,7 @@ TEST_F(Distill, MisalignedTopkShardsExit2) {
   EXPECT_NE(r.output.find("--teacher-logits"), std::string::npos) << r.output;
 }
 
-TEST_F(Distill, TeacherOfAnotherTokenizerOrVocabularyExits2) {
+TEST_F(DistillOnline, TeacherOfAnotherTokenizerOrVocabularyExits2) {
   // The training shards again, as if made by another tokenizer.
   const std::string other = path("other_tok");
   fs::create_directories(other);
@@ -440,7 +447,7 @@ nlohmann::json lastJsonLine(const std::string& output) {
   return nlohmann::json::parse(output.substr(start == std::string::npos ? 0 : start + 1));
 }
 
-TEST_F(Distill, EvalTeacherMatchesPyTorch) {
+TEST_F(DistillOnline, EvalTeacherMatchesPyTorch) {
   // A student: a few online steps.
   ASSERT_EQ(
       kdgrid(onlineArgs(teacher(), train(), 5) + " --batch-size 4 --run-dir " + path("evalstudent"))
