@@ -1,7 +1,12 @@
 // LineTranslator: long-lived external line-by-line translators, fed and drained concurrently.
 // The children are ordinary Debian tools (sh, tr, rev, sed, head).
 #include <gtest/gtest.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 
+#include <cerrno>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -127,11 +132,77 @@ TEST(AugmentTranslator, MissingProgramIsAUsageError) {
   EXPECT_NE(message.find("cannot start 'kdgrid-no-such-program'"), std::string::npos) << message;
 }
 
-TEST(AugmentTranslator, DestructorStopsARunningTranslator) {
-  // Never finished: the destructor must end the children (here: a shell that ignores its
-  // input and sleeps) and return; a hang would trip the test's timeout.
-  LineTranslator t({{"sh", "-c", "sleep 600"}}, "sleeper");
-  t.submit(numberedLines(0, 10));
+// The state letter of /proc/PID/stat ('R', 'S', 'Z' for a zombie, ...), or "" when there is no
+// such process.
+std::string procState(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return "";
+  // "PID (comm) S ...": comm may hold spaces and parentheses, the state follows the last ')'.
+  const size_t paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() ? "?" : stat.substr(paren + 2, 1);
+}
+
+// A child of this process that is gone for good: reaped (waitpid knows no such child) and
+// absent from /proc (so not a zombie either).
+::testing::AssertionResult childGone(pid_t pid) {
+  const std::string state = procState(pid);  // before waitpid below, which would reap it
+  int status = 0;
+  const pid_t w = ::waitpid(pid, &status, WNOHANG);
+  if (w != -1 || errno != ECHILD) {
+    return ::testing::AssertionFailure()
+           << "pid " << pid << " is still a child of this process (waitpid gave " << w
+           << ", state '" << state << "'" << (state == "Z" ? ": a zombie, never reaped" : "")
+           << ")";
+  }
+  if (!state.empty()) {
+    return ::testing::AssertionFailure() << "/proc/" << pid << " still exists, state '" << state
+                                         << "'" << (state == "Z" ? " (a zombie)" : "");
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// The stages' PIDs, which the translator below prints as its first output line ("PID0 PID1").
+std::vector<pid_t> pidsOf(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<pid_t> pids;
+  for (pid_t p; in >> p;) pids.push_back(p);
+  return pids;
+}
+
+// Never finished: the destructor must end the children and reap them. Stage 0 prints its PID
+// and becomes `cat` (waiting on input that keeps coming); stage 1 reads that line, appends its
+// own PID and becomes `sleep`, ignoring the rest of its input.
+TEST(AugmentTranslator, DestructorStopsAndReapsARunningTranslator) {
+  std::vector<pid_t> pids;
+  {
+    LineTranslator t({{"sh", "-c", "echo $$; exec cat"},
+                      {"sh", "-c", "read first; echo \"$first $$\"; exec sleep 600"}},
+                     "sleeper");
+    t.submit(numberedLines(0, 1));
+    pids = pidsOf(t.receive(1).at(0));
+    ASSERT_EQ(pids.size(), 2u);
+    for (pid_t pid : pids) {
+      ASSERT_NE(procState(pid), "") << "stage " << pid << " is not running";
+      ASSERT_NE(procState(pid), "Z") << "stage " << pid << " exited early";
+    }
+    t.submit(numberedLines(1, 10));
+  }  // ~LineTranslator
+  for (pid_t pid : pids) EXPECT_TRUE(childGone(pid));
+}
+
+// A stage that ignores SIGTERM is killed after the grace period, and reaped as well.
+TEST(AugmentTranslator, DestructorKillsAndReapsAStageIgnoringSigterm) {
+  pid_t pid = -1;
+  {
+    LineTranslator t({{"sh", "-c", "trap '' TERM; echo $$; exec sleep 600"}}, "stubborn");
+    t.submit(numberedLines(0, 1));
+    const auto pids = pidsOf(t.receive(1).at(0));
+    ASSERT_EQ(pids.size(), 1u);
+    pid = pids[0];
+    ASSERT_NE(procState(pid), "");
+  }
+  EXPECT_TRUE(childGone(pid));
 }
 
 }  // namespace
