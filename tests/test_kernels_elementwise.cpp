@@ -1,6 +1,7 @@
 // Elementwise helpers: conversions bit-exact against src/core/dtype.h (random bit patterns,
 // NaN, inf, denormals, rounding ties, every 16-bit pattern), residual add and scale
-// (bit-exact against the reference rounded by dtype.h), zero fill, bias-gradient sums.
+// (bit-exact against the reference rounded by dtype.h), bias add (tolerance rule and bit-exact),
+// zero fill, bias-gradient sums.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -241,6 +242,37 @@ TYPED_TEST(ElementwiseTyped, ResidualAddExact) {
     EXPECT_TRUE(test::sameBits(b2.data(), want.data(), n));
     EXPECT_TRUE(a2.guardIntact());
     EXPECT_TRUE(b2.guardIntact());
+  }
+}
+
+// Bias add against the reference with the tolerance rule, then bit for bit against the
+// reference rounded by dtype.h (one fp32 add, one rounding: fp32 training must not change).
+// Shapes: tails of the 16-lane vectors and of the 1024-column chunks, one long row (split by
+// column chunks), many short rows, and sizes below and above the OpenMP threshold.
+TYPED_TEST(ElementwiseTyped, AddBias) {
+  using T = TypeParam;
+  const std::pair<int64_t, int64_t> shapes[] = {{1, 1},    {1, 17},   {3, 15},   {5, 1025},
+                                                {7, 2049}, {130, 255}, {1, 70001}, {257, 300},
+                                                {100, 769}};
+  // rtol per storage type (kernel_test_util.h); atol 6e-8 covers results that land among the
+  // fp16 subnormals, where the relative rule alone is too tight.
+  const test::Tolerance tol{6e-8, test::storageRtol<T>()};
+  for (const auto& [rows, cols] : shapes) {
+    SCOPED_TRACE(testing::Message() << rows << "x" << cols);
+    std::mt19937 rng(static_cast<uint32_t>(rows * 131 + cols));
+    GuardedBuffer<T> y(rows * cols);
+    test::fillUniform(y.data(), y.size(), rng, -10.0f, 10.0f);
+    GuardedBuffer<float> b(cols);
+    test::fillUniform(b.data(), cols, rng, -3.0f, 3.0f);
+    std::vector<float> ref = toFloats(y.data(), y.size());
+    cpu::ref::addBias(ref.data(), b.data(), rows, cols);
+    cpu::addBias(y.data(), b.data(), rows, cols);
+    EXPECT_TRUE(allClose(y.data(), ref.data(), y.size(), tol));
+    std::vector<T> want(y.size());
+    cpu::ref::convertBuffer(want.data(), ref.data(), static_cast<int64_t>(y.size()));
+    EXPECT_TRUE(test::sameBits(y.data(), want.data(), y.size()));
+    EXPECT_TRUE(y.guardIntact());
+    EXPECT_TRUE(b.guardIntact());
   }
 }
 

@@ -31,6 +31,27 @@ void residualAdd(T* out, const T* a, const T* b, int64_t n) {
   });
 }
 
+template <typename T>
+void addBias(T* y, const float* b, int64_t rows, int64_t cols) {
+  const int64_t chunks_per_row = detail::ceilDiv(cols, detail::kChunk);
+  const int64_t tasks = rows * chunks_per_row;  // (row, column chunk) pairs
+#pragma omp parallel for schedule(static) if (detail::worthParallel(rows * cols))
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t r = task / chunks_per_row;
+    const int64_t c0 = (task % chunks_per_row) * detail::kChunk;
+    const int64_t len = c0 + detail::kChunk < cols ? detail::kChunk : cols - c0;
+    T* row = y + r * cols + c0;
+    const float* bias = b + c0;
+    float buf[detail::kChunk];
+    const float* yf = detail::loadF32(row, len, buf);
+    // buf may take the result: each lane reads yf[c] before writing o[c].
+    float* o = detail::outF32(row, buf);
+#pragma omp simd
+    for (int64_t c = 0; c < len; ++c) o[c] = yf[c] + bias[c];
+    detail::storeF32(row, o, len);
+  }
+}
+
 template <typename Dst, typename Src>
 void convertBuffer(Dst* dst, const Src* src, int64_t n) {
   if constexpr (std::is_same_v<Dst, Src>) {
@@ -95,6 +116,7 @@ void biasGradColumnSum(float* db, const T* dy, int64_t rows, int64_t cols) {
 
 #define KDGRID_INSTANTIATE_ELEMENTWISE(T)                        \
   template void residualAdd<T>(T*, const T*, const T*, int64_t); \
+  template void addBias<T>(T*, const float*, int64_t, int64_t);  \
   template void scaleInPlace<T>(T*, float, int64_t);             \
   template void zeroFill<T>(T*, int64_t);                        \
   template void biasGradColumnSum<T>(float*, const T*, int64_t, int64_t);

@@ -213,14 +213,9 @@ void addBias(Runtime& rt, Tensor& y, const Tensor& b) {
   requireCpu(y, "addBias");
   const int64_t cols = y.dim(-1), rows = rowsOf(y);
   KDGRID_CHECK(b.numel() == cols, "addBias: y {} b {}", y.describe(), b.describe());
-  const float* bias = b.data<float>();
   byType(y.dtype(), [&](auto t) {
     using T = decltype(t);
-    T* p = y.data<T>();
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < cols; ++c) p[r * cols + c] = T(toFloat(p[r * cols + c]) + bias[c]);
-    }
+    cpu::addBias(y.data<T>(), b.data<float>(), rows, cols);
   });
 }
 

@@ -11,6 +11,12 @@ void residualAdd(float* out, const float* a, const float* b, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
 }
 
+void addBias(float* y, const float* b, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) y[r * cols + c] += b[c];
+  }
+}
+
 template <typename Dst, typename Src>
 void convertBuffer(Dst* dst, const Src* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {

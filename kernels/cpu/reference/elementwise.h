@@ -8,6 +8,9 @@ namespace kdgrid::cpu::ref {
 
 void residualAdd(float* out, const float* a, const float* b, int64_t n);
 
+// y[r, c] += b[c] over (rows, cols) y, in fp32.
+void addBias(float* y, const float* b, int64_t rows, int64_t cols);
+
 // dst[i] = Dst(float(src[i])) with dtype.h's scalar constructors; a bit copy when Dst is Src.
 template <typename Dst, typename Src>
 void convertBuffer(Dst* dst, const Src* src, int64_t n);
