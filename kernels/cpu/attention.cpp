@@ -72,9 +72,12 @@ inline void tile(int64_t kdim, const float* a, int64_t a_rs, int64_t a_cs, const
     Vec16f bv[NV];
     for (int v = 0; v < NV; ++v) {
       bv[v] = load16(bk + kLanes * v);
+#ifdef __AVX512F__
       // Keep the B vectors in registers: folded into each row's FMA as a memory operand they
-      // would be loaded R times, and the loads (not the FMAs) would bound the loop.
+      // would be loaded R times, and the loads (not the FMAs) would bound the loop. Only with
+      // AVX-512: elsewhere a 64-byte vector is two registers and fits no "v" operand.
       asm("" : "+v"(bv[v]));
+#endif
     }
     const float* ak = a + k * a_cs;
     for (int r = 0; r < R; ++r) {
