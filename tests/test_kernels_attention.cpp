@@ -131,6 +131,9 @@ class AttentionTyped : public ::testing::Test {};
 using StorageTypes = ::testing::Types<float, bf16, f16>;
 TYPED_TEST_SUITE(AttentionTyped, StorageTypes);
 
+// Threads (CTest runs this at 1 and 2): the kernels split the (batch, head) pairs over the
+// threads whenever there are two or more (2 to 8 here, also odd counts: an uneven split);
+// batch = heads = 1 is one pair, never split.
 TYPED_TEST(AttentionTyped, FastMatchesReferenceOverShapes) {
   uint32_t seed = 1;
   for (int64_t batch : {1, 2})

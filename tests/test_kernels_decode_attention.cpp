@@ -42,6 +42,9 @@ const std::vector<Shape>& shapes() {
       {1, 2, 64, 128, 127, 0}, {3, 1, 16, 300, 255, 0}, {1, 4, 64, 256, 256, 0},
       {2, 2, 17, 40, 33, 1},  {1, 3, 3, 50, 37, 5},    {2, 2, 64, 300, 255, 64},
       {1, 1, 5, 10, 7, 100},  {1, 12, 64, 1000, 1000, 0}, {2, 5, 7, 19, 1, 3},
+      // Threads (CTest runs this at 1 and 2): 9 (b, h) pairs of enough work are split unevenly
+      // over the threads; one pair of the same work is never split.
+      {3, 3, 16, 800, 777, 0}, {1, 1, 64, 1000, 1000, 0},
   };
   return kShapes;
 }

@@ -21,10 +21,13 @@ struct EmbeddingShape {
 };
 
 // Small vocabularies force repeated ids (the scatter-add case); channel counts around the
-// 64-wide backward slices and the vectors; the last is above the OpenMP threshold.
-const std::vector<EmbeddingShape> kShapes = {{1, 1, 1, 1},    {1, 3, 17, 5},    {2, 17, 64, 7},
-                                             {3, 5, 127, 50}, {2, 64, 255, 13}, {4, 33, 1000, 97},
-                                             {8, 64, 129, 31}};
+// 64-wide backward slices and the vectors. Above the OpenMP threshold (rows x channels >= 2^16;
+// CTest runs this at 1 and 2 threads): 4x33x1000 and 8x64x129 split the rows (forward) and the
+// 64-channel slices (backward: 16 and 3 slices) over the threads; 16x80x64 splits the rows but
+// is one slice, so one thread gets no backward work.
+const std::vector<EmbeddingShape> kShapes = {
+    {1, 1, 1, 1},      {1, 3, 17, 5},    {2, 17, 64, 7},   {3, 5, 127, 50},
+    {2, 64, 255, 13}, {4, 33, 1000, 97}, {8, 64, 129, 31}, {16, 80, 64, 53}};
 
 std::vector<uint32_t> randomIds(int64_t n, int64_t vocab, uint32_t seed) {
   std::mt19937 rng(seed);

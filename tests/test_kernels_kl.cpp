@@ -195,6 +195,16 @@ TEST(Kl, FusedCrossEntropyGradient) {
     }
 }
 
+// Threads (CTest runs this at 1 and 2): rows x vocabulary above the OpenMP threshold (2^16)
+// opens a parallel region over 16-row chunks. 37 rows x 4099 (above) are 3 chunks, split over
+// the threads; these 5 rows are one chunk, so one thread gets no work.
+TEST(Kl, FewRowsAboveTheThreadThreshold) {
+  for (Divergence d : kAll) {
+    const Problem p = makeProblem(5, 20011, 90);
+    for (int tp : {1, 2}) expectSplitMatchesReference(p, tp, (20011 + tp - 1) / tp, 2.0f, d);
+  }
+}
+
 // More padding than a multiple of tp: whole ranks hold only padding ids.
 TEST(Kl, RanksHoldingOnlyPadding) {
   for (Divergence d : kAll) {

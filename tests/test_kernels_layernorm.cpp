@@ -19,10 +19,13 @@ using test::GuardedBuffer;
 using test::toFloats;
 
 // (rows, cols): single elements, odd widths, lengths around the 16-lane vectors and the
-// 64-row gradient blocks, and one above the OpenMP threshold (2^16 elements).
+// 64-row gradient blocks. Above the OpenMP threshold (2^16 elements; CTest runs this at 1 and 2
+// threads): 300 x 255 splits the rows (forward) and 5 gradient blocks (backward) over the
+// threads; 40 x 1700 splits the rows but has one gradient block, and 1 x 65600 one row, so one
+// thread gets no work.
 const std::vector<std::pair<int64_t, int64_t>> kShapes = {
-    {1, 1},    {1, 3},    {3, 17},   {17, 64},  {5, 127},
-    {64, 255}, {65, 256}, {7, 1000}, {130, 33}, {300, 255}};
+    {1, 1},    {1, 3},    {3, 17},   {17, 64},   {5, 127},   {64, 255},
+    {65, 256}, {7, 1000}, {130, 33}, {300, 255}, {40, 1700}, {1, 65600}};
 
 // Inputs of one test case: x in T (with a few rows shifted far from zero to exercise the
 // two-pass variance), fp32 affine parameters, and the fp32 view of x the reference reads.
