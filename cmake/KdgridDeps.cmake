@@ -90,4 +90,5 @@ if(NOT KDGRID_CUDA STREQUAL "OFF")
     message(FATAL_ERROR "KDGRID_CUDA=ON but no CUDA compiler was found")
   endif()
 endif()
-kdgrid_report("CUDA toolchain (nvcc; no CUDA code is built yet)" KDGRID_HAVE_CUDA "${CMAKE_CUDA_COMPILER_VERSION} archs=${CMAKE_CUDA_ARCHITECTURES}")
+kdgrid_report("CUDA toolchain (nvcc; no CUDA code is built yet)" KDGRID_HAVE_CUDA
+              "${CMAKE_CUDA_COMPILER_VERSION} archs=${CMAKE_CUDA_ARCHITECTURES}")
