@@ -1,8 +1,10 @@
 // Option parsing: flags win over --config, unknown options are named, dumpIni round-trips;
-// what `kdgrid version` claims.
+// parsedOptions tells given options from defaults; INI values are read and replaced; what
+// `kdgrid version` claims.
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 
 #include "src/core/options.h"
 #include "tests/test_util.h"
@@ -102,6 +104,33 @@ TEST(Cli, DumpIniReadsBack) {
   EXPECT_DOUBLE_EQ(b.lr, a.lr);
   EXPECT_EQ(b.input, a.input);
   EXPECT_TRUE(b.no_resume);
+}
+
+TEST(Cli, ParsedOptionsTellGivenFromDefaults) {
+  test::TempDir dir;
+  std::ofstream(dir / "c.ini") << "lr = 0.5\n";
+  Demo d;
+  auto o = demoOptions(d);
+  po::variables_map vm;
+  ASSERT_TRUE(parseOptions({"demo", "", {"--config", dir / "c.ini", "--input", "p"}}, o, vm));
+  const ParsedOptions parsed = parsedOptions(o, vm);
+  EXPECT_EQ(parsed.names, (std::set<std::string>{"steps", "lr", "input", "no-resume"}));
+  // lr from --config counts as given; steps (default) and no-resume (switch left off) do not.
+  EXPECT_EQ(parsed.given, (std::set<std::string>{"lr", "input"}));
+  EXPECT_EQ(parsed.ini, dumpIni(o, vm));
+}
+
+TEST(Cli, IniValuesAreReadAndReplaced) {
+  std::string ini = "steps = 42\nlr = 0.0003\ninput = p\ninput = q\n# seed (unset)\n";
+  EXPECT_EQ(iniValues(ini, "steps"), std::vector<std::string>{"42"});
+  EXPECT_EQ(iniValues(ini, "input"), (std::vector<std::string>{"p", "q"}));
+  EXPECT_TRUE(iniValues(ini, "seed").empty());
+  EXPECT_TRUE(iniValues(ini, "step").empty());
+  setIniValue(ini, "steps", "7");
+  setIniValue(ini, "seed", "3");   // its "(unset)" line
+  setIniValue(ini, "input", "r");  // one line instead of two
+  setIniValue(ini, "d-model", "64");  // appended
+  EXPECT_EQ(ini, "steps = 7\nlr = 0.0003\ninput = r\nseed = 3\nd-model = 64\n");
 }
 
 }  // namespace

@@ -205,9 +205,10 @@ TEST_F(DistillOnline, AlphaZeroIsPlainTraining) {
   }
 }
 
-// Interrupted after step 5 of 10 (its later checkpoint and metrics removed), then resumed:
-// the same losses as 10 straight steps. The checkpoints hold the student alone (its shapes,
-// its tensors), never the teacher.
+// Interrupted after step 5 of 10 (its later checkpoint and metrics removed), then resumed
+// without the student's model flags and --seed (taken from the checkpoint): the same losses as
+// 10 straight steps. A student flag of another value exits 2 first. The checkpoints hold the
+// student alone (its shapes, its tensors), never the teacher.
 TEST_F(DistillOnline, ResumesExactlyAndCheckpointsOnlyTheStudent) {
   const std::string args = onlineArgs(teacher(), train(), 10) + " --batch-size 4";
   ASSERT_EQ(kdgrid(args + " --run-dir " + path("straight")).rc, 0);
@@ -221,7 +222,14 @@ TEST_F(DistillOnline, ResumesExactlyAndCheckpointsOnlyTheStudent) {
     std::ofstream out(run + "/metrics.jsonl", std::ios::trunc);
     for (int i = 0; i < 5; ++i) out << first[i].dump() << "\n";
   }
-  const Result r = kdgrid(args + " --save-every 5 --run-dir " + run);
+  const std::string resume = "distill --teacher " + teacher() + " --data " + train() +
+                             " --steps 10 --lr 3e-3 --batch-size 4 --save-every 5 --run-dir " + run;
+  const Result conflict = kdgrid(resume + " --n-layer 3");
+  EXPECT_EQ(conflict.rc, 2) << conflict.output;
+  EXPECT_NE(conflict.output.find("--n-layer 3 differs from the checkpoint's n_layer 2"),
+            std::string::npos)
+      << conflict.output;
+  const Result r = kdgrid(resume);
   ASSERT_EQ(r.rc, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
   expectSameLosses(run, path("straight"), 1e-12, 0.0);

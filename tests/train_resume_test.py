@@ -8,9 +8,21 @@ the data cursor crosses an epoch after a resume. Once on one rank and once on tw
 mpirun). The signal reaches the ranks before their first step ends through a gate that does
 not depend on timing (kdgrid_cli_util.train_stopped_by_signal).
 
+Resume safety (DESIGN section 3; src/train/resume_config.h): a run stopped after step 1 refuses
+to resume with a model flag or --seed of another value than its checkpoint's, given on the
+command line or in --config (exit 2, one message naming the flag, both values and the
+checkpoint, on 1 and 2 ranks; nothing written), or when its checkpoint's architecture is not the
+command's; resumes when the same flags are repeated; and
+resumes when the model flags and --seed are left out, taking the checkpoint's (config.ini shows
+them) and ending bit-identical to the straight run, which needs the checkpoint's seed (it orders
+the data) as much as its model.
+
 usage: train_resume_test.py   (KDGRID_BIN, optionally KDGRID_MPIEXEC, in the environment)
 """
 import os
+import shutil
+
+import h5py
 
 import kdgrid_cli_util as k
 
@@ -71,6 +83,78 @@ def compare_runs(straight, resumed, what):
     k.check(a1["cursor_epoch"] >= 1, f"{what}: the data cursor never crossed an epoch")
 
 
+def ini_values(run_dir):
+    """config.ini as {name: value} (its single-valued lines)."""
+    with open(os.path.join(run_dir, "config.ini")) as f:
+        return dict(line.rstrip("\n").split(" = ", 1) for line in f if " = " in line)
+
+
+def resume_flags(data, straight, work):
+    """Conflicting, repeated and left-out flags on resume (see the module docstring)."""
+    run_dir = os.path.join(work, "flags")
+    full = train_args(data, run_dir, 1)
+    rc, err = k.train_stopped_by_signal(full, run_dir)
+    k.check(rc == 75, f"the first part must stop after a step (exit 75), got {rc}:\n{err}")
+    step1 = k.step_dir(run_dir, 1)
+    k.check(k.latest(run_dir) == step1, f"latest is {k.latest(run_dir)}, not {step1}")
+    with open(os.path.join(run_dir, "config.ini")) as f:
+        config_before = f.read()
+
+    # Everything but the model flags and --seed (the grid, batch and schedule stay as they were).
+    def short(run=run_dir):
+        return ["train", "--data", data, "--run-dir", run, "--steps", STEPS, "--lr", 1e-3,
+                "--warmup-steps", 2, "--precision", "fp32"]
+
+    config_file = os.path.join(work, "conflict.ini")
+    with open(config_file, "w") as f:
+        f.write("n-layer = 3\n")
+    conflicts = [
+        (["--d-model", 64], "--d-model 64 differs from the checkpoint's d_model 32"),
+        (["--seed", 4], "--seed 4 differs from the checkpoint's seed 3"),
+        (["--config", config_file], "--n-layer 3 differs from the checkpoint's n_layer 2"),
+    ]
+    for np_ in (1, 2):
+        for extra, needle in conflicts:
+            r = k.run(short() + extra + ["--dp", np_, "--batch-size", 4 // np_], np_, expect=2,
+                      needle=needle)
+            what = f"{' '.join(map(str, extra))} on {np_} rank(s)"
+            k.check(step1 in r.stderr, f"{what}: the message does not name {step1}:\n{r.stderr}")
+            k.check(r.stderr.count("error:") == 1 and k.ABORT_BANNER not in r.stdout + r.stderr,
+                    f"{what}: expected one error message and no abort:\n{r.stderr}")
+            with open(os.path.join(run_dir, "config.ini")) as f:
+                k.check(f.read() == config_before, f"{what}: config.ini was rewritten")
+            k.check(len(k.metrics(run_dir)) == 1 and k.latest(run_dir) == step1,
+                    f"{what}: the refused resume trained")
+
+    # An attribute no flag sets (architecture) must be what this command's model writes.
+    other = os.path.join(work, "other_architecture")
+    shutil.copytree(run_dir, other)
+    with h5py.File(os.path.join(k.step_dir(other, 1), "model.h5"), "r+") as f:
+        f["model"].attrs["architecture"] = "llama"
+    k.run(short(other) + ["--batch-size", 4], 1, expect=2,
+          needle="the checkpoint's architecture llama differs from this command's gpt2")
+
+    # The same flags again: resumes (stopped once more, after step 2).
+    rc, err = k.train_stopped_by_signal(full, run_dir)
+    k.check(rc == 75 and "resumed from" in err,
+            f"resuming with the same flags: exit {rc}, expected 75 after a resume:\n{err}")
+    k.check(k.latest(run_dir) == k.step_dir(run_dir, 2), f"latest is {k.latest(run_dir)}")
+
+    # Left out: the checkpoint's model and seed.
+    r = k.run(short() + ["--batch-size", 4], 1)
+    k.check(f"resumed from {k.step_dir(run_dir, 2)}" in r.stderr, f"no resume:\n{r.stderr}")
+    ini = ini_values(run_dir)
+    want = {"n-layer": "2", "n-head": "2", "d-model": "32", "d-ff": "128", "max-seq": "16",
+            "vocab-size": str(VOCAB), "attn-window": "0", "seed": "3"}
+    got = {name: ini.get(name) for name in want}
+    k.check(got == want, f"config.ini after a resume without model flags: {got}, want {want}")
+    k.check([m["step"] for m in k.metrics(run_dir)] == list(range(1, STEPS + 1)),
+            f"steps in metrics.jsonl: {[m['step'] for m in k.metrics(run_dir)]}")
+    compare_runs(straight, run_dir, "resumed without model flags and --seed")
+    print("resume flags: conflicts refused (exit 2), repeated flags resume, left-out flags are "
+          "the checkpoint's: identical to the straight run")
+
+
 def test(work):
     data = os.path.join(work, "data")
     k.write_token_shard(os.path.join(data, "tokens_000.h5"),
@@ -82,6 +166,7 @@ def test(work):
         stops = stop_and_resume(data, resumed, np_)
         compare_runs(straight, resumed, f"{np_} rank(s), stopped at {stops}")
         print(f"{np_} rank(s): stopped after steps {stops}, resumed to {STEPS}: identical")
+    resume_flags(data, os.path.join(work, "straight1"), work)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ int runDistill(const CommandLine& cmd) {
   if (!parseOptions(cmd, options, vm)) return kExitOk;
   train.validate();
   distill.validate();
-  return runDistillation(train, model, grid, distill, dumpIni(options, vm));
+  return runDistillation(train, model, grid, distill, parsedOptions(options, vm));
 }
 
 }  // namespace kdgrid

@@ -15,7 +15,7 @@ int runTrain(const CommandLine& cmd) {
   po::variables_map vm;
   if (!parseOptions(cmd, options, vm)) return kExitOk;
   train.validate();
-  return runTraining(train, model, grid, dumpIni(options, vm));
+  return runTraining(train, model, grid, parsedOptions(options, vm));
 }
 
 }  // namespace kdgrid

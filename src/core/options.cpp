@@ -88,4 +88,44 @@ std::string dumpIni(const po::options_description& options, const po::variables_
   return ini.str();
 }
 
+ParsedOptions parsedOptions(const po::options_description& options, const po::variables_map& vm) {
+  ParsedOptions parsed{dumpIni(options, vm), {}, {}};
+  for (const auto& option : options.options()) {
+    const std::string& name = option->long_name();
+    parsed.names.insert(name);
+    // A default (or a bool_switch left off) is `defaulted`; a value from --config is not.
+    if (vm.count(name) && !vm[name].defaulted()) parsed.given.insert(name);
+  }
+  return parsed;
+}
+
+std::vector<std::string> iniValues(const std::string& ini, const std::string& name) {
+  std::istringstream in(ini);
+  // No option registered: every `name = value` line comes back as an unregistered option.
+  const po::parsed_options parsed =
+      po::parse_config_file(in, po::options_description(), /*allow_unregistered=*/true);
+  std::vector<std::string> values;
+  for (const po::option& o : parsed.options) {
+    if (o.string_key == name) values.insert(values.end(), o.value.begin(), o.value.end());
+  }
+  return values;
+}
+
+void setIniValue(std::string& ini, const std::string& name, const std::string& value) {
+  const std::string assigned = name + " = ", unset = "# " + name + " (unset)";
+  std::istringstream in(ini);
+  std::ostringstream out;
+  bool written = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(assigned, 0) == 0 || line == unset) {
+      if (!written) out << assigned << value << "\n";
+      written = true;
+    } else {
+      out << line << "\n";
+    }
+  }
+  if (!written) out << assigned << value << "\n";
+  ini = out.str();
+}
+
 }  // namespace kdgrid

@@ -8,6 +8,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,5 +49,25 @@ bool parseOptions(const CommandLine& cmd, const po::options_description& options
 // The effective configuration as INI text: every option of `options`, one `name = value`
 // line (lists as repeated lines), readable back with --config.
 std::string dumpIni(const po::options_description& options, const po::variables_map& vm);
+
+// A parsed command as a run records it and checks it against a checkpoint it resumes from: the
+// effective configuration, and which options the user chose rather than left at their defaults.
+struct ParsedOptions {
+  std::string ini;              // dumpIni(): every option, one `name = value` line
+  std::set<std::string> names;  // every option's long name ("n-layer", "seed", ...)
+  std::set<std::string> given;  // those set on the command line or in --config
+
+  bool has(const std::string& name) const { return names.count(name) != 0; }
+  bool isGiven(const std::string& name) const { return given.count(name) != 0; }
+};
+ParsedOptions parsedOptions(const po::options_description& options, const po::variables_map& vm);
+
+// The values of option `name` in INI text (as dumpIni writes and --config reads it), in order;
+// empty when the text does not set it.
+std::vector<std::string> iniValues(const std::string& ini, const std::string& name);
+
+// Sets the single-valued option `name` to `value` in INI text written by dumpIni: its line (or
+// its "# name (unset)" line) is replaced, further lines of it dropped; appended when absent.
+void setIniValue(std::string& ini, const std::string& name, const std::string& value);
 
 }  // namespace kdgrid

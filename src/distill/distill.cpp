@@ -9,7 +9,7 @@
 namespace kdgrid {
 
 int runDistillation(const TrainConfig& train, const ModelConfig& model, const GridConfig& grid,
-                    const DistillConfig& distill, const std::string& config_ini) {
+                    const DistillConfig& distill, const ParsedOptions& options) {
   const KdParams kd = kdParams(distill);
   auto make_head = [&](TrainingSetup& s) -> std::unique_ptr<LossHead> {
     log0("distillation: {} at temperature {}, alpha {}", divergenceName(kd.divergence),
@@ -32,7 +32,7 @@ int runDistillation(const TrainConfig& train, const ModelConfig& model, const Gr
     return std::make_unique<OfflineDistillHead>(s.student, s.grid.tpComm(), std::move(streams), kd,
                                                 s.model.max_seq, s.train.batch_size);
   };
-  return runTraining(train, model, grid, config_ini, make_head);
+  return runTraining(train, model, grid, options, make_head);
 }
 
 }  // namespace kdgrid

@@ -12,8 +12,9 @@ namespace kdgrid {
 
 // Online (--teacher) or offline (--teacher-logits) distillation of the student described by
 // `model` on `train`'s data. Returns as runTraining. The teacher is checked against the data
-// and the student (tokenizer, vocabulary; exit 2) once the run is set up.
+// and the student (tokenizer, vocabulary; exit 2) once the run is set up. A resumed student is
+// its checkpoint's, as in runTraining.
 int runDistillation(const TrainConfig& train, const ModelConfig& model, const GridConfig& grid,
-                    const DistillConfig& distill, const std::string& config_ini);
+                    const DistillConfig& distill, const ParsedOptions& options);
 
 }  // namespace kdgrid

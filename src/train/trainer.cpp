@@ -23,6 +23,7 @@
 #include "src/train/evaluate.h"
 #include "src/train/metrics.h"
 #include "src/train/pipeline.h"
+#include "src/train/resume_config.h"
 #include "src/train/stop_signal.h"
 
 namespace kdgrid {
@@ -101,23 +102,31 @@ int64_t testNanStep() {
 
 }  // namespace
 
-int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std::string& config_ini,
+int runTraining(TrainConfig tc, ModelConfig mc, GridConfig gc, ParsedOptions options,
                 const LossHeadFactory& make_head) {
   installStopHandlers();
   const std::vector<DataSource> sources = parseDataSources(tc.data);
   const TokenShardInfo first_shard =
       readTokenShardInfo(listShards(sources[0].dir, kTokensFormat)[0]);
+  gc.resolve(worldSize());  // the axes alone; the model's fit to them once the model is known
+  ProcessGrid grid(gc);
+  // Checkpoint resolution, load and save: kdgrid's collectives in them are watched too.
+  const WorldCollectives world = grid.worldCollectives();
+  const std::optional<std::string> resume = resumeCheckpoint(tc.run_dir, tc.no_resume, world);
   mc.resolve(first_shard.vocab_size);
+  if (resume) {  // the checkpoint's model and seed (src/train/resume_config.h)
+    adoptCheckpointConfig(*resume, mc, tc.seed, options);
+    mc.resolve(first_shard.vocab_size);  // its vocabulary must cover the shards' too
+  }
   mc.validate();
   resolveGridFor(gc, worldSize(), mc);
-  ProcessGrid grid(gc);
   log0("{}", grid.describe());
   log0("model: {}", mc.summary());
 
   namespace fs = std::filesystem;
   if (worldRank() == 0) {
     fs::create_directories(fs::path(tc.run_dir) / "checkpoints");
-    std::ofstream(fs::path(tc.run_dir) / "config.ini") << config_ini;
+    std::ofstream(fs::path(tc.run_dir) / "config.ini") << options.ini;
   }
   grid.world().barrier();
   log0("run directory {} (effective configuration in {}/config.ini)", tc.run_dir, tc.run_dir);
@@ -138,10 +147,6 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
 
   TrainingState state;
   state.loss_scale = compute == DType::kF16 ? kInitialLossScale : 1.0f;
-  std::optional<std::string> resume;
-  // Checkpoint resolution, load and save: kdgrid's collectives in them are watched too.
-  const WorldCollectives world = grid.worldCollectives();
-  if (!tc.no_resume) resume = resolveCheckpoint(tc.run_dir, world);
   if (resume) {
     FullMoments moments(data_parallel, optimizer);
     const float fresh_loss_scale = state.loss_scale;
@@ -175,7 +180,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   std::unique_ptr<LossHead> head =
       make_head ? make_head(setup) : std::make_unique<CrossEntropyHead>(model);
   const CheckpointMeta meta = checkpointMeta(mc, fmt::format("{},{},{}", gc.dp, gc.pp, gc.tp),
-                                             config_ini, loader.tokenizerSha256());
+                                             options.ini, loader.tokenizerSha256());
 
   std::unique_ptr<MetricsWriter> metrics;
   if (worldRank() == 0) metrics = std::make_unique<MetricsWriter>(tc.run_dir);

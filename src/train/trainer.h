@@ -34,7 +34,9 @@ using LossHeadFactory = std::function<std::unique_ptr<LossHead>(TrainingSetup&)>
 
 // Runs (or resumes) a training run. Returns kExitOk, or kExitStopped after a stop request
 // was honoured with a checkpoint. `make_head` (default: cross-entropy) selects the loss.
-int runTraining(const TrainConfig& train, ModelConfig model, GridConfig grid_config,
-                const std::string& config_ini, const LossHeadFactory& make_head = {});
+// `options`: the command as parsed; a resumed run takes the model and --seed the command line
+// leaves out from its checkpoint, and refuses other values (src/train/resume_config.h).
+int runTraining(TrainConfig train, ModelConfig model, GridConfig grid_config,
+                ParsedOptions options, const LossHeadFactory& make_head = {});
 
 }  // namespace kdgrid
