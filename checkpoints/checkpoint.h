@@ -52,6 +52,13 @@ struct LocalTensor {
   int64_t numel() const { return local_rows * local_cols; }
 };
 
+// The pieces of `p` that lie in the flat element range [begin, end) of the buffer p.offset
+// refers to, each a LocalTensor of its own over a contiguous part of that range: a partial
+// first row, the whole rows, a partial last row (at most three). A piece's offset counts from
+// `begin` (the start of a buffer that holds only the range, such as a ZeRO-1 shard of the
+// AdamW moments) and its slabs are p's slabs cut to its rows and columns; `writes` is p's.
+std::vector<LocalTensor> piecesInRange(const LocalTensor& p, size_t begin, size_t end);
+
 // What one rank contributes to (and takes from) a checkpoint: the named tensors it holds and
 // its flat fp32 buffers. m and v may be null (model-only loads: eval, generate, teacher; a save
 // without them writes a model-only checkpoint). They must be null on every rank or on none.
@@ -59,10 +66,16 @@ struct LocalTensor {
 // knows a model or a grid.
 struct RankTensors {
   std::vector<TensorShape> all;     // every logical tensor, in file order (the save creates each)
-  std::vector<LocalTensor> local;   // what this rank holds
+  std::vector<LocalTensor> local;   // what this rank holds of the parameters
   float* params = nullptr;          // flat
-  float* m = nullptr;               // AdamW first moment, flat like params
-  float* v = nullptr;               // AdamW second moment
+  // What this rank holds of the AdamW moments (when m, v are given), as offsets into m and v:
+  // `local` itself when every rank keeps the moments of all its parameters, or the pieces of
+  // its ZeRO-1 shard (piecesInRange), each written and read by the rank that holds it, so no
+  // rank ever needs the moments of a range it does not update. A load zeroes every piece's
+  // elements before reading (vocabulary padding stays zero).
+  std::vector<LocalTensor> moment_local;
+  float* m = nullptr;               // AdamW first moment
+  float* v = nullptr;               // AdamW second moment, laid out like m
 };
 
 struct CheckpointMeta {
@@ -105,8 +118,8 @@ std::optional<std::string> resolveCheckpoint(const std::string& ckpt_or_run_dir,
 // Reads metadata (root and /model attributes) without loading tensors. Any rank, alone.
 CheckpointMeta readCheckpointMeta(const std::string& step_dir);
 
-// Collective over MPI_COMM_WORLD: fills this rank's slabs (and m, v when non-null; vocabulary
-// padding rows are zeroed) and returns the training state (a model-only load, m == v ==
+// Collective over MPI_COMM_WORLD: fills this rank's slabs (and its moment pieces in m, v when
+// non-null; vocabulary padding rows are zeroed) and returns the training state (a model-only load, m == v ==
 // nullptr, reads only model.h5 and returns step and tokens_seen). Every dataset read is
 // verified whole: the writing replicas' partial checksums are all-reduced. Throws UsageError
 // (the same on every rank) naming the file and dataset when a file, attribute or dataset is

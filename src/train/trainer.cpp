@@ -143,12 +143,11 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   const WorldCollectives world = grid.worldCollectives();
   if (!tc.no_resume) resume = resolveCheckpoint(tc.run_dir, world);
   if (resume) {
-    FullMoments moments(data_parallel, optimizer);
     const float fresh_loss_scale = state.loss_scale;
-    state = loadCheckpoint(
-        *resume, rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()),
-        world);
-    moments.keepShard();
+    state = loadCheckpoint(*resume,
+                           rankTensorsFor(grid, model.layout(), model.params(),
+                                          checkpointMoments(data_parallel, optimizer)),
+                           world);
     // A checkpoint from before any step (`kdgrid import`) has no loss scale of its own.
     if (state.step == 0) state.loss_scale = fresh_loss_scale;
     log0("resumed from {} at step {}", *resume, state.step);
@@ -337,12 +336,10 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
           record.contains("val_loss") &&
           (state.best_val_loss == 0 || record["val_loss"].get<double>() < state.best_val_loss);
       if (improved) state.best_val_loss = record["val_loss"].get<double>();
-      FullMoments moments(data_parallel, optimizer);
-      moments.gather();
-      last_saved = saveCheckpoint(
-          tc.run_dir, meta, state,
-          rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()),
-          tc.keep_checkpoints, world);
+      last_saved = saveCheckpoint(tc.run_dir, meta, state,
+                                  rankTensorsFor(grid, model.layout(), model.params(),
+                                                 checkpointMoments(data_parallel, optimizer)),
+                                  tc.keep_checkpoints, world);
       if (improved && worldRank() == 0) markBest(tc.run_dir, last_saved);
       log0("saved {}", last_saved);
     }
