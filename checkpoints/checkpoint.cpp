@@ -397,12 +397,20 @@ void markBest(const std::string& run_dir, const std::string& step_dir) {
 }
 
 CheckpointMeta readCheckpointMeta(const std::string& step_dir) {
-  const h5::File file = h5::File::openRead((fs::path(step_dir) / kModelFileName).string());
-  return readModelHeader(file).meta;
+  try {
+    const h5::File file = h5::File::openRead((fs::path(step_dir) / kModelFileName).string());
+    return readModelHeader(file).meta;
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const UsageError& e) {
+    throw CheckpointError(e.what(), e.onEveryRank());
+  }
 }
 
-TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors,
-                             const WorldCollectives& world) {
+namespace {
+
+TrainingState loadCheckpointTensors(const std::string& step_dir, const RankTensors& tensors,
+                                    const WorldCollectives& world) {
   KDGRID_CHECK(tensors.params, "loadCheckpoint needs parameters");
   KDGRID_CHECK((tensors.m == nullptr) == (tensors.v == nullptr),
                "loadCheckpoint needs both m and v, or neither");
@@ -493,10 +501,21 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
   return state;
 }
 
-std::optional<std::string> resolveCheckpoint(const std::string& path,
-                                             const WorldCollectives& world) {
-  // Rank 0 looks at the file system and broadcasts the plan; then every rank verifies the
-  // same candidates together, so all reach the same answer.
+}  // namespace
+
+TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors,
+                             const WorldCollectives& world) {
+  try {
+    return loadCheckpointTensors(step_dir, tensors, world);
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const UsageError& e) {  // all of them are about the checkpoint's files
+    throw CheckpointError(e.what(), e.onEveryRank());
+  }
+}
+
+CheckpointCandidates findCheckpoints(const std::string& path, const WorldCollectives& world) {
+  // Rank 0 looks at the file system and broadcasts the plan.
   enum Kind { kError = 0, kNone = 1, kStepDir = 2, kRunDir = 3 };
   int kind = kNone;
   std::vector<std::string> plan;  // kError: {message}; kStepDir/kRunDir: candidates, best first
@@ -546,37 +565,56 @@ std::optional<std::string> resolveCheckpoint(const std::string& path,
   int latest_flag = latest_first;
   world.broadcast(&latest_flag, 1, MPI_INT, 0);
   plan = broadcastStrings(plan, 0, world);
+  if (kind == kError) throw UsageError(plan.at(0), /*on_every_rank=*/true);
+  CheckpointCandidates c;
+  c.path = path;
+  if (kind != kNone) c.dirs = plan;
+  c.run_dir = kind == kRunDir;
+  c.latest_first = latest_flag != 0;
+  return c;
+}
 
-  switch (kind) {
-    case kError:
-      throw UsageError(plan.at(0), /*on_every_rank=*/true);
-    case kNone:
-      return std::nullopt;
-    case kStepDir: {
-      if (const auto problem = verifyCheckpoint(plan.at(0), world)) {
-        throw UsageError(fmt::format("checkpoint '{}' is damaged: {}", plan[0], *problem),
-                         /*on_every_rank=*/true);
-      }
-      return plan[0];
-    }
-    default:
-      break;
-  }
+std::optional<std::string> loadFirstIntact(
+    const CheckpointCandidates& candidates,
+    const std::function<void(const std::string& step_dir)>& load, const WorldCollectives& world) {
+  if (candidates.dirs.empty()) return std::nullopt;
   std::vector<std::string> problems;
-  for (size_t i = 0; i < plan.size(); ++i) {
-    const auto problem = verifyCheckpoint(plan[i], world);
-    if (!problem) {
-      if (i > 0 || !latest_flag)
-        log0("warning: using {}, the newest intact checkpoint", plan[i]);
-      return plan[i];
+  for (size_t i = 0; i < candidates.dirs.size(); ++i) {
+    const std::string& dir = candidates.dirs[i];
+    std::optional<Failure> local;
+    try {
+      load(dir);
+    } catch (const CheckpointError& e) {
+      local = Failure{0, e.what()};
     }
-    log0("warning: checkpoint '{}' is damaged, falling back to an older one: {}", plan[i],
-         *problem);
-    problems.push_back(fmt::format("{}: {}", plan[i], *problem));
+    const std::optional<Failure> problem = firstFailure(local, world);
+    if (!problem) {
+      if (candidates.run_dir && (i > 0 || !candidates.latest_first))
+        log0("warning: using {}, the newest intact checkpoint", dir);
+      return dir;
+    }
+    if (!candidates.run_dir) {
+      throw UsageError(fmt::format("checkpoint '{}' is damaged: {}", dir, problem->message),
+                       /*on_every_rank=*/true);
+    }
+    log0("warning: checkpoint '{}' is damaged, falling back to an older one: {}", dir,
+         problem->message);
+    problems.push_back(fmt::format("{}: {}", dir, problem->message));
   }
-  throw UsageError(
-      fmt::format("no intact checkpoint in '{}':\n  {}", path, fmt::join(problems, "\n  ")),
-      /*on_every_rank=*/true);
+  throw UsageError(fmt::format("no intact checkpoint in '{}':\n  {}", candidates.path,
+                               fmt::join(problems, "\n  ")),
+                   /*on_every_rank=*/true);
+}
+
+std::optional<std::string> resolveCheckpoint(const std::string& path,
+                                             const WorldCollectives& world) {
+  return loadFirstIntact(
+      findCheckpoints(path, world),
+      [&](const std::string& dir) {
+        if (const std::optional<std::string> problem = verifyCheckpoint(dir, world))
+          throw CheckpointError(*problem, /*on_every_rank=*/true);
+      },
+      world);
 }
 
 }  // namespace kdgrid

@@ -426,6 +426,51 @@ TEST(Checkpoint, CorruptionIsNamedAndRunDirFallsBack) {
                          {"no intact checkpoint", "step_00000001", "step_00000002"});
 }
 
+// Loading paths read a checkpoint once: loadFirstIntact runs no whole-checkpoint verification
+// before the load, so damage outside what the load reads goes unseen (a model-only load of a
+// checkpoint whose AdamW moment is damaged takes it, where resolveCheckpoint, which reads
+// everything, falls back), and damage inside what it reads is caught by the load itself. The
+// loader is called exactly once per candidate tried.
+TEST(Checkpoint, LoadingReadsOnceAndFallsBackOnItsOwnCheck) {
+  const ModelConfig c = smallModel();
+  const Grid g = mostSliced(worldSize(), c);
+  test::TempDir dir("kdgrid-ckpt");
+  const std::string step1 = saveOn(dir.path(), c, g, 1);
+  const std::string step2 = saveOn(dir.path(), c, g, 2);
+  flipBit(step2 + "/optimizer.h5", "/m/blocks.0.mlp.fc2.weight", 3);
+  EXPECT_EQ(resolveCheckpoint(dir.path()), step1);  // the verifier read /m and fell back
+
+  RankModel model(c, g, worldRank());
+  std::vector<std::string> tried;
+  auto load = [&](bool with_moments) {
+    return [&, with_moments](const std::string& step_dir) {
+      tried.push_back(step_dir);
+      model.poison();
+      loadCheckpoint(step_dir, model.tensors(with_moments));
+    };
+  };
+  EXPECT_EQ(loadFirstIntact(findCheckpoints(dir.path()), load(false)), step2);
+  EXPECT_EQ(tried, std::vector<std::string>{step2});
+  RankModel expected(c, g, worldRank());
+  expected.initialize(kSeed);
+  countDifferences(expected.layout, expected.params, model.params, "params");
+
+  tried.clear();
+  if (worldRank() == 0) testing::internal::CaptureStderr();
+  EXPECT_EQ(loadFirstIntact(findCheckpoints(dir.path()), load(true)), step1);
+  if (worldRank() == 0) {
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("/m/blocks.0.mlp.fc2.weight"), std::string::npos) << err;
+    EXPECT_NE(err.find("falling back"), std::string::npos) << err;
+  }
+  EXPECT_EQ(tried, (std::vector<std::string>{step2, step1}));
+  countDifferences(expected.layout, expected.m, model.m, "m");
+  // A named step directory does not fall back: exit 2 naming the dataset.
+  test::expectUsageError(
+      [&] { loadFirstIntact(findCheckpoints(step2), load(true)); },
+      {"/m/blocks.0.mlp.fc2.weight", "checksum mismatch", "is damaged"});
+}
+
 TEST(Checkpoint, LatestMissingOrDanglingUsesNewestStepDir) {
   const ModelConfig c = smallModel();
   const Grid g = gridsFor(worldSize(), c).front();

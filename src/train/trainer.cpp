@@ -141,13 +141,20 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   std::optional<std::string> resume;
   // Checkpoint resolution, load and save: kdgrid's collectives in them are watched too.
   const WorldCollectives world = grid.worldCollectives();
-  if (!tc.no_resume) resume = resolveCheckpoint(tc.run_dir, world);
+  const float fresh_loss_scale = state.loss_scale;
+  if (!tc.no_resume) {
+    // One read: the load verifies what it reads; a damaged `latest` falls back to older ones.
+    resume = loadFirstIntact(
+        findCheckpoints(tc.run_dir, world),
+        [&](const std::string& dir) {
+          state = loadCheckpoint(dir,
+                                 rankTensorsFor(grid, model.layout(), model.params(),
+                                                checkpointMoments(data_parallel, optimizer)),
+                                 world);
+        },
+        world);
+  }
   if (resume) {
-    const float fresh_loss_scale = state.loss_scale;
-    state = loadCheckpoint(*resume,
-                           rankTensorsFor(grid, model.layout(), model.params(),
-                                          checkpointMoments(data_parallel, optimizer)),
-                           world);
     // A checkpoint from before any step (`kdgrid import`) has no loss scale of its own.
     if (state.step == 0) state.loss_scale = fresh_loss_scale;
     log0("resumed from {} at step {}", *resume, state.step);
