@@ -31,19 +31,27 @@ namespace {
 
 // --- a rank's slabs as HDF5 blocks ---
 
+// The LocalTensors of one logical tensor that a rank holds in one flat buffer: one for the
+// parameters, up to three pieces (piecesInRange) for a ZeRO-1 shard of the moments.
+using Pieces = std::vector<const LocalTensor*>;
+
 // One row of one slab: `cols` elements of logical row `row` starting at logical column
-// `col0`, found at element `local` of the local tensor.
+// `col0`, found at element `flat` of the flat buffer.
 struct Segment {
-  int64_t row, col0, cols, local;
+  int64_t row, col0, cols;
+  size_t flat;
 };
 
-// The rows of p's slabs in row-major order of their logical coordinates: the order in which
-// HDF5 hands over the elements of a selection, so packed buffers line up with blocksOf(p).
-std::vector<Segment> segmentsOf(const LocalTensor& p) {
+// The rows of the pieces' slabs in row-major order of their logical coordinates: the order in
+// which HDF5 hands over the elements of a selection, so packed buffers line up with blocksOf.
+std::vector<Segment> segmentsOf(const Pieces& pieces) {
   std::vector<Segment> segments;
-  for (const Slab& s : p.slabs) {
-    for (int64_t r = 0; r < s.rows; ++r) {
-      segments.push_back({s.row0 + r, s.col0, s.cols, (s.local_row0 + r) * p.local_cols});
+  for (const LocalTensor* p : pieces) {
+    for (const Slab& s : p->slabs) {
+      for (int64_t r = 0; r < s.rows; ++r) {
+        segments.push_back({s.row0 + r, s.col0, s.cols,
+                            p->offset + static_cast<size_t>((s.local_row0 + r) * p->local_cols)});
+      }
     }
   }
   std::sort(segments.begin(), segments.end(), [](const Segment& a, const Segment& b) {
@@ -52,38 +60,61 @@ std::vector<Segment> segmentsOf(const LocalTensor& p) {
   return segments;
 }
 
-std::vector<h5::Block> blocksOf(const LocalTensor& p) {
+std::vector<h5::Block> blocksOf(const Pieces& pieces) {
   std::vector<h5::Block> blocks;
-  for (const Slab& s : p.slabs) {
-    blocks.push_back({static_cast<uint64_t>(s.row0), static_cast<uint64_t>(s.rows),
-                      static_cast<uint64_t>(s.col0), static_cast<uint64_t>(s.cols)});
+  for (const LocalTensor* p : pieces) {
+    for (const Slab& s : p->slabs) {
+      blocks.push_back({static_cast<uint64_t>(s.row0), static_cast<uint64_t>(s.rows),
+                        static_cast<uint64_t>(s.col0), static_cast<uint64_t>(s.cols)});
+    }
   }
   return blocks;
 }
 
-std::vector<float> pack(const LocalTensor& p, const float* local) {
+std::vector<float> pack(const Pieces& pieces, const float* flat) {
   std::vector<float> packed;
-  for (const Segment& s : segmentsOf(p))
-    packed.insert(packed.end(), local + s.local, local + s.local + s.cols);
+  for (const Segment& s : segmentsOf(pieces))
+    packed.insert(packed.end(), flat + s.flat, flat + s.flat + s.cols);
   return packed;
 }
 
-void unpack(const LocalTensor& p, const std::vector<float>& packed, float* local) {
+void unpack(const Pieces& pieces, const std::vector<float>& packed, float* flat) {
   size_t at = 0;
-  for (const Segment& s : segmentsOf(p)) {
-    std::memcpy(local + s.local, packed.data() + at, s.cols * sizeof(float));
+  for (const Segment& s : segmentsOf(pieces)) {
+    std::memcpy(flat + s.flat, packed.data() + at, s.cols * sizeof(float));
     at += s.cols;
   }
 }
 
-// This rank's share of the dataset checksum of p: its slabs' terms (checksum.h).
-uint64_t partialChecksum(const LocalTensor& p, const float* local) {
+// This rank's share of the dataset checksum: the terms of its pieces' slabs (checksum.h).
+uint64_t partialChecksum(const Pieces& pieces, const float* flat) {
   uint64_t sum = 0;
-  for (const Slab& s : p.slabs) {
-    sum += checksumBlock(local + s.local_row0 * p.local_cols, p.local_cols, s.row0, s.rows, s.col0,
-                         s.cols, p.logical.cols);
+  for (const LocalTensor* p : pieces) {
+    for (const Slab& s : p->slabs) {
+      sum += checksumBlock(flat + p->offset + s.local_row0 * p->local_cols, p->local_cols, s.row0,
+                           s.rows, s.col0, s.cols, p->logical.cols);
+    }
   }
   return sum;
+}
+
+// What a rank holds of each logical tensor, split into the pieces it writes (and counts
+// towards the checksum) and all it holds; in the order of `local`.
+struct Held {
+  std::string name;
+  Pieces all, writing;
+};
+std::vector<Held> heldByName(const std::vector<LocalTensor>& local) {
+  std::vector<Held> held;
+  std::unordered_map<std::string, size_t> at;
+  for (const LocalTensor& p : local) {
+    const auto [it, fresh] = at.emplace(p.logical.name, held.size());
+    if (fresh) held.push_back({p.logical.name, {}, {}});
+    Held& h = held[it->second];
+    h.all.push_back(&p);
+    if (p.writes) h.writing.push_back(&p);
+  }
+  return held;
 }
 
 const char* momentGroup(int kind) {
@@ -100,37 +131,39 @@ void checkSameOnAllRanks(int value, const char* what, const WorldCollectives& wo
 
 // --- writing ---
 
-// Collective: one float32 dataset per spec in `group`, this rank's blocks of those it writes,
-// then each dataset's checksum (the writers' partial sums, all-reduced).
-void writeTensorGroup(h5::Group& group, const RankTensors& t, const float* flat,
+// Collective: one float32 dataset per spec in `group`, this rank's blocks of those it writes
+// (`local`: its tensors in `flat`), then each dataset's checksum (the writers' partial sums,
+// all-reduced).
+void writeTensorGroup(h5::Group& group, const std::vector<TensorShape>& all,
+                      const std::vector<LocalTensor>& local, const float* flat,
                       const WorldCollectives& world) {
-  std::unordered_map<std::string, const LocalTensor*> held;
-  for (const LocalTensor& p : t.local) held.emplace(p.logical.name, &p);
+  std::unordered_map<std::string, Held> held;
+  for (Held& h : heldByName(local)) held.emplace(h.name, std::move(h));
   std::vector<h5::Dataset> datasets;
-  std::vector<uint64_t> sums(t.all.size(), 0);
-  for (size_t i = 0; i < t.all.size(); ++i) {
-    const TensorShape& shape = t.all[i];
+  std::vector<uint64_t> sums(all.size(), 0);
+  for (size_t i = 0; i < all.size(); ++i) {
+    const TensorShape& shape = all[i];
     h5::Dataset ds = group.createDataset(shape.name, datasetShape(shape), h5::ElemType::kF32,
                                          h5::DatasetOptions{.contiguous = true});
     std::vector<h5::Block> blocks;
     std::vector<float> packed;
     if (const auto found = held.find(shape.name); found != held.end()) {
-      const LocalTensor& p = *found->second;
-      KDGRID_CHECK(p.logical.rows == shape.rows && p.logical.cols == shape.cols,
-                   "tensor '{}' is [{}, {}] locally but [{}, {}] in the checkpoint", shape.name,
-                   p.logical.rows, p.logical.cols, shape.rows, shape.cols);
-      if (p.writes) {
-        blocks = blocksOf(p);
-        packed = pack(p, flat + p.offset);
-        sums[i] = partialChecksum(p, flat + p.offset);
+      for (const LocalTensor* p : found->second.all) {
+        KDGRID_CHECK(p->logical.rows == shape.rows && p->logical.cols == shape.cols,
+                     "tensor '{}' is [{}, {}] locally but [{}, {}] in the checkpoint", shape.name,
+                     p->logical.rows, p->logical.cols, shape.rows, shape.cols);
       }
+      const Pieces& writing = found->second.writing;
+      blocks = blocksOf(writing);
+      packed = pack(writing, flat);
+      sums[i] = partialChecksum(writing, flat);
     }
     h5::writeBlocks(ds, h5::ElemType::kF32, blocks, packed.data(), h5::Transfer::kCollective);
     datasets.push_back(std::move(ds));
   }
   world.allReduce(sums.data(), static_cast<int>(sums.size()), MPI_UINT64_T, MPI_SUM,
                   "all-reduce (sum) of the checksums");
-  for (size_t i = 0; i < t.all.size(); ++i)
+  for (size_t i = 0; i < all.size(); ++i)
     h5::writeUInt64Attribute(datasets[i], kChecksumAttribute, sums[i]);
 }
 
@@ -141,7 +174,7 @@ void writeModelFile(const std::string& path, const CheckpointMeta& meta, const T
   {
     h5::Group group = file.createGroup(kModelGroup);
     writeModelHeader(file, group, meta, state);
-    writeTensorGroup(group, t, t.params, world);
+    writeTensorGroup(group, t.all, t.local, t.params, world);
   }
   file.close();
 }
@@ -154,7 +187,7 @@ void writeOptimizerFile(const std::string& path, const TrainingState& state, con
   if (t.m) {
     for (int kind = 1; kind <= 2; ++kind) {
       h5::Group group = file.createGroup(momentGroup(kind));
-      writeTensorGroup(group, t, kind == 1 ? t.m : t.v, world);
+      writeTensorGroup(group, t.all, t.moment_local, kind == 1 ? t.m : t.v, world);
     }
   }
   file.close();
@@ -228,32 +261,34 @@ struct LoadTally {
   explicit LoadTally(size_t n) : sums(n, 0), stored(n, 0), counted(n, 0), read(n, 0) {}
   std::vector<uint64_t> sums;    // partial checksums of the writing replicas
   std::vector<uint64_t> stored;  // the checksum attribute (where this rank read the dataset)
-  std::vector<int> counted;      // replicas that contributed to `sums`
+  std::vector<int> counted;      // pieces that contributed to `sums`
   std::vector<int> read;         // ranks that read the dataset
 };
 
-// Reads this rank's slabs of every tensor it holds from `group` (independent transfers).
-// `index`: the slot of each dataset of the checkpoint (its /model datasets).
+// Reads this rank's slabs of every tensor it holds (`local`, in `flat`) from `group`
+// (independent transfers). `index`: the slot of each dataset of the checkpoint (its /model
+// datasets).
 void readTensorGroup(const h5::Group& group, int kind,
-                     const std::unordered_map<std::string, size_t>& index, const RankTensors& t,
-                     float* flat, LoadTally& tally) {
-  for (const LocalTensor& p : t.local) {
-    h5::Dataset ds = openTensor(group, p.logical);  // fails naming it when missing or misshapen
-    const auto found = index.find(p.logical.name);
+                     const std::unordered_map<std::string, size_t>& index,
+                     const std::vector<LocalTensor>& local, float* flat, LoadTally& tally) {
+  for (const Held& held : heldByName(local)) {
+    // Zeroed first: vocabulary padding rows stay zero, as do pieces without slabs.
+    for (const LocalTensor* p : held.all)
+      std::memset(flat + p->offset, 0, p->numel() * sizeof(float));
+    const std::vector<h5::Block> blocks = blocksOf(held.all);
+    if (blocks.empty()) continue;  // only padding here
+    // Fails naming the dataset when it is missing or misshapen.
+    h5::Dataset ds = openTensor(group, held.all.front()->logical);
+    const auto found = index.find(held.name);
     if (found == index.end()) ds.fail("is not a tensor of the checkpoint's model");
     const size_t slot = kind * index.size() + found->second;
-    float* local = flat + p.offset;
-    std::memset(local, 0, p.numel() * sizeof(float));  // vocabulary padding rows stay zero
-    const std::vector<h5::Block> blocks = blocksOf(p);
     std::vector<float> packed(h5::blockElements(blocks));
     h5::readBlocks(ds, h5::ElemType::kF32, blocks, packed.data(), h5::Transfer::kIndependent);
-    unpack(p, packed, local);
+    unpack(held.all, packed, flat);
     tally.stored[slot] = ds.readIntAttribute<uint64_t>(kChecksumAttribute);
     tally.read[slot] = 1;
-    if (p.writes) {
-      tally.sums[slot] += partialChecksum(p, local);
-      tally.counted[slot] += 1;
-    }
+    tally.sums[slot] += partialChecksum(held.writing, flat);
+    tally.counted[slot] += static_cast<int>(held.writing.size());
   }
 }
 
@@ -271,6 +306,45 @@ std::string baseName(const std::string& path) {
 }
 
 }  // namespace
+
+std::vector<LocalTensor> piecesInRange(const LocalTensor& p, size_t begin, size_t end) {
+  std::vector<LocalTensor> pieces;
+  const size_t lo = std::max(begin, p.offset);
+  const size_t hi = std::min(end, p.offset + static_cast<size_t>(p.numel()));
+  if (lo >= hi) return pieces;
+  const int64_t cols = p.local_cols;
+  const int64_t first = static_cast<int64_t>(lo - p.offset);  // local elements [first, last)
+  const int64_t last = static_cast<int64_t>(hi - p.offset);
+  // Local rows [r0, r0 + rows), local columns [c0, c1): a contiguous run of the buffer when
+  // rows == 1 or the columns are whole.
+  auto add = [&](int64_t r0, int64_t rows, int64_t c0, int64_t c1) {
+    LocalTensor q;
+    q.logical = p.logical;
+    q.local_rows = rows;
+    q.local_cols = c1 - c0;
+    q.offset = p.offset + static_cast<size_t>(r0 * cols + c0) - begin;
+    q.writes = p.writes;
+    for (const Slab& s : p.slabs) {  // a slab covers local columns [0, s.cols)
+      const int64_t ra = std::max(r0, s.local_row0);
+      const int64_t rb = std::min(r0 + rows, s.local_row0 + s.rows);
+      const int64_t cb = std::min(c1, s.cols);
+      if (ra >= rb || c0 >= cb) continue;
+      q.slabs.push_back({s.row0 + (ra - s.local_row0), rb - ra, s.col0 + c0, cb - c0, ra - r0});
+    }
+    pieces.push_back(std::move(q));
+  };
+  const int64_t r_first = first / cols, c_first = first % cols;
+  const int64_t r_last = last / cols, c_last = last % cols;  // exclusive end
+  if (r_first == r_last) {
+    add(r_first, 1, c_first, c_last);
+    return pieces;
+  }
+  int64_t r = r_first;
+  if (c_first > 0) add(r++, 1, c_first, cols);
+  if (r < r_last) add(r, r_last - r, 0, cols);
+  if (c_last > 0) add(r_last, 1, 0, c_last);
+  return pieces;
+}
 
 std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& meta,
                            const TrainingState& state, const RankTensors& tensors, int keep,
@@ -323,12 +397,20 @@ void markBest(const std::string& run_dir, const std::string& step_dir) {
 }
 
 CheckpointMeta readCheckpointMeta(const std::string& step_dir) {
-  const h5::File file = h5::File::openRead((fs::path(step_dir) / kModelFileName).string());
-  return readModelHeader(file).meta;
+  try {
+    const h5::File file = h5::File::openRead((fs::path(step_dir) / kModelFileName).string());
+    return readModelHeader(file).meta;
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const UsageError& e) {
+    throw CheckpointError(e.what(), e.onEveryRank());
+  }
 }
 
-TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors,
-                             const WorldCollectives& world) {
+namespace {
+
+TrainingState loadCheckpointTensors(const std::string& step_dir, const RankTensors& tensors,
+                                    const WorldCollectives& world) {
   KDGRID_CHECK(tensors.params, "loadCheckpoint needs parameters");
   KDGRID_CHECK((tensors.m == nullptr) == (tensors.v == nullptr),
                "loadCheckpoint needs both m and v, or neither");
@@ -353,7 +435,7 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
       names = group.datasetNames();
       for (size_t i = 0; i < names.size(); ++i) index.emplace(names[i], i);
       tally.emplace(3 * names.size());
-      readTensorGroup(group, 0, index, tensors, tensors.params, *tally);
+      readTensorGroup(group, 0, index, tensors.local, tensors.params, *tally);
     } catch (const std::exception& e) {
       local = Failure{0, e.what()};
     }
@@ -374,8 +456,8 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
                         state.step, model_path, header.step));
       }
       for (int kind = 1; kind <= 2; ++kind) {
-        readTensorGroup(optimizer.openGroup(momentGroup(kind)), kind, index, tensors,
-                        kind == 1 ? tensors.m : tensors.v, *tally);
+        readTensorGroup(optimizer.openGroup(momentGroup(kind)), kind, index,
+                        tensors.moment_local, kind == 1 ? tensors.m : tensors.v, *tally);
       }
     } catch (const std::exception& e) {
       local = Failure{0, e.what()};
@@ -386,14 +468,13 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
   // Every dataset whole: the writing replicas' partial sums add up to the dataset's checksum
   // only if each element was counted exactly once and holds the bits that were saved.
   LoadTally& t = *tally;
+  const std::vector<int> read_here = t.read;  // the datasets this rank read (and their `stored`)
   const int n = static_cast<int>(t.sums.size());
   world.allReduce(t.sums.data(), n, MPI_UINT64_T, MPI_SUM, "all-reduce (sum) of the checksums");
   world.allReduce(t.counted.data(), n, MPI_INT, MPI_SUM, "all-reduce (sum)");
   world.allReduce(t.read.data(), n, MPI_INT, MPI_SUM, "all-reduce (sum)");
   std::optional<Failure> local;
   const int kinds = moments ? 3 : 1;
-  std::unordered_map<std::string, const LocalTensor*> held;
-  for (const LocalTensor& p : tensors.local) held.emplace(p.logical.name, &p);
   const int n_names = static_cast<int>(names.size());
   for (int slot = 0; slot < n_names * kinds && !local; ++slot) {
     const std::string& name = names[slot % n_names];
@@ -405,7 +486,7 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
           Failure{1 + slot, fmt::format("{}: no rank's model has this tensor (the checkpoint's "
                                         "model is larger than the one loading it)",
                                         where)};
-    } else if (held.count(name)) {
+    } else if (read_here[slot]) {
       KDGRID_CHECK(t.counted[slot] > 0,
                    "{}: no rank counted it: set LocalTensor::writes on one replica", where);
       if (t.sums[slot] != t.stored[slot]) {
@@ -420,10 +501,21 @@ TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& ten
   return state;
 }
 
-std::optional<std::string> resolveCheckpoint(const std::string& path,
-                                             const WorldCollectives& world) {
-  // Rank 0 looks at the file system and broadcasts the plan; then every rank verifies the
-  // same candidates together, so all reach the same answer.
+}  // namespace
+
+TrainingState loadCheckpoint(const std::string& step_dir, const RankTensors& tensors,
+                             const WorldCollectives& world) {
+  try {
+    return loadCheckpointTensors(step_dir, tensors, world);
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const UsageError& e) {  // all of them are about the checkpoint's files
+    throw CheckpointError(e.what(), e.onEveryRank());
+  }
+}
+
+CheckpointCandidates findCheckpoints(const std::string& path, const WorldCollectives& world) {
+  // Rank 0 looks at the file system and broadcasts the plan.
   enum Kind { kError = 0, kNone = 1, kStepDir = 2, kRunDir = 3 };
   int kind = kNone;
   std::vector<std::string> plan;  // kError: {message}; kStepDir/kRunDir: candidates, best first
@@ -473,37 +565,56 @@ std::optional<std::string> resolveCheckpoint(const std::string& path,
   int latest_flag = latest_first;
   world.broadcast(&latest_flag, 1, MPI_INT, 0);
   plan = broadcastStrings(plan, 0, world);
+  if (kind == kError) throw UsageError(plan.at(0), /*on_every_rank=*/true);
+  CheckpointCandidates c;
+  c.path = path;
+  if (kind != kNone) c.dirs = plan;
+  c.run_dir = kind == kRunDir;
+  c.latest_first = latest_flag != 0;
+  return c;
+}
 
-  switch (kind) {
-    case kError:
-      throw UsageError(plan.at(0), /*on_every_rank=*/true);
-    case kNone:
-      return std::nullopt;
-    case kStepDir: {
-      if (const auto problem = verifyCheckpoint(plan.at(0), world)) {
-        throw UsageError(fmt::format("checkpoint '{}' is damaged: {}", plan[0], *problem),
-                         /*on_every_rank=*/true);
-      }
-      return plan[0];
-    }
-    default:
-      break;
-  }
+std::optional<std::string> loadFirstIntact(
+    const CheckpointCandidates& candidates,
+    const std::function<void(const std::string& step_dir)>& load, const WorldCollectives& world) {
+  if (candidates.dirs.empty()) return std::nullopt;
   std::vector<std::string> problems;
-  for (size_t i = 0; i < plan.size(); ++i) {
-    const auto problem = verifyCheckpoint(plan[i], world);
-    if (!problem) {
-      if (i > 0 || !latest_flag)
-        log0("warning: using {}, the newest intact checkpoint", plan[i]);
-      return plan[i];
+  for (size_t i = 0; i < candidates.dirs.size(); ++i) {
+    const std::string& dir = candidates.dirs[i];
+    std::optional<Failure> local;
+    try {
+      load(dir);
+    } catch (const CheckpointError& e) {
+      local = Failure{0, e.what()};
     }
-    log0("warning: checkpoint '{}' is damaged, falling back to an older one: {}", plan[i],
-         *problem);
-    problems.push_back(fmt::format("{}: {}", plan[i], *problem));
+    const std::optional<Failure> problem = firstFailure(local, world);
+    if (!problem) {
+      if (candidates.run_dir && (i > 0 || !candidates.latest_first))
+        log0("warning: using {}, the newest intact checkpoint", dir);
+      return dir;
+    }
+    if (!candidates.run_dir) {
+      throw UsageError(fmt::format("checkpoint '{}' is damaged: {}", dir, problem->message),
+                       /*on_every_rank=*/true);
+    }
+    log0("warning: checkpoint '{}' is damaged, falling back to an older one: {}", dir,
+         problem->message);
+    problems.push_back(fmt::format("{}: {}", dir, problem->message));
   }
-  throw UsageError(
-      fmt::format("no intact checkpoint in '{}':\n  {}", path, fmt::join(problems, "\n  ")),
-      /*on_every_rank=*/true);
+  throw UsageError(fmt::format("no intact checkpoint in '{}':\n  {}", candidates.path,
+                               fmt::join(problems, "\n  ")),
+                   /*on_every_rank=*/true);
+}
+
+std::optional<std::string> resolveCheckpoint(const std::string& path,
+                                             const WorldCollectives& world) {
+  return loadFirstIntact(
+      findCheckpoints(path, world),
+      [&](const std::string& dir) {
+        if (const std::optional<std::string> problem = verifyCheckpoint(dir, world))
+          throw CheckpointError(*problem, /*on_every_rank=*/true);
+      },
+      world);
 }
 
 }  // namespace kdgrid

@@ -8,12 +8,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "data/loader.h"
 #include "src/core/attributes.h"
+#include "src/core/check.h"
 #include "src/core/world_collectives.h"
 #include "src/tensor/slab.h"
 
@@ -52,6 +54,13 @@ struct LocalTensor {
   int64_t numel() const { return local_rows * local_cols; }
 };
 
+// The pieces of `p` that lie in the flat element range [begin, end) of the buffer p.offset
+// refers to, each a LocalTensor of its own over a contiguous part of that range: a partial
+// first row, the whole rows, a partial last row (at most three). A piece's offset counts from
+// `begin` (the start of a buffer that holds only the range, such as a ZeRO-1 shard of the
+// AdamW moments) and its slabs are p's slabs cut to its rows and columns; `writes` is p's.
+std::vector<LocalTensor> piecesInRange(const LocalTensor& p, size_t begin, size_t end);
+
 // What one rank contributes to (and takes from) a checkpoint: the named tensors it holds and
 // its flat fp32 buffers. m and v may be null (model-only loads: eval, generate, teacher; a save
 // without them writes a model-only checkpoint). They must be null on every rank or on none.
@@ -59,10 +68,16 @@ struct LocalTensor {
 // knows a model or a grid.
 struct RankTensors {
   std::vector<TensorShape> all;     // every logical tensor, in file order (the save creates each)
-  std::vector<LocalTensor> local;   // what this rank holds
+  std::vector<LocalTensor> local;   // what this rank holds of the parameters
   float* params = nullptr;          // flat
-  float* m = nullptr;               // AdamW first moment, flat like params
-  float* v = nullptr;               // AdamW second moment
+  // What this rank holds of the AdamW moments (when m, v are given), as offsets into m and v:
+  // `local` itself when every rank keeps the moments of all its parameters, or the pieces of
+  // its ZeRO-1 shard (piecesInRange), each written and read by the rank that holds it, so no
+  // rank ever needs the moments of a range it does not update. A load zeroes every piece's
+  // elements before reading (vocabulary padding stays zero).
+  std::vector<LocalTensor> moment_local;
+  float* m = nullptr;               // AdamW first moment
+  float* v = nullptr;               // AdamW second moment, laid out like m
 };
 
 struct CheckpointMeta {
@@ -89,26 +104,58 @@ std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& met
 // Points RUN_DIR/checkpoints/best at an existing complete step directory (rank 0 only).
 void markBest(const std::string& run_dir, const std::string& step_dir);
 
-// Collective over MPI_COMM_WORLD. Resolves a CKPT argument: a step_NNNNNNNN directory as is,
-// or a run directory's `latest` (its checkpoints/ directory is accepted too). Returns the
-// chosen step directory, after verifying it whole (verify.h: every dataset read and its
-// checksum recomputed, the work dealt over the ranks): a named step directory with a bad
-// checksum, a missing file or dataset throws UsageError naming them; for a run directory, a bad
-// or missing `latest` falls back to the newest intact step directory with a warning from rank
-// 0 (UsageError listing the problems when none is left; `*.tmp` leftovers are never
-// candidates). nullopt when a run directory has no checkpoint yet. Every rank gets the same
-// answer: rank 0 looks at the file system and broadcasts what it found. `world`: as for
+// A checkpoint that cannot be read as it should (missing file, attribute or dataset, a shape
+// the loading model does not have, a checksum mismatch): what loadCheckpoint and
+// readCheckpointMeta throw, and what makes loadFirstIntact fall back to an older checkpoint.
+class CheckpointError : public UsageError {
+ public:
+  using UsageError::UsageError;
+};
+
+// The step directories a CKPT argument names, in the order to try them.
+struct CheckpointCandidates {
+  std::string path;               // the CKPT argument
+  std::vector<std::string> dirs;  // empty: a run directory without a checkpoint yet
+  bool run_dir = false;           // a run directory: older ones are fallbacks
+  bool latest_first = false;      // dirs[0] is what `latest` names
+};
+
+// Collective over MPI_COMM_WORLD; reads no tensor. A step_NNNNNNNN directory as is, or a run
+// directory's `latest` then its other step directories, newest first (its checkpoints/
+// directory is accepted too; `*.tmp` leftovers are never candidates; a missing or dangling
+// `latest` is warned about). UsageError when `ckpt_or_run_dir` does not exist or is not a
+// directory. Rank 0 looks at the file system and broadcasts what it found. `world`: as for
 // saveCheckpoint.
+CheckpointCandidates findCheckpoints(const std::string& ckpt_or_run_dir,
+                                     const WorldCollectives& world = {});
+
+// Collective over MPI_COMM_WORLD. Calls `load(step_dir)` on the candidates in order until one
+// returns; `load` reads the checkpoint once (loadCheckpoint verifies what it reads) and throws
+// CheckpointError, the same on every rank, when it is damaged. A named step directory that is
+// damaged throws UsageError naming the dataset; in a run directory, a damaged one falls back to
+// the next older with a warning from rank 0 (UsageError listing the problems when none is
+// left). Returns the step directory loaded, or nullopt when there is no candidate.
+std::optional<std::string> loadFirstIntact(
+    const CheckpointCandidates& candidates,
+    const std::function<void(const std::string& step_dir)>& load,
+    const WorldCollectives& world = {});
+
+// Collective over MPI_COMM_WORLD: findCheckpoints, then the first candidate that verifies
+// whole (verify.h: every dataset read and its checksum recomputed, the work dealt over the
+// ranks), as loadFirstIntact chooses. For `kdgrid ckpt inspect` and `export`, which vouch for
+// the whole checkpoint; loading paths use loadFirstIntact with loadCheckpoint, which reads
+// each byte once.
 std::optional<std::string> resolveCheckpoint(const std::string& ckpt_or_run_dir,
                                              const WorldCollectives& world = {});
 
 // Reads metadata (root and /model attributes) without loading tensors. Any rank, alone.
+// CheckpointError naming the file and attribute when one is missing.
 CheckpointMeta readCheckpointMeta(const std::string& step_dir);
 
-// Collective over MPI_COMM_WORLD: fills this rank's slabs (and m, v when non-null; vocabulary
-// padding rows are zeroed) and returns the training state (a model-only load, m == v ==
+// Collective over MPI_COMM_WORLD: fills this rank's slabs (and its moment pieces in m, v when
+// non-null; vocabulary padding rows are zeroed) and returns the training state (a model-only load, m == v ==
 // nullptr, reads only model.h5 and returns step and tokens_seen). Every dataset read is
-// verified whole: the writing replicas' partial checksums are all-reduced. Throws UsageError
+// verified whole: the writing replicas' partial checksums are all-reduced. Throws CheckpointError
 // (the same on every rank) naming the file and dataset when a file, attribute or dataset is
 // missing, a shape differs, a dataset no rank holds, or a checksum does not match. Attributes
 // that do not change shapes (n_head, attn_window): compare readCheckpointMeta().model yourself.

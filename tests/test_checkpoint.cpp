@@ -22,6 +22,7 @@
 #include "data/h5.h"
 #include "src/core/log.h"
 #include "src/inference/model_checkpoint.h"
+#include "src/parallel/communicator.h"
 #include "tests/test_util.h"
 
 namespace kdgrid {
@@ -90,7 +91,8 @@ void fillKeyed(const ParameterLayout& layout, uint64_t seed, float* flat) {
 // One rank's share of the model on a grid, with parameters and AdamW moments.
 struct RankModel {
   RankModel(const ModelConfig& c, const Grid& g, int rank)
-      : tp_idx(rank % g.tp),
+      : dp(g.dp),
+        tp_idx(rank % g.tp),
         dp_idx(rank / g.tp % g.dp),
         pp_idx(rank / (g.tp * g.dp)),
         layout(c, g.pp, pp_idx, g.tp, tp_idx),
@@ -112,7 +114,20 @@ struct RankModel {
     return modelTensors(layout, dp_idx, tp_idx, pp_idx, params.data(),
                         with_moments ? m.data() : nullptr, with_moments ? v.data() : nullptr);
   }
+  // ZeRO-1: this rank saves and loads only its shard [begin, end) of the moments (the rest of
+  // m and v stays untouched).
+  RankTensors zeroTensors() {
+    const FlatShards shards(layout.totalElements(), dp);
+    const size_t begin = shards.begin(dp_idx), end = shards.end(dp_idx);
+    return modelTensors(layout, dp_idx, tp_idx, pp_idx, params.data(),
+                        RankMoments{m.data() + begin, v.data() + begin, begin, end, true});
+  }
+  std::pair<size_t, size_t> zeroRange() const {
+    const FlatShards shards(layout.totalElements(), dp);
+    return {shards.begin(dp_idx), shards.end(dp_idx)};
+  }
 
+  int dp;
   int tp_idx, dp_idx, pp_idx;
   ParameterLayout layout;
   std::vector<float> params, m, v;
@@ -120,6 +135,22 @@ struct RankModel {
 
 int worldRankNow() {
   return worldRank();
+}
+
+// The same over the elements of the local tensors inside the flat range [begin, end) only.
+int countDifferencesIn(const ParameterLayout& layout, const std::vector<float>& a,
+                       const std::vector<float>& b, std::pair<size_t, size_t> range,
+                       const std::string& what) {
+  int bad = 0;
+  for (const LocalParam& p : layout.params()) {
+    const size_t lo = std::max(range.first, p.offset);
+    const size_t hi = std::min(range.second, p.offset + static_cast<size_t>(p.numel()));
+    if (lo < hi && std::memcmp(a.data() + lo, b.data() + lo, (hi - lo) * sizeof(float)) != 0) {
+      ADD_FAILURE() << what << " differs in " << p.spec.name << " on rank " << worldRankNow();
+      ++bad;
+    }
+  }
+  return bad;
 }
 
 // Bit-exact comparison of two ranks' buffers over every element of every local tensor
@@ -163,10 +194,11 @@ void expectStateEq(const TrainingState& a, const TrainingState& b) {
 }
 
 std::string saveOn(const std::string& run_dir, const ModelConfig& c, const Grid& g, int64_t step,
-                   int keep = 0, uint64_t seed = kSeed) {
+                   int keep = 0, uint64_t seed = kSeed, bool zero = false) {
   RankModel model(c, g, worldRank());
   model.initialize(seed);
-  return saveCheckpoint(run_dir, sampleMeta(c, g), sampleState(step), model.tensors(), keep);
+  return saveCheckpoint(run_dir, sampleMeta(c, g), sampleState(step),
+                        zero ? model.zeroTensors() : model.tensors(), keep);
 }
 
 // Rank 0 changes the low mantissa bit of element `element` of a dataset in place (the file
@@ -274,27 +306,57 @@ TEST(Checkpoint, RoundTripIsExactOnEveryGrid) {
   }
 }
 
-// Save on every grid, load on every grid: each rank gets exactly the tensors a fresh
+// Save on every grid, load on every grid, each with and without ZeRO-1 (moments sharded over
+// dp: every rank writes and reads only its shard): each rank gets exactly the tensors a fresh
 // initialisation on the loading grid gives; the stored checksums do not depend on the writer.
 TEST(Checkpoint, AnyGridLoadsAnyGrid) {
   const ModelConfig c = smallModel();
   const std::vector<Grid> grids = gridsFor(worldSize(), c);
   test::TempDir dir("kdgrid-ckpt");
-  std::vector<std::string> step_dirs;
+  std::vector<std::string> step_dirs, zero_dirs;
   for (size_t i = 0; i < grids.size(); ++i) {
     step_dirs.push_back(saveOn(dir / fmt::format("run{}", i), c, grids[i], 7));
+    zero_dirs.push_back(
+        saveOn(dir / fmt::format("zero{}", i), c, grids[i], 7, 0, kSeed, /*zero=*/true));
+  }
+  if (worldRank() == 0) {  // the same bytes whoever wrote the moments
+    for (size_t i = 0; i < grids.size(); ++i) {
+      const h5::File plain = h5::File::openRead(step_dirs[i] + "/optimizer.h5");
+      const h5::File zero = h5::File::openRead(zero_dirs[i] + "/optimizer.h5");
+      for (const auto& [group, name] : {std::pair{"v", "tok_emb"},
+                                        {"m", "blocks.1.attn.qkv.weight"}, {"m", "ln_f.bias"}}) {
+        SCOPED_TRACE(fmt::format("/{}/{}", group, name));
+        const h5::Dataset a = plain.openGroup(group).openDataset(name);
+        const h5::Dataset b = zero.openGroup(group).openDataset(name);
+        EXPECT_EQ(a.read<float>(), b.read<float>());
+        EXPECT_EQ(a.readIntAttribute<uint64_t>("checksum"),
+                  b.readIntAttribute<uint64_t>("checksum"));
+      }
+    }
   }
   for (size_t i = 0; i < grids.size(); ++i) {
     for (const Grid& load_grid : grids) {
-      SCOPED_TRACE("saved on " + grids[i].text() + ", loaded on " + load_grid.text());
-      RankModel expected(c, load_grid, worldRank());
-      expected.initialize(kSeed);
-      RankModel loaded(c, load_grid, worldRank());
-      loaded.poison();
-      expectStateEq(loadCheckpoint(step_dirs[i], loaded.tensors()), sampleState(7));
-      countDifferences(expected.layout, expected.params, loaded.params, "params");
-      countDifferences(expected.layout, expected.m, loaded.m, "m");
-      countDifferences(expected.layout, expected.v, loaded.v, "v");
+      for (const std::string& saved : {step_dirs[i], zero_dirs[i]}) {
+        for (const bool zero_load : {false, true}) {
+          SCOPED_TRACE("saved on " + grids[i].text() + " (" + saved + "), loaded on " +
+                       load_grid.text() + (zero_load ? " with ZeRO-1" : ""));
+          RankModel expected(c, load_grid, worldRank());
+          expected.initialize(kSeed);
+          RankModel loaded(c, load_grid, worldRank());
+          loaded.poison();
+          expectStateEq(
+              loadCheckpoint(saved, zero_load ? loaded.zeroTensors() : loaded.tensors()),
+              sampleState(7));
+          countDifferences(expected.layout, expected.params, loaded.params, "params");
+          if (zero_load) {
+            countDifferencesIn(expected.layout, expected.m, loaded.m, loaded.zeroRange(), "m");
+            countDifferencesIn(expected.layout, expected.v, loaded.v, loaded.zeroRange(), "v");
+          } else {
+            countDifferences(expected.layout, expected.m, loaded.m, "m");
+            countDifferences(expected.layout, expected.v, loaded.v, "v");
+          }
+        }
+      }
     }
   }
   // One process alone (serial HDF5 reads) sees the full logical tensors of a one-rank init,
@@ -362,6 +424,51 @@ TEST(Checkpoint, CorruptionIsNamedAndRunDirFallsBack) {
   test::expectUsageError([&] { resolveCheckpoint(step1); }, {"/v/ln_f.bias", "checksum mismatch"});
   test::expectUsageError([&] { resolveCheckpoint(dir.path()); },
                          {"no intact checkpoint", "step_00000001", "step_00000002"});
+}
+
+// Loading paths read a checkpoint once: loadFirstIntact runs no whole-checkpoint verification
+// before the load, so damage outside what the load reads goes unseen (a model-only load of a
+// checkpoint whose AdamW moment is damaged takes it, where resolveCheckpoint, which reads
+// everything, falls back), and damage inside what it reads is caught by the load itself. The
+// loader is called exactly once per candidate tried.
+TEST(Checkpoint, LoadingReadsOnceAndFallsBackOnItsOwnCheck) {
+  const ModelConfig c = smallModel();
+  const Grid g = mostSliced(worldSize(), c);
+  test::TempDir dir("kdgrid-ckpt");
+  const std::string step1 = saveOn(dir.path(), c, g, 1);
+  const std::string step2 = saveOn(dir.path(), c, g, 2);
+  flipBit(step2 + "/optimizer.h5", "/m/blocks.0.mlp.fc2.weight", 3);
+  EXPECT_EQ(resolveCheckpoint(dir.path()), step1);  // the verifier read /m and fell back
+
+  RankModel model(c, g, worldRank());
+  std::vector<std::string> tried;
+  auto load = [&](bool with_moments) {
+    return [&, with_moments](const std::string& step_dir) {
+      tried.push_back(step_dir);
+      model.poison();
+      loadCheckpoint(step_dir, model.tensors(with_moments));
+    };
+  };
+  EXPECT_EQ(loadFirstIntact(findCheckpoints(dir.path()), load(false)), step2);
+  EXPECT_EQ(tried, std::vector<std::string>{step2});
+  RankModel expected(c, g, worldRank());
+  expected.initialize(kSeed);
+  countDifferences(expected.layout, expected.params, model.params, "params");
+
+  tried.clear();
+  if (worldRank() == 0) testing::internal::CaptureStderr();
+  EXPECT_EQ(loadFirstIntact(findCheckpoints(dir.path()), load(true)), step1);
+  if (worldRank() == 0) {
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("/m/blocks.0.mlp.fc2.weight"), std::string::npos) << err;
+    EXPECT_NE(err.find("falling back"), std::string::npos) << err;
+  }
+  EXPECT_EQ(tried, (std::vector<std::string>{step2, step1}));
+  countDifferences(expected.layout, expected.m, model.m, "m");
+  // A named step directory does not fall back: exit 2 naming the dataset.
+  test::expectUsageError(
+      [&] { loadFirstIntact(findCheckpoints(step2), load(true)); },
+      {"/m/blocks.0.mlp.fc2.weight", "checksum mismatch", "is damaged"});
 }
 
 TEST(Checkpoint, LatestMissingOrDanglingUsesNewestStepDir) {

@@ -1,18 +1,25 @@
 // ZeRO-1 pieces under mpirun -np 1..4 (MPI_COMM_WORLD as the data-parallel group): AdamW over
 // sub-ranges of the flat buffer equals AdamW over all of it, and a ZeRO step (reduce-scatter,
-// shard update, all-gather) leaves parameters and gathered moments bit-identical to a plain
-// data-parallel step (all-reduce, full update). Gradients are dyadic, so sums are exact in any
-// order and bitwise comparison is fair.
+// shard update, all-gather) leaves parameters and moments bit-identical to a plain
+// data-parallel step (all-reduce, full update); checkpoints save and load the sharded moments
+// in place, each rank its shard, interchangeably with plain ones. Gradients are dyadic, so
+// sums are exact in any order and bitwise comparison is fair.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
+
+#include "checkpoints/checkpoint.h"
+#include "src/inference/model_checkpoint.h"
 #include "src/model/params.h"
 #include "src/optim/adamw.h"
 #include "src/parallel/communicator.h"
 #include "src/train/data_parallel.h"
+#include "tests/test_util.h"
 
 namespace kdgrid {
 namespace {
@@ -108,23 +115,51 @@ TEST(ZeroDataParallel, MatchesPlainDataParallelBitwise) {
   }
   EXPECT_EQ(0, std::memcmp(params_plain.data(), params_zero.data(), n * 4));
 
-  // Checkpoint view: gathered shards equal the plain optimizer's full moments...
-  FullMoments gathered(zero, opt_zero);
-  gathered.gather();
-  EXPECT_EQ(0, std::memcmp(gathered.m(), opt_plain.m().data<float>(), n * 4));
-  EXPECT_EQ(0, std::memcmp(gathered.v(), opt_plain.v().data<float>(), n * 4));
-  FullMoments plain_view(plain, opt_plain);  // no copy without ZeRO
-  EXPECT_EQ(plain_view.m(), opt_plain.m().data<float>());
-  // ... and a load into full buffers hands each rank its shard back.
-  AdamW fresh(layout, kConfig, zero.begin(), zero.end());
-  FullMoments loaded(zero, fresh);
-  std::memcpy(loaded.m(), opt_plain.m().data<float>(), n * 4);
-  std::memcpy(loaded.v(), opt_plain.v().data<float>(), n * 4);
-  loaded.keepShard();
-  EXPECT_EQ(0, std::memcmp(fresh.m().data<float>(), opt_zero.m().data<float>(),
-                           (zero.end() - zero.begin()) * 4));
-  EXPECT_EQ(0, std::memcmp(fresh.v().data<float>(), opt_zero.v().data<float>(),
-                           (zero.end() - zero.begin()) * 4));
+  // Checkpoints: each rank saves only its shard of the moments, straight into the full
+  // logical datasets; a load without ZeRO gets the plain optimizer's full moments, a load with
+  // ZeRO each rank's shard, and a plain save loads into the shards as well.
+  const RankMoments zero_moments = checkpointMoments(zero, opt_zero);
+  EXPECT_EQ(zero_moments.m, opt_zero.m().data<float>());  // the optimizer's own buffers
+  const RankTensors zero_tensors = modelTensors(layout, r, 0, 0, params_zero.data(), zero_moments);
+  size_t held = 0, in_shard = 0;
+  for (const LocalTensor& piece : zero_tensors.moment_local) {
+    EXPECT_TRUE(piece.writes);
+    held += piece.numel();
+    ASSERT_LE(piece.offset + piece.numel(), zero.end() - zero.begin()) << piece.logical.name;
+  }
+  for (const LocalParam& t : layout.params()) {  // the tensors' elements inside the shard
+    const size_t lo = std::max(zero.begin(), t.offset);
+    const size_t hi = std::min(zero.end(), t.offset + size_t(t.numel()));
+    in_shard += hi > lo ? hi - lo : 0;
+  }
+  EXPECT_EQ(held, in_shard) << "the pieces cover exactly this rank's shard";
+  const CheckpointMeta meta = checkpointMeta(tinyModel(), fmt::format("{},1,1", p), "", "");
+  TrainingState state;
+  state.step = 3;
+  test::TempDir dir("kdgrid-zero");
+  const std::string zero_saved = saveCheckpoint(dir / "zero", meta, state, zero_tensors, 0);
+  const std::string plain_saved = saveCheckpoint(
+      dir / "plain", meta, state,
+      modelTensors(layout, r, 0, 0, params_plain.data(), checkpointMoments(plain, opt_plain)), 0);
+
+  for (const std::string& saved : {zero_saved, plain_saved}) {
+    SCOPED_TRACE(saved);
+    AdamW fresh_plain(layout, kConfig, plain.begin(), plain.end());
+    std::vector<float> loaded_params(n, 0.0f);  // 0 in the layout's gaps, as params_plain
+    loadCheckpoint(saved, modelTensors(layout, r, 0, 0, loaded_params.data(),
+                                       checkpointMoments(plain, fresh_plain)));
+    EXPECT_EQ(0, std::memcmp(loaded_params.data(), params_plain.data(), n * 4));
+    EXPECT_EQ(0, std::memcmp(fresh_plain.m().data<float>(), opt_plain.m().data<float>(), n * 4));
+    EXPECT_EQ(0, std::memcmp(fresh_plain.v().data<float>(), opt_plain.v().data<float>(), n * 4));
+
+    AdamW fresh_zero(layout, kConfig, zero.begin(), zero.end());
+    loadCheckpoint(saved, modelTensors(layout, r, 0, 0, loaded_params.data(),
+                                       checkpointMoments(zero, fresh_zero)));
+    EXPECT_EQ(0, std::memcmp(fresh_zero.m().data<float>(), opt_zero.m().data<float>(),
+                             (zero.end() - zero.begin()) * 4));
+    EXPECT_EQ(0, std::memcmp(fresh_zero.v().data<float>(), opt_zero.v().data<float>(),
+                             (zero.end() - zero.begin()) * 4));
+  }
 }
 
 }  // namespace

@@ -1,16 +1,23 @@
 #include "src/distill/teacher.h"
 
+#include <algorithm>
+
 #include "src/core/log.h"
 
 namespace kdgrid {
 
 Teacher findTeacher(const std::string& ckpt, const std::string& flag) {
   Teacher t;
-  std::optional<std::string> dir = resolveCheckpoint(ckpt);
-  KDGRID_OPTION_CHECK(dir.has_value(), "{} {}: no checkpoint found", flag, ckpt);
+  t.candidates = findCheckpoints(ckpt);
+  KDGRID_OPTION_CHECK(!t.candidates.dirs.empty(), "{} {}: no checkpoint found", flag, ckpt);
+  // The metadata of the first candidate that has readable metadata (loadTeacher reads and
+  // verifies the tensors, and may fall back further).
+  const std::optional<std::string> dir =
+      loadFirstIntact(t.candidates, [&](const std::string& step_dir) {
+        t.meta = readCheckpointMeta(step_dir);
+        t.config = checkpointModel(t.meta, step_dir);
+      });
   t.step_dir = *dir;
-  t.meta = readCheckpointMeta(t.step_dir);
-  t.config = checkpointModel(t.meta, t.step_dir);
   return t;
 }
 
@@ -43,8 +50,25 @@ void loadTeacher(Teacher& t, const std::string& flag, ProcessGrid& grid, DType c
   // callers drop as soon as it returns. The teacher's gradient buffer stays unused.
   t.stage = std::make_unique<Gpt2Stage>(m, grid.pp(), grid.ppRank(), grid.tpComm(), compute,
                                         Recompute::kFull, rt);
-  loadCheckpoint(t.step_dir, rankTensorsFor(grid, t.stage->layout(), t.stage->params()),
-                 grid.worldCollectives());
+  // Candidates from the one whose metadata findTeacher read; older ones must hold the same model.
+  CheckpointCandidates candidates = t.candidates;
+  const auto first = std::find(candidates.dirs.begin(), candidates.dirs.end(), t.step_dir);
+  candidates.dirs.erase(candidates.dirs.begin(), first);
+  if (first != t.candidates.dirs.begin()) candidates.latest_first = false;
+  const std::string summary = m.summary();
+  const std::optional<std::string> loaded = loadFirstIntact(
+      candidates,
+      [&](const std::string& step_dir) {
+        const ModelConfig older = checkpointModel(readCheckpointMeta(step_dir), step_dir);
+        if (older.summary() != summary) {
+          throw CheckpointError(fmt::format("holds another model ({}) than {} ({})", older.summary(),
+                                            t.step_dir, summary));
+        }
+        loadCheckpoint(step_dir, rankTensorsFor(grid, t.stage->layout(), t.stage->params()),
+                       grid.worldCollectives());
+      },
+      grid.worldCollectives());
+  t.step_dir = *loaded;
   t.stage->syncComputeWeights();
 }
 

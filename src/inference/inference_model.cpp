@@ -7,18 +7,24 @@ namespace kdgrid {
 InferenceModel loadInferenceModel(const std::string& ckpt, GridConfig grid_config, Runtime& rt,
                                   DType compute) {
   InferenceModel m;
-  std::optional<std::string> dir = resolveCheckpoint(ckpt);
+  // One read: the load verifies what it reads; a damaged `latest` falls back to older ones
+  // (each try builds the model its checkpoint describes).
+  const std::optional<std::string> dir = loadFirstIntact(
+      findCheckpoints(ckpt), [&](const std::string& step_dir) {
+        m.step_dir = step_dir;
+        m.meta = readCheckpointMeta(m.step_dir);
+        m.config = checkpointModel(m.meta, m.step_dir);
+        GridConfig gc = grid_config;
+        resolveGridFor(gc, worldSize(), m.config);
+        m.model.reset();  // an earlier try's model uses the earlier grid's communicators
+        m.grid = std::make_unique<ProcessGrid>(gc);
+        m.model = std::make_unique<Gpt2Stage>(m.config, gc.pp, m.grid->ppRank(), m.grid->tpComm(),
+                                              compute, Recompute::kNone, rt);
+        // One replica per tensor must count it towards the checksum check (rankTensorsFor).
+        const RankTensors tensors = rankTensorsFor(*m.grid, m.model->layout(), m.model->params());
+        m.state = loadCheckpoint(m.step_dir, tensors, m.grid->worldCollectives());
+      });
   KDGRID_INPUT_CHECK(dir.has_value(), "--checkpoint {}: no checkpoint found", ckpt);
-  m.step_dir = *dir;
-  m.meta = readCheckpointMeta(m.step_dir);
-  m.config = checkpointModel(m.meta, m.step_dir);
-  resolveGridFor(grid_config, worldSize(), m.config);
-  m.grid = std::make_unique<ProcessGrid>(grid_config);
-  m.model = std::make_unique<Gpt2Stage>(m.config, grid_config.pp, m.grid->ppRank(),
-                                        m.grid->tpComm(), compute, Recompute::kNone, rt);
-  // One replica per tensor must count it towards the checksum check (rankTensorsFor).
-  const RankTensors tensors = rankTensorsFor(*m.grid, m.model->layout(), m.model->params());
-  m.state = loadCheckpoint(m.step_dir, tensors, m.grid->worldCollectives());
   m.model->syncComputeWeights();
   return m;
 }

@@ -303,12 +303,25 @@ void MpiCommunicator::broadcast(void* data, size_t bytes, int root) {
   if (rank_ == root) bytes_sent_ += bytes;
 }
 
-void MpiCommunicator::send(const void* data, size_t bytes, int peer, int tag) {
+Communicator::SendTicket MpiCommunicator::send(const void* data, size_t bytes, int peer,
+                                               int tag) {
   MPI_Request request;
   KDGRID_MPI(MPI_Isend(data, countAsInt(bytes), MPI_BYTE, peer, tag, comm_, &request));
   pending_sends_.push_back(request);
   send_peers_.push_back(peer);
+  send_tickets_.push_back(next_ticket_);
   bytes_sent_ += bytes;
+  return next_ticket_++;
+}
+
+void MpiCommunicator::waitSend(SendTicket ticket) {
+  const auto found = std::find(send_tickets_.begin(), send_tickets_.end(), ticket);
+  if (found == send_tickets_.end()) return;  // retired by waitSends()
+  const size_t i = found - send_tickets_.begin();
+  waitOne(pending_sends_[i], {"completion of a send", 1, "messages", {send_peers_[i]}, 0});
+  pending_sends_.erase(pending_sends_.begin() + i);
+  send_peers_.erase(send_peers_.begin() + i);
+  send_tickets_.erase(send_tickets_.begin() + i);
 }
 
 void MpiCommunicator::waitSends() {
@@ -319,6 +332,7 @@ void MpiCommunicator::waitSends() {
   waitAll(pending_sends_, {"completion of sends", pending_sends_.size(), "messages", peers, 0});
   pending_sends_.clear();
   send_peers_.clear();
+  send_tickets_.clear();
 }
 
 void MpiCommunicator::recv(void* data, size_t bytes, int peer, int tag) {

@@ -62,10 +62,14 @@ class Communicator {
   virtual void allGather(float* data, const FlatShards& shards) = 0;
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   // Point to point along the axis (pipeline activations and their gradients). send() does
-  // not block: `data` must stay valid until waitSends(), which the schedule calls once per
-  // step (blocking sends would deadlock 1F1B, where neighbours send to each other).
-  virtual void send(const void* data, size_t bytes, int peer, int tag) = 0;
+  // not block (blocking sends would deadlock 1F1B, where neighbours send to each other):
+  // `data` must stay valid until waitSend(ticket) for this send, or waitSends() for all sends
+  // still pending, which the schedule calls at the end of each step. Waiting for a ticket
+  // that a waitSends() has already retired returns at once.
+  using SendTicket = uint64_t;
+  virtual SendTicket send(const void* data, size_t bytes, int peer, int tag) = 0;
   virtual void recv(void* data, size_t bytes, int peer, int tag) = 0;
+  virtual void waitSend(SendTicket ticket) = 0;
   virtual void waitSends() = 0;
   virtual void barrier() = 0;
 
@@ -116,8 +120,9 @@ class MpiCommunicator final : public Communicator, public CollectiveWaiter {
   void reduceScatterSum(const float* in, float* out, const FlatShards& shards) override;
   void allGather(float* data, const FlatShards& shards) override;
   void broadcast(void* data, size_t bytes, int root) override;
-  void send(const void* data, size_t bytes, int peer, int tag) override;
+  SendTicket send(const void* data, size_t bytes, int peer, int tag) override;
   void recv(void* data, size_t bytes, int peer, int tag) override;
+  void waitSend(SendTicket ticket) override;
   void waitSends() override;
   void barrier() override;
 
@@ -160,6 +165,8 @@ class MpiCommunicator final : public Communicator, public CollectiveWaiter {
   std::deque<std::array<int64_t, 2>> answers_;
   MPI_Op sum_bf16_ = MPI_OP_NULL, sum_f16_ = MPI_OP_NULL;  // user ops over MPI_UINT16_T
   std::vector<MPI_Request> pending_sends_;
+  std::vector<SendTicket> send_tickets_;  // ticket of each pending send
+  SendTicket next_ticket_ = 1;
 };
 
 }  // namespace kdgrid

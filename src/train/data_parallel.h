@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "src/inference/model_checkpoint.h"
 #include "src/optim/adamw.h"
 #include "src/parallel/communicator.h"
 
@@ -48,26 +49,10 @@ class DataParallel {
   std::vector<float> shard_scratch_;  // [end - begin] reduce-scatter output (ZeRO)
 };
 
-// AdamW moments over the whole flat buffer [n_params] each, for checkpoints (DESIGN section 5
-// stores the full logical tensors, so a ZeRO run resumes without ZeRO and vice versa).
-// Without ZeRO these are the optimizer's own buffers; with ZeRO, full-size copies that live
-// as long as this object.
-class FullMoments {
- public:
-  FullMoments(DataParallel& dp, AdamW& optimizer);
-  float* m() { return m_; }
-  float* v() { return v_; }
-  // Before a save: with ZeRO, every rank's shard of the moments reaches every rank.
-  void gather();
-  // After a load into m(), v(): with ZeRO, this rank's shard goes back into the optimizer.
-  void keepShard();
-
- private:
-  DataParallel& dp_;
-  AdamW& optimizer_;
-  std::vector<float> m_copy_, v_copy_;  // ZeRO only
-  float* m_;
-  float* v_;
-};
+// This rank's AdamW moments as a checkpoint sees them (src/inference/model_checkpoint.h): the
+// optimizer's own buffers over [begin, end). With ZeRO-1 each rank saves and loads only its
+// shard, straight into the full logical datasets (DESIGN section 5 stores them unsharded, so a
+// ZeRO run resumes without ZeRO and vice versa); no rank holds the full moments.
+RankMoments checkpointMoments(const DataParallel& dp, AdamW& optimizer);
 
 }  // namespace kdgrid

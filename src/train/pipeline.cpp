@@ -13,9 +13,16 @@ struct InFlight {
   int m = 0;  // micro-batch index
   StageActivations acts;
   Tensor input;     // received stage input
-  Tensor output;    // stage output, kept alive until its send completes
+  Tensor output;    // stage output, kept alive until its send completes (in backward(m))
+  Communicator::SendTicket output_send = 0;
   Tensor grad_out;  // last stage: d(stage output) from the head
-  Tensor grad_in;   // d(stage input), kept alive until its send completes
+};
+
+// The last d(stage input) sent to the previous stage: its buffer lives until the send is
+// retired, just before the next one is sent.
+struct GradSend {
+  Tensor buffer;
+  Communicator::SendTicket ticket = 0;
 };
 
 }  // namespace
@@ -31,7 +38,7 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
   const int64_t C = model.config().d_model;
   const DType dtype = model.computeType();
   std::deque<InFlight> in_flight;  // forwards whose backward has not run yet, oldest first
-  std::vector<InFlight> done;      // finished micro-batches whose sends may still be in flight
+  GradSend grad_send;              // the gradient send that may still be in flight
   LossSums loss;
 
   auto forward = [&](int m) {
@@ -48,7 +55,7 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
         model.forward(f.acts, mb.inputs, s > 0 ? &f.input : nullptr, mb.B, mb.T, delta);
     if (s < P - 1) {
       f.output = out;
-      pp.send(out.raw(), out.bytes(), s + 1, kTagActivation);
+      f.output_send = pp.send(out.raw(), out.bytes(), s + 1, kTagActivation);
     } else {
       LossSums l = head ? head->lastStage(m, mb, f.acts, grad_scale, &f.grad_out)
                         : model.headForwardBackward(f.acts, mb.targets, grad_scale, &f.grad_out);
@@ -63,13 +70,20 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
     if (s < P - 1) {
       f.grad_out = Tensor::empty({f.acts.B * f.acts.T, C}, dtype);
       pp.recv(f.grad_out.raw(), f.grad_out.bytes(), s + 1, kTagGradient);
+      // The next stage sent this gradient after it received the output: that send is done.
+      pp.waitSend(f.output_send);
     }
     Tensor* d_x0 = s == 0 && hooks.d_x0 ? &(*hooks.d_x0)[f.m] : nullptr;
-    f.grad_in = model.backward(f.acts, f.grad_out, d_x0);
-    if (s > 0) pp.send(f.grad_in.raw(), f.grad_in.bytes(), s - 1, kTagGradient);
-    f.acts = StageActivations{};  // free activations now; buffers being sent stay alive
-    done.push_back(std::move(f));
-    in_flight.pop_front();
+    Tensor grad_in = model.backward(f.acts, f.grad_out, d_x0);
+    if (s > 0) {
+      // The previous stage takes gradients in order, needing nothing more from this stage to
+      // reach the receive of the last one: waiting for it cannot deadlock.
+      pp.waitSend(grad_send.ticket);
+      grad_send.buffer = std::move(grad_in);
+      grad_send.ticket =
+          pp.send(grad_send.buffer.raw(), grad_send.buffer.bytes(), s - 1, kTagGradient);
+    }
+    in_flight.pop_front();  // activations, output and gradient buffers of micro-batch m go
   };
 
   const int warmup = std::min(P - s - 1, M);

@@ -27,7 +27,12 @@ struct EmbeddingHooks {
 
 // Forward and backward of every micro-batch with the 1F1B schedule: stage s runs
 // min(pp - s - 1, M) forwards first, then alternates one forward and one backward, then
-// drains the remaining backwards, so at most pp - s micro-batches hold activations at once.
+// drains the remaining backwards, so at most min(pp - s, M) micro-batches hold activations
+// at once, whatever M (--grad-accum). Sends are retired per micro-batch, so send buffers stay
+// within that bound too: the stage output sent forward is an activation of its micro-batch
+// and its send is waited for in that micro-batch's backward (done by then: the next stage
+// has sent the gradient back); at most one d(stage input) send is pending, waited for just
+// before the next is sent.
 // Parameter gradients accumulate, d loss / d logit scaled by grad_scale. Returns the loss
 // sums of this rank's micro-batches (non-zero on the last stage only). `head` (null: plain
 // cross-entropy) is called at each forward and computes the loss on the last stage; it is

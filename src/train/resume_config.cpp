@@ -40,14 +40,16 @@ std::optional<uint64_t> recordedSeed(const CheckpointMeta& meta, const std::stri
 
 }  // namespace
 
-std::optional<std::string> resumeCheckpoint(const std::string& run_dir, bool no_resume,
-                                            const WorldCollectives& world) {
+std::optional<CheckpointCandidates> resumeCandidates(const std::string& run_dir, bool no_resume,
+                                                     const WorldCollectives& world) {
   if (no_resume) return std::nullopt;
   std::error_code ec;
   int exists = worldRank() == 0 && std::filesystem::exists(run_dir, ec) ? 1 : 0;
   world.broadcast(&exists, 1, MPI_INT, 0);
-  if (!exists) return std::nullopt;  // a new run: resolveCheckpoint would call it missing
-  return resolveCheckpoint(run_dir, world);
+  if (!exists) return std::nullopt;  // a new run: findCheckpoints would call it missing
+  CheckpointCandidates candidates = findCheckpoints(run_dir, world);
+  if (candidates.dirs.empty()) return std::nullopt;
+  return candidates;
 }
 
 void adoptCheckpointConfig(const std::string& step_dir, ModelConfig& model, uint64_t& seed,

@@ -7,18 +7,20 @@
 #include <optional>
 #include <string>
 
+#include "checkpoints/checkpoint.h"
 #include "src/core/options.h"
 #include "src/core/world_collectives.h"
 #include "src/model/config.h"
 
 namespace kdgrid {
 
-// Collective over MPI_COMM_WORLD: the checkpoint a run in `run_dir` resumes from (its `latest`,
-// or the newest intact one: resolveCheckpoint), or nullopt with --no-resume, when the run
-// directory does not exist yet or holds no checkpoint. The same answer on every rank: rank 0
-// looks at the file system. `world`: the grid's watched collectives.
-std::optional<std::string> resumeCheckpoint(const std::string& run_dir, bool no_resume,
-                                            const WorldCollectives& world);
+// Collective over MPI_COMM_WORLD: the checkpoints a run in `run_dir` may resume from, `latest`
+// first (findCheckpoints: nothing read yet; the load verifies and falls back, loadFirstIntact),
+// or nullopt with --no-resume, when the run directory does not exist yet or holds no
+// checkpoint. The same answer on every rank: rank 0 looks at the file system. `world`: the
+// grid's watched collectives.
+std::optional<CheckpointCandidates> resumeCandidates(const std::string& run_dir, bool no_resume,
+                                                     const WorldCollectives& world);
 
 // Reconciles the command line with `step_dir`, the checkpoint a run resumes from.
 //

@@ -112,10 +112,11 @@ int runTraining(TrainConfig tc, ModelConfig mc, GridConfig gc, ParsedOptions opt
   ProcessGrid grid(gc);
   // Checkpoint resolution, load and save: kdgrid's collectives in them are watched too.
   const WorldCollectives world = grid.worldCollectives();
-  const std::optional<std::string> resume = resumeCheckpoint(tc.run_dir, tc.no_resume, world);
+  const std::optional<CheckpointCandidates> resume =
+      resumeCandidates(tc.run_dir, tc.no_resume, world);
   mc.resolve(first_shard.vocab_size);
   if (resume) {  // the checkpoint's model and seed (src/train/resume_config.h)
-    adoptCheckpointConfig(*resume, mc, tc.seed, options);
+    adoptCheckpointConfig(resume->dirs.front(), mc, tc.seed, options);
     mc.resolve(first_shard.vocab_size);  // its vocabulary must cover the shards' too
   }
   mc.validate();
@@ -147,16 +148,24 @@ int runTraining(TrainConfig tc, ModelConfig mc, GridConfig gc, ParsedOptions opt
 
   TrainingState state;
   state.loss_scale = compute == DType::kF16 ? kInitialLossScale : 1.0f;
+  const float fresh_loss_scale = state.loss_scale;
+  std::optional<std::string> resumed;
   if (resume) {
-    FullMoments moments(data_parallel, optimizer);
-    const float fresh_loss_scale = state.loss_scale;
-    state = loadCheckpoint(
-        *resume, rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()),
+    // One read: the load verifies what it reads; a damaged `latest` falls back to older ones.
+    resumed = loadFirstIntact(
+        *resume,
+        [&](const std::string& dir) {
+          state = loadCheckpoint(dir,
+                                 rankTensorsFor(grid, model.layout(), model.params(),
+                                                checkpointMoments(data_parallel, optimizer)),
+                                 world);
+        },
         world);
-    moments.keepShard();
+  }
+  if (resumed) {
     // A checkpoint from before any step (`kdgrid import`) has no loss scale of its own.
     if (state.step == 0) state.loss_scale = fresh_loss_scale;
-    log0("resumed from {} at step {}", *resume, state.step);
+    log0("resumed from {} at step {}", *resumed, state.step);
   } else {
     initializeParameters(model.layout(), tc.seed, model.params());
   }
@@ -269,7 +278,7 @@ int runTraining(TrainConfig tc, ModelConfig mc, GridConfig gc, ParsedOptions opt
                                 "{})",
                                 state.step + 1, loss, grad_norm,
                                 !last_saved.empty() ? last_saved
-                                : resume            ? *resume
+                                : resumed           ? *resumed
                                                     : std::string("none")),
                     /*on_every_rank=*/true);
       }
@@ -342,12 +351,10 @@ int runTraining(TrainConfig tc, ModelConfig mc, GridConfig gc, ParsedOptions opt
           record.contains("val_loss") &&
           (state.best_val_loss == 0 || record["val_loss"].get<double>() < state.best_val_loss);
       if (improved) state.best_val_loss = record["val_loss"].get<double>();
-      FullMoments moments(data_parallel, optimizer);
-      moments.gather();
-      last_saved = saveCheckpoint(
-          tc.run_dir, meta, state,
-          rankTensorsFor(grid, model.layout(), model.params(), moments.m(), moments.v()),
-          tc.keep_checkpoints, world);
+      last_saved = saveCheckpoint(tc.run_dir, meta, state,
+                                  rankTensorsFor(grid, model.layout(), model.params(),
+                                                 checkpointMoments(data_parallel, optimizer)),
+                                  tc.keep_checkpoints, world);
       if (improved && worldRank() == 0) markBest(tc.run_dir, last_saved);
       log0("saved {}", last_saved);
     }
