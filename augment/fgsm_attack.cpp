@@ -52,7 +52,7 @@ double FgsmAttacker::loss(std::span<const uint32_t> window, std::vector<float>* 
   const LossSums sums =
       model_.headForwardBackward(acts, window.data() + 1, scale, d_x0 ? &dout : nullptr);
   if (d_x0) {
-    std::fill(model_.grads(), model_.grads() + model_.layout().totalElements(), 0.0f);
+    model_.grads().zero();
     Tensor dx0;
     model_.backward(acts, dout, &dx0);
     d_x0->assign(dx0.data<float>(), dx0.data<float>() + T_ * C_);

@@ -41,6 +41,11 @@ float dyadicGrad(int rank, int step, size_t i) {
 
 const cpu::AdamWConfig kConfig{.weight_decay = 0.1f};
 
+// A host vector as a flat fp32 tensor of the CPU backend.
+Tensor flat(std::vector<float>& v) {
+  return Tensor::view(v.data(), {static_cast<int64_t>(v.size())}, DType::kF32);
+}
+
 TEST(ZeroAdamW, RangesAddUpToTheWholeUpdate) {
   const ParameterLayout layout(tinyModel(), 1, 0, 1, 0);
   const size_t n = layout.totalElements();
@@ -51,16 +56,18 @@ TEST(ZeroAdamW, RangesAddUpToTheWholeUpdate) {
   Tensor copy_split = Tensor::zeros({int64_t(n)}, DType::kBF16);
   // Cuts that fall inside tensors, on a tensor boundary and at the ends.
   const size_t cuts[] = {0, 7, layout.params()[1].offset, n / 2 + 3, n};
-  AdamW full(layout, kConfig);
+  Runtime rt;
+  AdamW full(rt, layout, kConfig);
   std::vector<AdamW> parts;
   for (size_t k = 0; k + 1 < std::size(cuts); ++k) {
-    parts.emplace_back(layout, kConfig, cuts[k], cuts[k + 1]);
+    parts.emplace_back(rt, layout, kConfig, cuts[k], cuts[k + 1]);
   }
   std::vector<float> grads(n);
+  Tensor whole_t = flat(whole), split_t = flat(split), grads_t = flat(grads);
   for (int step = 1; step <= 3; ++step) {
     for (size_t i = 0; i < n; ++i) grads[i] = dyadicGrad(0, step, i);
-    full.step(whole.data(), grads.data(), &copy_whole, 1e-2f, 0.5f, step);
-    for (AdamW& part : parts) part.step(split.data(), grads.data(), &copy_split, 1e-2f, 0.5f, step);
+    full.step(whole_t, grads_t, &copy_whole, 1e-2f, 0.5f, step);
+    for (AdamW& part : parts) part.step(split_t, grads_t, &copy_split, 1e-2f, 0.5f, step);
   }
   EXPECT_EQ(0, std::memcmp(whole.data(), split.data(), n * 4));
   EXPECT_EQ(0, std::memcmp(copy_whole.raw(), copy_split.raw(), n * 2));
@@ -89,22 +96,24 @@ TEST(ZeroDataParallel, MatchesPlainDataParallelBitwise) {
   std::vector<float> params_plain(n), params_zero(n), grads(n);
   initializeParameters(layout, 5, params_plain.data());
   params_zero = params_plain;
-  AdamW opt_plain(layout, kConfig, plain.begin(), plain.end());
-  AdamW opt_zero(layout, kConfig, zero.begin(), zero.end());
+  Runtime rt;
+  AdamW opt_plain(rt, layout, kConfig, plain.begin(), plain.end());
+  AdamW opt_zero(rt, layout, kConfig, zero.begin(), zero.end());
+  Tensor grads_t = flat(grads), params_plain_t = flat(params_plain), params_zero_t = flat(params_zero);
   for (int step = 1; step <= 3; ++step) {
     for (size_t i = 0; i < n; ++i) grads[i] = dyadicGrad(r, step, i);
-    plain.reduceGradients(grads.data());
-    opt_plain.step(params_plain.data(), grads.data(), nullptr, 1e-2f, 1.0f, step);
+    plain.reduceGradients(grads_t);
+    opt_plain.step(params_plain_t, grads_t, nullptr, 1e-2f, 1.0f, step);
 
     for (size_t i = 0; i < n; ++i) grads[i] = dyadicGrad(r, step, i);
-    zero.reduceGradients(grads.data());
+    zero.reduceGradients(grads_t);
     for (size_t i = zero.begin(); i < zero.end(); ++i) {  // the shard holds the exact sums
       float sum = 0;
       for (int q = 0; q < p; ++q) sum += dyadicGrad(q, step, i);
       ASSERT_EQ(grads[i], sum) << "element " << i;
     }
-    opt_zero.step(params_zero.data(), grads.data(), nullptr, 1e-2f, 1.0f, step);
-    zero.gatherParameters(params_zero.data());
+    opt_zero.step(params_zero_t, grads_t, nullptr, 1e-2f, 1.0f, step);
+    zero.gatherParameters(params_zero_t);
   }
   EXPECT_EQ(0, std::memcmp(params_plain.data(), params_zero.data(), n * 4));
 
@@ -116,7 +125,7 @@ TEST(ZeroDataParallel, MatchesPlainDataParallelBitwise) {
   FullMoments plain_view(plain, opt_plain);  // no copy without ZeRO
   EXPECT_EQ(plain_view.m(), opt_plain.m().data<float>());
   // ... and a load into full buffers hands each rank its shard back.
-  AdamW fresh(layout, kConfig, zero.begin(), zero.end());
+  AdamW fresh(rt, layout, kConfig, zero.begin(), zero.end());
   FullMoments loaded(zero, fresh);
   std::memcpy(loaded.m(), opt_plain.m().data<float>(), n * 4);
   std::memcpy(loaded.v(), opt_plain.v().data<float>(), n * 4);

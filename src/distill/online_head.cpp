@@ -28,14 +28,15 @@ void OnlineDistillHead::beforeForward(int m, const MicroBatch& mb) {
   StageActivations acts;
   Tensor input;
   if (s > 0) {
-    input = Tensor::zeros({mb.B * mb.T, teacher.config().d_model}, teacher.computeType());
-    pp_.recv(input.raw(), input.bytes(), s - 1, kTagTeacherActivation);
+    input = Tensor::zeros({mb.B * mb.T, teacher.config().d_model}, teacher.computeType(),
+                          teacher.runtime().backend);
+    pp_.recv(input, s - 1, kTagTeacherActivation);
   }
   const Tensor& out = teacher.forward(acts, mb.inputs, s > 0 ? &input : nullptr, mb.B, mb.T);
   if (s < P - 1) {
     // Non-blocking like the student's: the buffer lives until the schedule's waitSends.
     in_flight_.push_back(out);
-    pp_.send(out.raw(), out.bytes(), s + 1, kTagTeacherActivation);
+    pp_.send(out, s + 1, kTagTeacherActivation);
     return;
   }
   acts.blocks.clear();  // only the final LayerNorm output is needed, for the logits

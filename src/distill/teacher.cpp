@@ -1,6 +1,7 @@
 #include "src/distill/teacher.h"
 
 #include "src/core/log.h"
+#include "src/tensor/staging.h"
 
 namespace kdgrid {
 
@@ -43,8 +44,10 @@ void loadTeacher(Teacher& t, const std::string& flag, ProcessGrid& grid, DType c
   // callers drop as soon as it returns. The teacher's gradient buffer stays unused.
   t.stage = std::make_unique<Gpt2Stage>(m, grid.pp(), grid.ppRank(), grid.tpComm(), compute,
                                         Recompute::kFull, rt);
-  loadCheckpoint(t.step_dir, rankTensorsFor(grid, t.stage->layout(), t.stage->params()),
+  HostView params(t.stage->params(), /*load=*/false);
+  loadCheckpoint(t.step_dir, rankTensorsFor(grid, t.stage->layout(), params.as<float>()),
                  grid.worldCollectives());
+  params.store(t.stage->params());
   t.stage->syncComputeWeights();
 }
 

@@ -1,6 +1,7 @@
 #include "src/inference/inference_model.h"
 
 #include "src/core/log.h"
+#include "src/tensor/staging.h"
 
 namespace kdgrid {
 
@@ -17,8 +18,10 @@ InferenceModel loadInferenceModel(const std::string& ckpt, GridConfig grid_confi
   m.model = std::make_unique<Gpt2Stage>(m.config, grid_config.pp, m.grid->ppRank(),
                                         m.grid->tpComm(), compute, Recompute::kNone, rt);
   // One replica per tensor must count it towards the checksum check (rankTensorsFor).
-  const RankTensors tensors = rankTensorsFor(*m.grid, m.model->layout(), m.model->params());
+  HostView params(m.model->params(), /*load=*/false);
+  const RankTensors tensors = rankTensorsFor(*m.grid, m.model->layout(), params.as<float>());
   m.state = loadCheckpoint(m.step_dir, tensors, m.grid->worldCollectives());
+  params.store(m.model->params());
   m.model->syncComputeWeights();
   return m;
 }

@@ -12,23 +12,25 @@ DataParallel::DataParallel(Communicator& dp, size_t n_params, bool zero)
       shards_(n_params, dp.size()),
       begin_(zero ? shards_.begin(dp.rank()) : 0),
       end_(zero ? shards_.end(dp.rank()) : n_params) {
-  if (zero_) shard_scratch_.resize(end_ - begin_);
 }
 
-void DataParallel::reduceGradients(float* grads) {
+void DataParallel::reduceGradients(Tensor& grads) {
   if (!zero_) {
-    dp_.allReduceSum(grads, shards_.total());
+    dp_.allReduceSum(grads);
     return;
   }
-  dp_.reduceScatterSum(grads, shard_scratch_.data(), shards_);
-  std::copy(shard_scratch_.begin(), shard_scratch_.end(), grads + begin_);
+  const int64_t n = static_cast<int64_t>(end_ - begin_);
+  if (!shard_scratch_.defined()) shard_scratch_ = Tensor::empty({n}, DType::kF32, grads.backend());
+  dp_.reduceScatterSum(grads, shard_scratch_, shards_);
+  Tensor own = grads.rows(static_cast<int64_t>(begin_), n);
+  copyTensor(own, shard_scratch_);
 }
 
 void DataParallel::sumOverShards(double& value) {
   if (zero_) dp_.allReduceSum(&value, 1);
 }
 
-void DataParallel::gatherParameters(float* params) {
+void DataParallel::gatherParameters(Tensor& params) {
   if (zero_) dp_.allGather(params, shards_);
 }
 
@@ -42,25 +44,31 @@ FullMoments::FullMoments(DataParallel& dp, AdamW& optimizer) : dp_(dp), optimize
     m_ = m_copy_.data();
     v_ = v_copy_.data();
   } else {
-    m_ = optimizer.m().data<float>();
-    v_ = optimizer.v().data<float>();
+    m_view_.emplace(optimizer.m(), true);
+    v_view_.emplace(optimizer.v(), true);
+    m_ = m_view_->as<float>();
+    v_ = v_view_->as<float>();
   }
 }
 
 void FullMoments::gather() {
   if (!dp_.zero()) return;
-  const size_t begin = dp_.begin(), n = dp_.end() - dp_.begin();
-  std::copy_n(optimizer_.m().data<float>(), n, m_ + begin);
-  std::copy_n(optimizer_.v().data<float>(), n, v_ + begin);
+  const size_t begin = dp_.begin();
+  copyToHost(optimizer_.m(), m_ + begin);
+  copyToHost(optimizer_.v(), v_ + begin);
   dp_.comm().allGather(m_, dp_.shards());
   dp_.comm().allGather(v_, dp_.shards());
 }
 
 void FullMoments::keepShard() {
-  if (!dp_.zero()) return;
-  const size_t begin = dp_.begin(), n = dp_.end() - dp_.begin();
-  std::copy_n(m_ + begin, n, optimizer_.m().data<float>());
-  std::copy_n(v_ + begin, n, optimizer_.v().data<float>());
+  if (!dp_.zero()) {
+    m_view_->store(optimizer_.m());
+    v_view_->store(optimizer_.v());
+    return;
+  }
+  const size_t begin = dp_.begin();
+  copyFromHost(optimizer_.m(), m_ + begin);
+  copyFromHost(optimizer_.v(), v_ + begin);
 }
 
 }  // namespace kdgrid

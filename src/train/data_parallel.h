@@ -9,11 +9,14 @@
 // (dp-1)/dp n floats sent each way instead of 2 (dp-1)/dp n in one all-reduce.
 #pragma once
 
+#include <optional>
+
 #include <cstddef>
 #include <vector>
 
 #include "src/optim/adamw.h"
 #include "src/parallel/communicator.h"
+#include "src/tensor/staging.h"
 
 namespace kdgrid {
 
@@ -29,13 +32,13 @@ class DataParallel {
 
   // Sums grads [n_params] over the dp group. Afterwards grads[begin, end) hold the sums; with
   // ZeRO the rest of the buffer is stale (the caller zeroes it before the next step).
-  void reduceGradients(float* grads);
+  void reduceGradients(Tensor& grads);
   // Adds this rank's share of a scalar over the dp group when ranks count disjoint ranges
   // (ZeRO: the squared gradient norm); without ZeRO every rank already has the total.
   void sumOverShards(double& value);
   // After the optimizer step: with ZeRO, every rank's updated shard of params [n_params]
   // reaches every rank; nothing to do without.
-  void gatherParameters(float* params);
+  void gatherParameters(Tensor& params);
 
   Communicator& comm() { return dp_; }
   const FlatShards& shards() const { return shards_; }
@@ -45,13 +48,14 @@ class DataParallel {
   bool zero_;
   FlatShards shards_;
   size_t begin_, end_;
-  std::vector<float> shard_scratch_;  // [end - begin] reduce-scatter output (ZeRO)
+  Tensor shard_scratch_;  // [end - begin] reduce-scatter output (ZeRO), on the grads' backend
 };
 
 // AdamW moments over the whole flat buffer [n_params] each, for checkpoints (DESIGN section 5
 // stores the full logical tensors, so a ZeRO run resumes without ZeRO and vice versa).
-// Without ZeRO these are the optimizer's own buffers; with ZeRO, full-size copies that live
-// as long as this object.
+// Host buffers (checkpoints are written by the host): without ZeRO the optimizer's own memory
+// when the host can address it, else staged copies; with ZeRO, full-size host copies. They
+// live as long as this object.
 class FullMoments {
  public:
   FullMoments(DataParallel& dp, AdamW& optimizer);
@@ -59,13 +63,14 @@ class FullMoments {
   float* v() { return v_; }
   // Before a save: with ZeRO, every rank's shard of the moments reaches every rank.
   void gather();
-  // After a load into m(), v(): with ZeRO, this rank's shard goes back into the optimizer.
+  // After a load into m(), v(): the (shard of the) moments go back into the optimizer.
   void keepShard();
 
  private:
   DataParallel& dp_;
   AdamW& optimizer_;
   std::vector<float> m_copy_, v_copy_;  // ZeRO only
+  std::optional<HostView> m_view_, v_view_;  // without ZeRO
   float* m_;
   float* v_;
 };
