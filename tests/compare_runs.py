@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Compares two kdgrid run directories bit for bit: the loss fields of every metrics.jsonl
-line (loss, ce, kl, val_loss, grad_norm, loss_scale, tokens_seen, lr) and every dataset of the
-final checkpoint's model.h5 (and optimizer.h5 when both have one). Exit 1 naming the first
-difference; prints what it compared.
+"""Compares the outputs of two kdgrid runs bit for bit; exit 1 naming the first difference.
 
-  compare_runs.py RUN_A RUN_B
+  compare_runs.py RUN_A RUN_B      run directories: the loss fields of every metrics.jsonl line
+                                   (loss, ce, kl, val_loss, grad_norm, loss_scale, lr, ...) and
+                                   every dataset of the final checkpoint's model.h5 and
+                                   optimizer.h5
+  compare_runs.py DIR_A DIR_B      directories of *.h5 shards: every dataset of each file
 """
 import json
 import os
@@ -36,7 +37,25 @@ def datasets(path):
     return out
 
 
+def compare_shards(a, b):
+    names = sorted(f for f in os.listdir(a) if f.endswith(".h5"))
+    if names != sorted(f for f in os.listdir(b) if f.endswith(".h5")) or not names:
+        sys.exit(f"shard files differ or are missing: {a} vs {b}")
+    n = 0
+    for name in names:
+        da, db = datasets(os.path.join(a, name)), datasets(os.path.join(b, name))
+        if sorted(da) != sorted(db):
+            sys.exit(f"{name}: datasets differ")
+        for k in sorted(da):
+            if da[k].tobytes() != db[k].tobytes():
+                sys.exit(f"{name} /{k}: not bit-identical")
+            n += 1
+    print(f"compare_runs: {len(names)} shard files, {n} datasets bit-identical")
+
+
 def main(a, b):
+    if not os.path.exists(os.path.join(a, "metrics.jsonl")):
+        return compare_shards(a, b)
     ma, mb = metrics(a), metrics(b)
     if len(ma) != len(mb):
         sys.exit(f"metrics.jsonl: {len(ma)} lines in {a}, {len(mb)} in {b}")

@@ -53,12 +53,10 @@ LossSums OnlineDistillHead::lastStage(int m, const MicroBatch& mb, StageActivati
   Gpt2Stage& teacher = *teacher_.stage;
   auto loss = [&](Tensor& logits, int64_t r0, int64_t n, bool backward) {
     if (!logits_.defined() || logits_.dim(0) < n)
-      logits_ = Tensor::zeros({n, student_.vocabLocal()}, DType::kF32);
+      logits_ = student_.runtime().zeros({n, student_.vocabLocal()}, DType::kF32);
     Tensor teacher_logits = logits_.rows(0, n);
     teacher.headLogits(acts_, r0, teacher_logits);
-    // The loss kernels call kernels/cpu directly; time them as one op when profiling.
-    const OpTimer timer(student_.runtime().profile, [] { return std::string("kd.loss"); });
-    return kdDenseChunk(logits, teacher_logits, mb.targets + r0, slice, tp_, kd_,
+    return kdDenseChunk(student_.runtime(), logits, teacher_logits, mb.targets + r0, slice, tp_, kd_,
                         backward ? grad_scale : 0.0f);
   };
   const LossSums sums = student_.headLossChunks(acts, loss, grad_scale > 0, dout);
