@@ -74,7 +74,9 @@ po::options_description AugmentConfig::describe() {
         ("max-flips", po::value(&fgsm.max_flips)->default_value(fgsm.max_flips)->value_name("K"),
          "most tokens changed per window (each kept only if it raises the loss); >= 1")
         ("save-deltas", po::bool_switch(&fgsm.save_deltas),
-         "also write /fgsm/deltas float16 [n_tokens, d_model] = E * sign(gradient)");
+         "also write /fgsm/deltas float16 [n_tokens, d_model] = E * sign(gradient)")
+      ("device", po::value(&fgsm.device)->default_value(fgsm.device)->value_name("NAME"),
+       "backend the model computes on");
   // clang-format on
   common.add(bt).add(eda).add(adv);
   return common;

@@ -38,7 +38,7 @@ struct AugmentConfig {
   static constexpr const char* kPerturbOptions[] = {"eda-sr", "eda-ri",  "eda-rs",
                                                     "eda-rd", "num-aug", "wordnet-dir"};
   static constexpr const char* kFgsmOptions[] = {"checkpoint", "epsilon", "max-flips",
-                                                 "save-deltas"};
+                                                 "save-deltas", "device"};
 
   // The common options and one group per method.
   po::options_description describe();

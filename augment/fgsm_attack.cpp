@@ -6,6 +6,7 @@
 
 #include "src/core/check.h"
 #include "src/tensor/ops.h"
+#include "src/tensor/staging.h"
 
 namespace kdgrid::augment {
 
@@ -35,7 +36,9 @@ FgsmAttacker::FgsmAttacker(Gpt2Stage& model, Runtime& rt, uint32_t vocab_size, f
   KDGRID_CHECK(model.firstStage() && model.lastStage() && model.computeType() == DType::kF32 &&
                    model.layout().find("tok_emb").local_rows >= V_,
                "fgsm needs the whole fp32 model on one rank");
-  const float* emb = model_.param("tok_emb").data<float>();
+  // The candidates' search reads the embedding table on the host: one staged copy [V, C].
+  emb_host_ = toHost<float>(model_.param("tok_emb").rows(0, V_));
+  const float* emb = emb_host_.data();
   emb_sq_.resize(V_);
   for (int64_t v = 0; v < V_; ++v) {
     double s = 0;
@@ -52,10 +55,10 @@ double FgsmAttacker::loss(std::span<const uint32_t> window, std::vector<float>* 
   const LossSums sums =
       model_.headForwardBackward(acts, window.data() + 1, scale, d_x0 ? &dout : nullptr);
   if (d_x0) {
-    std::fill(model_.grads(), model_.grads() + model_.layout().totalElements(), 0.0f);
+    model_.grads().zero();
     Tensor dx0;
     model_.backward(acts, dout, &dx0);
-    d_x0->assign(dx0.data<float>(), dx0.data<float>() + T_ * C_);
+    *d_x0 = toHost<float>(dx0);
   }
   return sums.ce_sum / static_cast<double>(sums.tokens);
 }
@@ -76,16 +79,17 @@ FgsmWindowResult FgsmAttacker::attack(std::span<const uint32_t> window, float* d
   // y_t = e_cur + epsilon * sign(g_t): x'_t without its position embedding, which is the same
   // for every candidate token and so drops out of the distance.
   const Tensor emb = model_.param("tok_emb").rows(0, V_);  // [V, C]
-  const float* e = emb.data<float>();
-  Tensor y = Tensor::zeros({T_, C_}, DType::kF32);
-  float* yp = y.data<float>();
+  const float* e = emb_host_.data();
+  std::vector<float> y_host(T_ * C_);
   for (int64_t t = 0; t < T_; ++t) {
     const float* cur = e + int64_t(window[t]) * C_;
-    for (int64_t c = 0; c < C_; ++c) yp[t * C_ + c] = cur[c] + epsilon_ * sign(g[t * C_ + c]);
+    for (int64_t c = 0; c < C_; ++c) y_host[t * C_ + c] = cur[c] + epsilon_ * sign(g[t * C_ + c]);
   }
-  Tensor dots = Tensor::zeros({T_, V_}, DType::kF32);  // e_v . y_t
+  const Tensor y = fromHost<float>(y_host, {T_, C_}, rt_.backend);
+  Tensor dots = rt_.zeros({T_, V_}, DType::kF32);  // e_v . y_t
   ops::linearForward(rt_, dots, y, emb, nullptr);
-  const float* dp = dots.data<float>();
+  const std::vector<float> dots_host = toHost<float>(dots);
+  const float* dp = dots_host.data();
 
   std::vector<Candidate> candidates;
   for (int64_t t = 0; t < T_; ++t) {

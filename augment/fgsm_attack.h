@@ -53,6 +53,7 @@ class FgsmAttacker {
   int64_t T_, C_, V_;
   float epsilon_;
   int max_flips_;
+  std::vector<float> emb_host_;  // tok_emb rows [V, C], staged once
   std::vector<float> emb_sq_;  // [V] ||tok_emb[v]||^2
 };
 

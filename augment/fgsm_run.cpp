@@ -18,6 +18,7 @@
 #include "src/core/dtype.h"
 #include "src/core/log.h"
 #include "src/inference/inference_model.h"
+#include "src/tensor/backends.h"
 
 namespace kdgrid::augment {
 namespace {
@@ -55,9 +56,10 @@ FgsmSummary runFgsmAugmentation(const FgsmRunConfig& config) {
   });
 
   // Every rank holds the whole model (collective: builds the per-rank grid, reads the slices).
-  Runtime rt;
-  InferenceModel m =
-      loadInferenceModel(config.checkpoint, GridConfig{.dp = worldSize(), .pp = 1, .tp = 1}, rt);
+  Runtime rt(backendNamed(config.device));
+  InferenceModel m = loadInferenceModel(
+      config.checkpoint, GridConfig{.dp = worldSize(), .pp = 1, .tp = 1, .device = config.device},
+      rt);
   const int64_t T = m.config.max_seq, C = m.config.d_model;
   std::optional<TokenStream> stream;
   agreeOnOutcome([&] {

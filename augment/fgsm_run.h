@@ -29,6 +29,7 @@ struct FgsmRunConfig {
   int max_flips = 4;       // per window
   uint64_t seed = 0;       // recorded; the attack itself is deterministic
   bool save_deltas = false;
+  std::string device = "cpu";  // backend (src/tensor/backends.h)
 };
 
 struct FgsmSummary {

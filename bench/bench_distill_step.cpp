@@ -45,7 +45,7 @@ std::unique_ptr<Gpt2Stage> makeTeacher(const ModelConfig& config, ProcessGrid& g
                                        Runtime& rt) {
   auto stage = std::make_unique<Gpt2Stage>(config, 1, 0, grid.tpComm(), compute, Recompute::kFull,
                                            rt);
-  initializeParameters(stage->layout(), 1, stage->params());
+  initializeParameters(stage->layout(), 1, stage->params().data<float>());
   stage->syncComputeWeights();
   return stage;
 }

@@ -58,7 +58,7 @@ std::unique_ptr<BenchModel> randomModel(const std::string& name, const ModelConf
   m->grid = std::make_unique<ProcessGrid>(gc);
   m->stage = std::make_unique<Gpt2Stage>(config, 1, 0, m->grid->tpComm(), DType::kF32,
                                          Recompute::kNone, m->rt);
-  initializeParameters(m->stage->layout(), 1, m->stage->params());
+  initializeParameters(m->stage->layout(), 1, m->stage->params().data<float>());
   m->stage->syncComputeWeights();
   return m;
 }

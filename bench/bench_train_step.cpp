@@ -19,6 +19,7 @@
 
 #include "bench/bench_cli.h"
 #include "bench/train_step_harness.h"
+#include "kernels/cpu/gemm.h"
 #include "src/core/mpi_session.h"
 
 namespace po = boost::program_options;
@@ -74,7 +75,7 @@ int main(int argc, char** argv) {
     const bool measure_peak = !vm.count("no-peak");
     std::vector<double> peak(types.size(), 0.0);
     for (size_t i = 0; i < types.size() && measure_peak; ++i)
-      peak[i] = cpu::measureGemmPeakFlops(harness[i]->runtime().gemm, types[i]);
+      peak[i] = cpu::measureGemmPeakFlops(harness[i]->runtime().backend.gemm(), types[i]);
     for (int w = 0; w < warmup; ++w)
       for (auto& h : harness) h->step();
     std::vector<Result> res(types.size());
@@ -89,7 +90,7 @@ int main(int argc, char** argv) {
       }
     }
     for (size_t i = 0; i < types.size() && measure_peak; ++i)
-      peak[i] = std::max(peak[i], cpu::measureGemmPeakFlops(harness[i]->runtime().gemm, types[i]));
+      peak[i] = std::max(peak[i], cpu::measureGemmPeakFlops(harness[i]->runtime().backend.gemm(), types[i]));
 
     for (size_t i = 0; i < types.size(); ++i) {
       const Result& r = res[i];

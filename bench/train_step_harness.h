@@ -35,6 +35,7 @@
 #include "src/optim/adamw.h"
 #include "src/parallel/grid.h"
 #include "src/tensor/op_profile.h"
+#include "src/tensor/ops.h"
 #include "src/tensor/runtime.h"
 #include "src/train/loss_head.h"
 #include "src/train/pipeline.h"
@@ -74,8 +75,8 @@ class TrainStepHarness {
       : config_(config),
         grid_(grid),
         model_(config.model, 1, 0, grid.tpComm(), config.compute, config.recompute, rt_),
-        optimizer_(model_.layout(), cpu::AdamWConfig{.weight_decay = 0.1f}) {
-    initializeParameters(model_.layout(), config.seed, model_.params());
+        optimizer_(rt_, model_.layout(), cpu::AdamWConfig{.weight_decay = 0.1f}) {
+    initializeParameters(model_.layout(), config.seed, model_.params().data<float>());
     model_.syncComputeWeights();
     const int64_t T = config.model.max_seq;
     inputs_.resize(config.batch * T);
@@ -124,7 +125,7 @@ class TrainStepHarness {
     if (head) head->endStep();
     const auto t2 = Clock::now();
     // Global norm and clip as the trainer does (one rank: every tensor counted once).
-    const double norm = std::sqrt(cpu::sumSquares(model_.grads(), static_cast<int64_t>(n)));
+    const double norm = std::sqrt(ops::sumSquares(rt_, model_.grads().rows(0, static_cast<int64_t>(n))));
     const double clip = norm > 1.0 ? 1.0 / norm : 1.0;
     const auto t3 = Clock::now();
     optimizer_.step(model_.params(), model_.grads(), model_.computeCopy(), 3e-4f,

@@ -45,8 +45,8 @@ class Model {
     grid_ = std::make_unique<ProcessGrid>(gc);
     stage_ = std::make_unique<Gpt2Stage>(config, 1, 0, grid_->tpComm(), DType::kF32,
                                          Recompute::kNone, rt_);
-    initializeParameters(stage_->layout(), seed, stage_->params());
-    float* p = stage_->params();
+    initializeParameters(stage_->layout(), seed, stage_->params().data<float>());
+    float* p = stage_->params().data<float>();
     for (size_t i = 0; i < stage_->layout().totalElements(); ++i) p[i] *= 8.0f;
     stage_->syncComputeWeights();
   }

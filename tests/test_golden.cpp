@@ -144,12 +144,12 @@ TEST_P(Golden, MatchesPyTorchReference) {
   ProcessGrid grid(gc);
   Runtime rt;
   Gpt2Stage model(mc, 1, 0, grid.tpComm(), DType::kF32, Recompute::kNone, rt);
-  initializeParameters(model.layout(), kSeed, model.params());
+  initializeParameters(model.layout(), kSeed, model.params().data<float>());
 
   // The initial weights as model.h5 (what `kdgrid train --seed kSeed` starts from, too).
   const CheckpointMeta meta = checkpointMeta(mc, "1,1,1", "", kSha);
   const std::string init_dir = saveCheckpoint(
-      dir / "init", meta, TrainingState{}, rankTensorsFor(grid, model.layout(), model.params()), 0);
+      dir / "init", meta, TrainingState{}, rankTensorsFor(grid, model.layout(), model.params().data<float>()), 0);
 
   // Known tokens: the gradient windows are the stream's first windows; the training shard
   // holds kShardWindows windows plus a tail the loader must drop.
@@ -210,7 +210,7 @@ TEST_P(Golden, MatchesPyTorchReference) {
   for (int64_t row = 0; row < kGradWindows * T; ++row) {
     model.logitsAt(acts, row, logits.data() + row * kVocab);
   }
-  std::fill(model.grads(), model.grads() + model.layout().totalElements(), 0.0f);
+  model.grads().zero();
   Tensor dout;
   const LossSums sums =
       model.headForwardBackward(acts, targets.data(), 1.0f / (kGradWindows * T), &dout);
@@ -234,7 +234,7 @@ TEST_P(Golden, MatchesPyTorchReference) {
   double worst_grad = 0;
   for (const LocalParam& p : model.layout().params()) {
     const std::string name = "f64/grads/" + p.spec.name;
-    const MaxError e = compare<float, double>(tensorOf(model.grads(), p), readDoubles(ref, name));
+    const MaxError e = compare<float, double>(tensorOf(model.grads().data<float>(), p), readDoubles(ref, name));
     const MaxError e32 = compare<double, double>(readDoubles(ref, "f32/grads/" + p.spec.name),
                                                  readDoubles(ref, name));
     EXPECT_LE(e.relative(), kGradTol)
@@ -288,8 +288,8 @@ TEST_P(Golden, MatchesPyTorchReference) {
     std::vector<float> got = ckpt.openDataset("model/" + p.spec.name).read<float>();
     std::vector<double> want = readDoubles(ref, "f64/train/final/" + p.spec.name);
     std::vector<double> want32 = readDoubles(ref, "f32/train/final/" + p.spec.name);
-    std::vector<float> start(tensorOf(model.params(), p).begin(),
-                             tensorOf(model.params(), p).end());
+    std::vector<float> start(tensorOf(model.params().data<float>(), p).begin(),
+                             tensorOf(model.params().data<float>(), p).end());
     if (p.spec.name.ends_with("attn.qkv.bias")) {
       // Rows [C, 2C) are the K bias (see kKeyBiasTol): checked on their own, then cut out.
       const int64_t C = mc.d_model;

@@ -15,6 +15,7 @@
 #include "src/model/params.h"
 #include "src/parallel/grid.h"
 #include "src/tensor/runtime.h"
+#include "src/tensor/staging.h"
 
 namespace kdgrid {
 namespace {
@@ -51,13 +52,13 @@ class Stage {
  public:
   Stage(ProcessGrid& grid, DType dtype, Recompute recompute)
       : model_(tinyModel(), 1, 0, grid.tpComm(), dtype, recompute, rt_) {
-    initializeParameters(model_.layout(), 7, model_.params());
+    initializeParameters(model_.layout(), 7, model_.params().data<float>());
     model_.syncComputeWeights();
   }
   Gpt2Stage& model() { return model_; }
   TensorPool& pool() { return rt_.pool; }
   std::vector<float> grads() {
-    return std::vector<float>(model_.grads(), model_.grads() + model_.layout().totalElements());
+    return toHost<float>(model_.grads());
   }
   // Forward, loss and backward of one micro-batch; parameter gradients accumulate.
   void microBatch(const Tokens& tokens) {
@@ -130,7 +131,7 @@ TEST(Gpt2Memory, ZeroGradsMatchesZeroingByHand) {
   const Tokens first(3), second(4);
   Stage a(*grid, DType::kF32, Recompute::kNone), b(*grid, DType::kF32, Recompute::kNone);
   a.model().zeroGrads();
-  std::fill(b.model().grads(), b.model().grads() + b.model().layout().totalElements(), 0.0f);
+  b.model().grads().zero();
   a.microBatch(first);
   b.microBatch(first);
   EXPECT_TRUE(bitwiseEqual(a.grads(), b.grads()));

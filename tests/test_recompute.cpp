@@ -12,6 +12,7 @@
 #include "src/model/gpt2.h"
 #include "src/model/params.h"
 #include "src/parallel/grid.h"
+#include "src/tensor/staging.h"
 #include "tests/test_util.h"
 
 namespace kdgrid {
@@ -41,7 +42,7 @@ Result run(ProcessGrid& grid, DType dtype, Recompute recompute) {
   const ModelConfig mc = smallModel();
   Runtime rt;
   Gpt2Stage model(mc, 1, 0, grid.tpComm(), dtype, recompute, rt);
-  initializeParameters(model.layout(), 5, model.params());
+  initializeParameters(model.layout(), 5, model.params().data<float>());
   model.syncComputeWeights();
   std::mt19937 gen(99);
   std::vector<std::vector<uint32_t>> ids(2, std::vector<uint32_t>(kB * kT)), targets = ids;
@@ -50,7 +51,7 @@ Result run(ProcessGrid& grid, DType dtype, Recompute recompute) {
       for (auto& id : mb) id = gen() % mc.vocab_size;
     }
   }
-  std::fill(model.grads(), model.grads() + model.layout().totalElements(), 0.0f);
+  model.grads().zero();
   StageActivations acts[2];
   for (int m = 0; m < 2; ++m) model.forward(acts[m], ids[m].data(), nullptr, kB, kT);
   Result r;
@@ -60,7 +61,7 @@ Result run(ProcessGrid& grid, DType dtype, Recompute recompute) {
     r.ce.push_back(model.headForwardBackward(acts[m], targets[m].data(), scale, &dout).ce_sum);
     model.backward(acts[m], dout);
   }
-  r.grads.assign(model.grads(), model.grads() + model.layout().totalElements());
+  r.grads = toHost<float>(model.grads());
   return r;
 }
 

@@ -48,6 +48,11 @@ float dyadicGrad(int rank, int step, size_t i) {
 
 const cpu::AdamWConfig kConfig{.weight_decay = 0.1f};
 
+// A host vector as a flat fp32 tensor of the CPU backend.
+Tensor flat(std::vector<float>& v) {
+  return Tensor::view(v.data(), {static_cast<int64_t>(v.size())}, DType::kF32);
+}
+
 TEST(ZeroAdamW, RangesAddUpToTheWholeUpdate) {
   const ParameterLayout layout(tinyModel(), 1, 0, 1, 0);
   const size_t n = layout.totalElements();
@@ -58,16 +63,18 @@ TEST(ZeroAdamW, RangesAddUpToTheWholeUpdate) {
   Tensor copy_split = Tensor::zeros({int64_t(n)}, DType::kBF16);
   // Cuts that fall inside tensors, on a tensor boundary and at the ends.
   const size_t cuts[] = {0, 7, layout.params()[1].offset, n / 2 + 3, n};
-  AdamW full(layout, kConfig);
+  Runtime rt;
+  AdamW full(rt, layout, kConfig);
   std::vector<AdamW> parts;
   for (size_t k = 0; k + 1 < std::size(cuts); ++k) {
-    parts.emplace_back(layout, kConfig, cuts[k], cuts[k + 1]);
+    parts.emplace_back(rt, layout, kConfig, cuts[k], cuts[k + 1]);
   }
   std::vector<float> grads(n);
+  Tensor whole_t = flat(whole), split_t = flat(split), grads_t = flat(grads);
   for (int step = 1; step <= 3; ++step) {
     for (size_t i = 0; i < n; ++i) grads[i] = dyadicGrad(0, step, i);
-    full.step(whole.data(), grads.data(), &copy_whole, 1e-2f, 0.5f, step);
-    for (AdamW& part : parts) part.step(split.data(), grads.data(), &copy_split, 1e-2f, 0.5f, step);
+    full.step(whole_t, grads_t, &copy_whole, 1e-2f, 0.5f, step);
+    for (AdamW& part : parts) part.step(split_t, grads_t, &copy_split, 1e-2f, 0.5f, step);
   }
   EXPECT_EQ(0, std::memcmp(whole.data(), split.data(), n * 4));
   EXPECT_EQ(0, std::memcmp(copy_whole.raw(), copy_split.raw(), n * 2));
@@ -96,30 +103,33 @@ TEST(ZeroDataParallel, MatchesPlainDataParallelBitwise) {
   std::vector<float> params_plain(n), params_zero(n), grads(n);
   initializeParameters(layout, 5, params_plain.data());
   params_zero = params_plain;
-  AdamW opt_plain(layout, kConfig, plain.begin(), plain.end());
-  AdamW opt_zero(layout, kConfig, zero.begin(), zero.end());
+  Runtime rt;
+  AdamW opt_plain(rt, layout, kConfig, plain.begin(), plain.end());
+  AdamW opt_zero(rt, layout, kConfig, zero.begin(), zero.end());
+  Tensor grads_t = flat(grads), params_plain_t = flat(params_plain), params_zero_t = flat(params_zero);
   for (int step = 1; step <= 3; ++step) {
     for (size_t i = 0; i < n; ++i) grads[i] = dyadicGrad(r, step, i);
-    plain.reduceGradients(grads.data());
-    opt_plain.step(params_plain.data(), grads.data(), nullptr, 1e-2f, 1.0f, step);
+    plain.reduceGradients(grads_t);
+    opt_plain.step(params_plain_t, grads_t, nullptr, 1e-2f, 1.0f, step);
 
     for (size_t i = 0; i < n; ++i) grads[i] = dyadicGrad(r, step, i);
-    zero.reduceGradients(grads.data());
+    zero.reduceGradients(grads_t);
     for (size_t i = zero.begin(); i < zero.end(); ++i) {  // the shard holds the exact sums
       float sum = 0;
       for (int q = 0; q < p; ++q) sum += dyadicGrad(q, step, i);
       ASSERT_EQ(grads[i], sum) << "element " << i;
     }
-    opt_zero.step(params_zero.data(), grads.data(), nullptr, 1e-2f, 1.0f, step);
-    zero.gatherParameters(params_zero.data());
+    opt_zero.step(params_zero_t, grads_t, nullptr, 1e-2f, 1.0f, step);
+    zero.gatherParameters(params_zero_t);
   }
   EXPECT_EQ(0, std::memcmp(params_plain.data(), params_zero.data(), n * 4));
 
   // Checkpoints: each rank saves only its shard of the moments, straight into the full
   // logical datasets; a load without ZeRO gets the plain optimizer's full moments, a load with
   // ZeRO each rank's shard, and a plain save loads into the shards as well.
-  const RankMoments zero_moments = checkpointMoments(zero, opt_zero);
-  EXPECT_EQ(zero_moments.m, opt_zero.m().data<float>());  // the optimizer's own buffers
+  const CheckpointMoments zero_view(zero, opt_zero, /*for_save=*/true);
+  const RankMoments zero_moments = zero_view.moments();
+  EXPECT_EQ(zero_moments.m, opt_zero.m().data<float>());  // the optimizer's own buffers (CPU)
   const RankTensors zero_tensors = modelTensors(layout, r, 0, 0, params_zero.data(), zero_moments);
   size_t held = 0, in_shard = 0;
   for (const LocalTensor& piece : zero_tensors.moment_local) {
@@ -140,21 +150,27 @@ TEST(ZeroDataParallel, MatchesPlainDataParallelBitwise) {
   const std::string zero_saved = saveCheckpoint(dir / "zero", meta, state, zero_tensors, 0);
   const std::string plain_saved = saveCheckpoint(
       dir / "plain", meta, state,
-      modelTensors(layout, r, 0, 0, params_plain.data(), checkpointMoments(plain, opt_plain)), 0);
+      modelTensors(layout, r, 0, 0, params_plain.data(),
+                   CheckpointMoments(plain, opt_plain, /*for_save=*/true).moments()),
+      0);
 
   for (const std::string& saved : {zero_saved, plain_saved}) {
     SCOPED_TRACE(saved);
-    AdamW fresh_plain(layout, kConfig, plain.begin(), plain.end());
+    AdamW fresh_plain(rt, layout, kConfig, plain.begin(), plain.end());
     std::vector<float> loaded_params(n, 0.0f);  // 0 in the layout's gaps, as params_plain
-    loadCheckpoint(saved, modelTensors(layout, r, 0, 0, loaded_params.data(),
-                                       checkpointMoments(plain, fresh_plain)));
+    CheckpointMoments plain_load(plain, fresh_plain, /*for_save=*/false);
+    loadCheckpoint(saved,
+                   modelTensors(layout, r, 0, 0, loaded_params.data(), plain_load.moments()));
+    plain_load.store();
     EXPECT_EQ(0, std::memcmp(loaded_params.data(), params_plain.data(), n * 4));
     EXPECT_EQ(0, std::memcmp(fresh_plain.m().data<float>(), opt_plain.m().data<float>(), n * 4));
     EXPECT_EQ(0, std::memcmp(fresh_plain.v().data<float>(), opt_plain.v().data<float>(), n * 4));
 
-    AdamW fresh_zero(layout, kConfig, zero.begin(), zero.end());
-    loadCheckpoint(saved, modelTensors(layout, r, 0, 0, loaded_params.data(),
-                                       checkpointMoments(zero, fresh_zero)));
+    AdamW fresh_zero(rt, layout, kConfig, zero.begin(), zero.end());
+    CheckpointMoments zero_load(zero, fresh_zero, /*for_save=*/false);
+    loadCheckpoint(saved,
+                   modelTensors(layout, r, 0, 0, loaded_params.data(), zero_load.moments()));
+    zero_load.store();
     EXPECT_EQ(0, std::memcmp(fresh_zero.m().data<float>(), opt_zero.m().data<float>(),
                              (zero.end() - zero.begin()) * 4));
     EXPECT_EQ(0, std::memcmp(fresh_zero.v().data<float>(), opt_zero.v().data<float>(),

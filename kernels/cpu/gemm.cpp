@@ -28,6 +28,8 @@ Dt dnnlType(DType t) {
       return Dt::bf16;
     case DType::kF16:
       return Dt::f16;
+    case DType::kU32:
+      break;
   }
   return Dt::undef;
 }
@@ -358,6 +360,8 @@ void gemm(GemmContext& ctx, const GemmCall& call) {
       case DType::kF16:
         scaleOutput<f16>(call);
         break;
+      case DType::kU32:
+        break;  // refused by supportedCombo
     }
     return;
   }
@@ -405,6 +409,8 @@ double measureGemmPeakFlops(GemmContext& ctx, DType dtype, int64_t n, int repeat
       return peakFlops<bf16>(ctx, n, repeats);
     case DType::kF16:
       return peakFlops<f16>(ctx, n, repeats);
+    case DType::kU32:
+      break;
   }
   return 0.0;
 }

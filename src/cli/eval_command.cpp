@@ -12,6 +12,7 @@
 #include "src/distill/teacher_eval.h"
 #include "src/inference/inference_model.h"
 #include "src/parallel/grid.h"
+#include "src/tensor/backends.h"
 #include "src/train/evaluate.h"
 
 namespace kdgrid {
@@ -37,7 +38,7 @@ int runEval(const CommandLine& cmd) {
   KDGRID_OPTION_CHECK(max_tokens >= 0, "--max-tokens must be >= 0");
   KDGRID_OPTION_CHECK(batch_size >= 1, "--batch-size must be >= 1");
 
-  Runtime rt;
+  Runtime rt(backendNamed(grid_config.device));
   InferenceModel m = loadInferenceModel(checkpoint, grid_config, rt);
   TokenStream stream(data);
   KDGRID_INPUT_CHECK(stream.vocabSize() <= static_cast<uint32_t>(m.config.vocab_size),

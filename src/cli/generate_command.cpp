@@ -10,6 +10,7 @@
 #include "src/core/log.h"
 #include "src/inference/generation.h"
 #include "src/inference/inference_model.h"
+#include "src/tensor/backends.h"
 
 namespace kdgrid {
 
@@ -17,6 +18,7 @@ int runGenerate(const CommandLine& cmd) {
   std::string checkpoint, tokenizer_path, prompt;
   int max_new_tokens = 100, samples = 1;
   uint64_t seed = 0;
+  std::string device = "cpu";
   SamplingOptions s;
   po::options_description options("Generation");
   options.add_options()
@@ -28,7 +30,8 @@ int runGenerate(const CommandLine& cmd) {
     ("temperature", po::value(&s.temperature)->default_value(s.temperature), "softmax temperature (0 = greedy)")
     ("top-k", po::value(&s.top_k)->default_value(s.top_k), "sample among the k most likely tokens (0 = all)")
     ("top-p", po::value(&s.top_p)->default_value(s.top_p), "nucleus sampling mass (1 = off)")
-    ("seed", po::value(&seed)->default_value(seed), "sampling seed");
+    ("seed", po::value(&seed)->default_value(seed), "sampling seed")
+    ("device", po::value(&device)->default_value(device)->value_name("NAME"), "backend to compute on");
   po::variables_map vm;
   if (!parseOptions(cmd, options, vm)) return kExitOk;
   KDGRID_OPTION_CHECK(!checkpoint.empty(), "--checkpoint is required");
@@ -38,7 +41,7 @@ int runGenerate(const CommandLine& cmd) {
   KDGRID_OPTION_CHECK(s.top_k >= 0, "--top-k must be >= 0");
   KDGRID_OPTION_CHECK(s.top_p > 0 && s.top_p <= 1, "--top-p must be in (0, 1]");
 
-  Runtime rt;
+  Runtime rt(backendNamed(device));
   // Every rank runs the same single-rank model; rank 0 prints.
   GridConfig single{.dp = worldSize(), .pp = 1, .tp = 1};
   InferenceModel m = loadInferenceModel(checkpoint, single, rt);

@@ -7,11 +7,15 @@
 
 namespace kdgrid {
 
-enum class DType : uint8_t { kF32, kBF16, kF16 };
+// kU32: token ids and other indices (never a compute type).
+enum class DType : uint8_t { kF32, kBF16, kF16, kU32 };
 
-constexpr size_t dtypeSize(DType t) { return t == DType::kF32 ? 4 : 2; }
+constexpr size_t dtypeSize(DType t) { return t == DType::kF32 || t == DType::kU32 ? 4 : 2; }
 constexpr std::string_view dtypeName(DType t) {
-  return t == DType::kF32 ? "fp32" : t == DType::kBF16 ? "bf16" : "fp16";
+  return t == DType::kF32    ? "fp32"
+         : t == DType::kBF16 ? "bf16"
+         : t == DType::kF16  ? "fp16"
+                             : "uint32";
 }
 
 // bfloat16: the top 16 bits of an IEEE fp32, rounded to nearest even.
@@ -55,6 +59,7 @@ template <typename T> constexpr DType dtypeOf();
 template <> constexpr DType dtypeOf<float>() { return DType::kF32; }
 template <> constexpr DType dtypeOf<bf16>() { return DType::kBF16; }
 template <> constexpr DType dtypeOf<f16>() { return DType::kF16; }
+template <> constexpr DType dtypeOf<uint32_t>() { return DType::kU32; }
 
 inline float toFloat(float x) { return x; }
 inline float toFloat(bf16 x) { return static_cast<float>(x); }

@@ -57,7 +57,7 @@ LossSums OfflineDistillHead::lastStage(int m, const MicroBatch& mb, StageActivat
   const size_t base = size_t(m) * batch_size_ * T_ * k_;
   auto loss = [&](Tensor& logits, int64_t r0, int64_t /*n*/, bool backward) {
     const size_t at = base + size_t(r0) * k_;
-    return kdTopkChunk(logits, ids_.data() + at, logprobs_.data() + at, k_, teacher_scale_,
+    return kdTopkChunk(student_.runtime(), logits, ids_.data() + at, logprobs_.data() + at, k_, teacher_scale_,
                        mb.targets + r0, slice, tp_, kd_, backward ? grad_scale : 0.0f);
   };
   return student_.headLossChunks(acts, loss, grad_scale > 0, dout);

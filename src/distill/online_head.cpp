@@ -28,14 +28,15 @@ void OnlineDistillHead::beforeForward(int m, const MicroBatch& mb) {
   StageActivations acts;
   Tensor input;
   if (s > 0) {
-    input = Tensor::zeros({mb.B * mb.T, teacher.config().d_model}, teacher.computeType());
-    pp_.recv(input.raw(), input.bytes(), s - 1, kTagTeacherActivation);
+    input = Tensor::zeros({mb.B * mb.T, teacher.config().d_model}, teacher.computeType(),
+                          teacher.runtime().backend);
+    pp_.recv(input, s - 1, kTagTeacherActivation);
   }
   const Tensor& out = teacher.forward(acts, mb.inputs, s > 0 ? &input : nullptr, mb.B, mb.T);
   if (s < P - 1) {
     // Non-blocking like the student's: the buffer lives until the schedule's waitSends.
     in_flight_.push_back(out);
-    pp_.send(out.raw(), out.bytes(), s + 1, kTagTeacherActivation);
+    pp_.send(out, s + 1, kTagTeacherActivation);
     return;
   }
   acts.blocks.clear();  // only the final LayerNorm output is needed, for the logits
@@ -52,12 +53,10 @@ LossSums OnlineDistillHead::lastStage(int m, const MicroBatch& mb, StageActivati
   Gpt2Stage& teacher = *teacher_.stage;
   auto loss = [&](Tensor& logits, int64_t r0, int64_t n, bool backward) {
     if (!logits_.defined() || logits_.dim(0) < n)
-      logits_ = Tensor::zeros({n, student_.vocabLocal()}, DType::kF32);
+      logits_ = student_.runtime().zeros({n, student_.vocabLocal()}, DType::kF32);
     Tensor teacher_logits = logits_.rows(0, n);
     teacher.headLogits(acts_, r0, teacher_logits);
-    // The loss kernels call kernels/cpu directly; time them as one op when profiling.
-    const OpTimer timer(student_.runtime().profile, [] { return std::string("kd.loss"); });
-    return kdDenseChunk(logits, teacher_logits, mb.targets + r0, slice, tp_, kd_,
+    return kdDenseChunk(student_.runtime(), logits, teacher_logits, mb.targets + r0, slice, tp_, kd_,
                         backward ? grad_scale : 0.0f);
   };
   const LossSums sums = student_.headLossChunks(acts, loss, grad_scale > 0, dout);

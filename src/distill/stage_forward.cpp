@@ -7,12 +7,13 @@ void forwardThroughStages(Gpt2Stage& model, Communicator& pp, const uint32_t* in
   const int P = pp.size(), s = pp.rank();
   Tensor input;
   if (s > 0) {
-    input = Tensor::zeros({B * T, model.config().d_model}, model.computeType());
-    pp.recv(input.raw(), input.bytes(), s - 1, tag);
+    input = Tensor::zeros({B * T, model.config().d_model}, model.computeType(),
+                          model.runtime().backend);
+    pp.recv(input, s - 1, tag);
   }
   const Tensor& out = model.forward(acts, inputs, s > 0 ? &input : nullptr, B, T);
   if (s < P - 1) {
-    pp.send(out.raw(), out.bytes(), s + 1, tag);
+    pp.send(out, s + 1, tag);
     pp.waitSends();
   }
   acts.blocks.clear();

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "src/core/log.h"
+#include "src/tensor/staging.h"
 
 namespace kdgrid {
 
@@ -64,8 +65,10 @@ void loadTeacher(Teacher& t, const std::string& flag, ProcessGrid& grid, DType c
           throw CheckpointError(fmt::format("holds another model ({}) than {} ({})", older.summary(),
                                             t.step_dir, summary));
         }
-        loadCheckpoint(step_dir, rankTensorsFor(grid, t.stage->layout(), t.stage->params()),
+        HostView params(t.stage->params(), /*load=*/false);
+        loadCheckpoint(step_dir, rankTensorsFor(grid, t.stage->layout(), params.as<float>()),
                        grid.worldCollectives());
+        params.store(t.stage->params());
       },
       grid.worldCollectives());
   t.step_dir = *loaded;

@@ -47,11 +47,11 @@ TeacherEvalResult evaluateAgainstTeacher(Gpt2Stage& student, Gpt2Stage& teacher,
     const int64_t N = int64_t(batch) * T;
     for (int64_t r0 = 0; r0 < N; r0 += kChunkRows) {
       const int64_t n = std::min(kChunkRows, N - r0);
-      student_logits = Tensor::zeros({n, slice.size}, DType::kF32);
-      teacher_logits = Tensor::zeros({n, slice.size}, DType::kF32);
+      student_logits = student.runtime().zeros({n, slice.size}, DType::kF32);
+      teacher_logits = student.runtime().zeros({n, slice.size}, DType::kF32);
       student.headLogits(sa, r0, student_logits);
       teacher.headLogits(ta, r0, teacher_logits);
-      const AgreementSums s = teacherAgreementChunk(student_logits, teacher_logits,
+      const AgreementSums s = teacherAgreementChunk(student.runtime(), student_logits, teacher_logits,
                                                     targets.data() + r0, slice, grid.tpComm());
       totals.ce_sum += s.ce_sum;
       totals.kl_sum += s.kl_sum;

@@ -1,4 +1,7 @@
 #include "src/distill/teacher_logits.h"
+#include "src/tensor/backends.h"
+
+#include "src/tensor/staging.h"
 
 #include <algorithm>
 #include <cmath>
@@ -30,13 +33,13 @@ struct Candidate {
   }
 };
 
-// The top-k of log-softmax(logits / T) for one chunk of rows, vocabulary-parallel over `tp`.
-// logits [n, V_local] (scaled in place); ids_below: only ids below it are candidates. Fills
-// ids and logprobs [n, k].
-void topkChunk(Tensor& logits, const cpu::VocabSlice& slice, uint32_t ids_below, int64_t k,
-               float temperature, Communicator& tp, uint32_t* ids, float* logprobs) {
-  const int64_t n = logits.dim(0);
-  float* z = logits.data<float>();
+// The top-k of log-softmax(logits / T) for one chunk of rows, vocabulary-parallel over `tp`,
+// selected on the host: logits [n, V_local] is a staged host copy (scaled in place); ids_below:
+// only ids below it are candidates. Fills ids and logprobs [n, k].
+void topkChunk(std::vector<float>& logits, int64_t n, const cpu::VocabSlice& slice,
+               uint32_t ids_below, int64_t k, float temperature, Communicator& tp, uint32_t* ids,
+               float* logprobs) {
+  float* z = logits.data();
   const float inv_t = 1.0f / temperature;
   for (int64_t i = 0; i < n * slice.size; ++i) z[i] *= inv_t;
   // log-normaliser over the full vocabulary: cross-entropy's row statistics with any valid
@@ -137,7 +140,7 @@ void writeTeacherLogits(const TeacherLogitsConfig& c, GridConfig gc) {
   resolveGridFor(gc, worldSize(), t.config);
   ProcessGrid grid(gc);
   log0("{}", grid.describe());
-  Runtime rt;
+  Runtime rt(backendNamed(gc.device));
   loadTeacher(t, "--teacher", grid, DType::kF32, rt, nullptr, "--data " + c.data,
               stream.tokenizerSha256());
   Gpt2Stage& model = *t.stage;
@@ -186,9 +189,10 @@ void writeTeacherLogits(const TeacherLogitsConfig& c, GridConfig gc) {
       logprobs.resize(N * k);
       for (int64_t r0 = 0; r0 < N; r0 += kChunkRows) {
         const int64_t n = std::min(kChunkRows, N - r0);
-        Tensor logits = Tensor::zeros({n, slice.size}, DType::kF32);
+        Tensor logits = rt.zeros({n, slice.size}, DType::kF32);
         model.headLogits(acts, r0, logits);
-        topkChunk(logits, slice, data_vocab, k, static_cast<float>(c.temperature), grid.tpComm(),
+        std::vector<float> host = toHost<float>(logits);
+        topkChunk(host, n, slice, data_vocab, k, static_cast<float>(c.temperature), grid.tpComm(),
                   ids.data() + r0 * k, logprobs.data() + r0 * k);
       }
       if (out) out->write(begin, N, ids.data(), logprobs.data());

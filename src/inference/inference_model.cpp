@@ -1,6 +1,7 @@
 #include "src/inference/inference_model.h"
 
 #include "src/core/log.h"
+#include "src/tensor/staging.h"
 
 namespace kdgrid {
 
@@ -21,8 +22,10 @@ InferenceModel loadInferenceModel(const std::string& ckpt, GridConfig grid_confi
         m.model = std::make_unique<Gpt2Stage>(m.config, gc.pp, m.grid->ppRank(), m.grid->tpComm(),
                                               compute, Recompute::kNone, rt);
         // One replica per tensor must count it towards the checksum check (rankTensorsFor).
-        const RankTensors tensors = rankTensorsFor(*m.grid, m.model->layout(), m.model->params());
+        HostView params(m.model->params(), /*load=*/false);
+        const RankTensors tensors = rankTensorsFor(*m.grid, m.model->layout(), params.as<float>());
         m.state = loadCheckpoint(m.step_dir, tensors, m.grid->worldCollectives());
+        params.store(m.model->params());
       });
   KDGRID_INPUT_CHECK(dir.has_value(), "--checkpoint {}: no checkpoint found", ckpt);
   m.model->syncComputeWeights();

@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/elementwise.h"
 #include "src/tensor/ops.h"
+#include "src/tensor/staging.h"
 
 namespace kdgrid {
 
@@ -39,32 +40,33 @@ Gpt2Stage::Gpt2Stage(const ModelConfig& config, int pp, int stage, Communicator&
   nh_local_ = config_.n_head / tp;
   vocab_local_ = vocabRowsPerRank(config_.vocab_size, tp);
   vocab_start_ = tp_.rank() * vocab_local_;
-  params_ = Tensor::zeros({static_cast<int64_t>(layout_.totalElements())}, DType::kF32);
-  grads_ = Tensor::zeros({static_cast<int64_t>(layout_.totalElements())}, DType::kF32);
-  if (compute_ != DType::kF32) {
-    compute_params_ = Tensor::zeros({static_cast<int64_t>(layout_.totalElements())}, compute_);
-  }
+  const int64_t n = static_cast<int64_t>(layout_.totalElements());
+  params_ = rt_.zeros({n}, DType::kF32);
+  grads_ = rt_.zeros({n}, DType::kF32);
+  if (compute_ != DType::kF32) compute_params_ = rt_.zeros({n}, compute_);
 }
 
 Tensor Gpt2Stage::param(const std::string& name) {
   const LocalParam& p = layout_.find(name);
-  return Tensor::view(params() + p.offset, {p.local_rows, p.local_cols}, DType::kF32);
+  return Tensor::view(params_.data<float>() + p.offset, {p.local_rows, p.local_cols},
+                      DType::kF32, params_.backend());
 }
 
 Tensor Gpt2Stage::grad(const std::string& name) {
   const LocalParam& p = layout_.find(name);
-  return Tensor::view(grads() + p.offset, {p.local_rows, p.local_cols}, DType::kF32);
+  return Tensor::view(grads_.data<float>() + p.offset, {p.local_rows, p.local_cols},
+                      DType::kF32, grads_.backend());
 }
 
 Tensor Gpt2Stage::computeWeight(const std::string& name) {
   if (compute_ == DType::kF32) return param(name);
   const LocalParam& p = layout_.find(name);
   return Tensor::view(static_cast<char*>(compute_params_.raw()) + p.offset * dtypeSize(compute_),
-                      {p.local_rows, p.local_cols}, compute_);
+                      {p.local_rows, p.local_cols}, compute_, compute_params_.backend());
 }
 
 void Gpt2Stage::zeroGrads() {
-  cpu::zeroFill(grads(), static_cast<int64_t>(layout_.totalElements()));
+  grads_.zero();
   weight_grads_zero_ = true;
 }
 
@@ -81,12 +83,13 @@ const Tensor& Gpt2Stage::forward(StageActivations& acts, const uint32_t* ids, co
   acts.blocks.resize(layers_.end - layers_.begin);
   Tensor x = act({N, C}, compute_);
   if (firstStage()) {
-    acts.ids.assign(ids, ids + N);
+    acts.ids = act({B, T}, DType::kU32);
+    copyFromHost(acts.ids, ids);
     // Vocab-parallel embedding: each tp rank adds its rows; tp rank 0 adds the positions.
     Tensor pos = param("pos_emb");
-    ops::embeddingForward(rt_, x, ids, B, T, param("tok_emb"), vocab_start_,
+    ops::embeddingForward(rt_, x, acts.ids, param("tok_emb"), vocab_start_,
                           tp_.rank() == 0 ? &pos : nullptr);
-    if (tp_.size() > 1) tp_.allReduceSum(x.raw(), x.numel(), x.dtype());
+    if (tp_.size() > 1) tp_.allReduceSum(x);
     if (x0_delta) {
       KDGRID_CHECK(x0_delta->numel() == N * C && x0_delta->dtype() == compute_,
                    "embedding perturbation mis-sized or of another dtype");
@@ -94,7 +97,7 @@ const Tensor& Gpt2Stage::forward(StageActivations& acts, const uint32_t* ids, co
     }
   } else {
     KDGRID_CHECK(input && input->numel() == N * C, "stage input missing or mis-sized");
-    std::memcpy(x.raw(), input->raw(), x.bytes());
+    copyTensor(x, *input);
   }
   for (int l = layers_.begin; l < layers_.end; ++l) {
     BlockActivations& a = acts.blocks[l - layers_.begin];
@@ -162,7 +165,7 @@ void Gpt2Stage::rowParallelLinear(Tensor& y, const Tensor& x, const Tensor& w, c
     return;
   }
   ops::linearForward(rt_, y, x, w, nullptr);
-  tp_.allReduceSum(y.raw(), y.numel(), y.dtype());
+  tp_.allReduceSum(y);
   ops::addBias(rt_, y, b);
 }
 
@@ -181,27 +184,36 @@ void Gpt2Stage::recomputeMlp(int l, BlockActivations& a) {
 LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* targets,
                                         float grad_scale, Tensor* dout) {
   const ops::VocabShard shard{vocab_start_, vocab_local_, config_.vocab_size};
-  // Per row of a chunk: local max, global max, then [sum of exp, target logit] reduced as one.
-  std::vector<float> local_max, global_max, sums;
+  const int64_t N = acts.B * acts.T;
+  Tensor all_targets = act({N}, DType::kU32);  // [N] on the backend
+  copyFromHost(all_targets, targets);
+  // Per row of a chunk: local max, global max, then [sum of exp, target logit] reduced as one
+  // (statistics fp32 on the backend; the loss sums are formed on the host from a staged copy).
+  std::vector<float> host_max, host_sums;
   auto cross_entropy = [&](Tensor& lg, int64_t r0, int64_t n, bool backward) {
-    local_max.assign(n, 0.f);
-    sums.assign(2 * n, 0.f);
-    ops::xentRowStats(rt_, local_max.data(), sums.data(), sums.data() + n, lg, targets + r0, shard);
-    global_max = local_max;
+    Tensor local_max = rt_.pool.zeros({n}, DType::kF32), global_max = act({n}, DType::kF32);
+    Tensor sums = rt_.pool.zeros({2 * n}, DType::kF32);  // [sum of exp | target logit]
+    Tensor sum_exp = sums.rows(0, n), target_logit = sums.rows(n, n);
+    const Tensor row_targets = all_targets.rows(r0, n);
+    ops::xentRowStats(rt_, local_max, sum_exp, target_logit, lg, row_targets, shard);
+    copyTensor(global_max, local_max);
     if (tp_.size() > 1) {
-      tp_.allReduceMax(global_max.data(), n);
-      ops::xentRescaleSums(rt_, sums.data(), local_max.data(), global_max.data(), n);
-      tp_.allReduceSum(sums.data(), 2 * n);
+      tp_.allReduceMax(global_max);
+      ops::xentRescaleSums(rt_, sums, local_max, global_max);
+      tp_.allReduceSum(sums);
     }
+    host_max.resize(n);
+    host_sums.resize(2 * n);
+    copyToHost(global_max, host_max.data());
+    copyToHost(sums, host_sums.data());
     LossSums chunk;
     for (int64_t i = 0; i < n; ++i) {
       if (targets[r0 + i] == UINT32_MAX) continue;
-      chunk.ce_sum += std::log(double(sums[i])) + global_max[i] - sums[n + i];
+      chunk.ce_sum += std::log(double(host_sums[i])) + host_max[i] - host_sums[n + i];
       chunk.tokens += 1;
     }
     if (backward) {
-      ops::xentBackwardInPlace(rt_, lg, global_max.data(), sums.data(), targets + r0, shard,
-                               grad_scale);
+      ops::xentBackwardInPlace(rt_, lg, global_max, sum_exp, row_targets, shard, grad_scale);
     }
     return chunk;
   };
@@ -210,9 +222,10 @@ LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* 
 
 void Gpt2Stage::logitsAt(const StageActivations& acts, int64_t row, float* logits) {
   KDGRID_CHECK(lastStage() && tp_.size() == 1, "logitsAt needs the whole vocabulary on this rank");
-  Tensor out = Tensor::view(logits, {1, config_.vocab_size}, DType::kF32);
+  Tensor out = act({1, config_.vocab_size}, DType::kF32);
   Tensor emb = computeWeight("tok_emb");
   ops::linearForward(rt_, out, acts.lnf.rows(row, 1), emb, nullptr);
+  copyToHost(out, logits);
 }
 
 Tensor Gpt2Stage::backward(StageActivations& acts, Tensor dout, Tensor* d_x0) {
@@ -247,7 +260,7 @@ Tensor Gpt2Stage::backward(StageActivations& acts, Tensor dout, Tensor* d_x0) {
     Tensor dln = a.ln2;  // d ln2 over ln2
     ops::linearBackward(rt_, &dln, false, &dw, &db, dgelu, a.ln2, w("mlp.fc1.weight"), assign);
     a.fc1 = a.gelu = dgelu = Tensor();
-    if (tp_.size() > 1) tp_.allReduceSum(dln.raw(), dln.numel(), dln.dtype());
+    if (tp_.size() > 1) tp_.allReduceSum(dln);
     dw = g("ln2.weight");
     db = g("ln2.bias");
     // dx += LayerNorm backward: the residual path and the MLP branch; dx is now d x_mid.
@@ -267,7 +280,7 @@ Tensor Gpt2Stage::backward(StageActivations& acts, Tensor dout, Tensor* d_x0) {
     dln = a.ln1;  // d ln1 over ln1
     ops::linearBackward(rt_, &dln, false, &dw, &db, dqkv, a.ln1, w("attn.qkv.weight"), assign);
     dqkv = Tensor();
-    if (tp_.size() > 1) tp_.allReduceSum(dln.raw(), dln.numel(), dln.dtype());
+    if (tp_.size() > 1) tp_.allReduceSum(dln);
     dw = g("ln1.weight");
     db = g("ln1.bias");
     ops::layernormBackward(rt_, dx, true, dw, db, dln, a.x_in, a.ln1_mean, a.ln1_rstd,
@@ -278,7 +291,7 @@ Tensor Gpt2Stage::backward(StageActivations& acts, Tensor dout, Tensor* d_x0) {
   if (d_x0) *d_x0 = dx;
   Tensor dtok = grad("tok_emb"), dpos = grad("pos_emb");
   // dx is identical on every tp rank, so each computes the (replicated) position gradient.
-  ops::embeddingBackward(rt_, dtok, &dpos, dx, acts.ids.data(), B, T, vocab_start_);
+  ops::embeddingBackward(rt_, dtok, &dpos, dx, acts.ids, vocab_start_);
   return Tensor();
 }
 

@@ -44,7 +44,7 @@ struct BlockActivations {
 
 struct StageActivations {
   int64_t B = 0, T = 0;
-  std::vector<uint32_t> ids;  // [B, T] inputs (first stage) — kept for the embedding grad
+  Tensor ids;  // [B, T] uint32 inputs (first stage) — kept for the embedding grad
   std::vector<BlockActivations> blocks;
   Tensor out;                      // [N, C] stage output (last block's residual)
   Tensor lnf, lnf_mean, lnf_rstd;  // last stage: final LayerNorm
@@ -86,9 +86,10 @@ class Gpt2Stage {
   // zeros back, ~5-10% faster). Any later backward adds, as usual.
   void zeroGrads();
 
-  // Flat fp32 buffers over layout(): master weights and gradients.
-  float* params() { return params_.data<float>(); }
-  float* grads() { return grads_.data<float>(); }
+  // Flat fp32 buffers [layout().totalElements()] over layout(), on the runtime's backend:
+  // master weights and gradients.
+  Tensor& params() { return params_; }
+  Tensor& grads() { return grads_; }
   Tensor param(const std::string& name);  // fp32 master view, local shape
   Tensor grad(const std::string& name);
 
@@ -111,8 +112,8 @@ class Gpt2Stage {
   LossSums headForwardBackward(StageActivations& acts, const uint32_t* targets, float grad_scale,
                                Tensor* dout);
 
-  // Last stage with tp = 1: the logits [vocab_size] at token `row` of the last forward
-  // (sampling).
+  // Last stage with tp = 1: the logits [vocab_size] at token `row` of the last forward, copied
+  // to the host (sampling).
   void logitsAt(const StageActivations& acts, int64_t row, float* logits);
 
   // --- Autoregressive decoding with a KV cache (src/model/gpt2_decode.cpp): one rank holding

@@ -6,6 +6,7 @@
 
 #include "src/model/gpt2.h"
 #include "src/tensor/ops.h"
+#include "src/tensor/staging.h"
 
 namespace kdgrid {
 namespace {
@@ -24,8 +25,8 @@ KvCache Gpt2Stage::makeKvCache(int64_t batch) {
   cache.batch = batch;
   for (int l = 0; l < config_.n_layer; ++l) {
     // Every position a step reads is written first (positions < len), so no zeroing.
-    cache.k.push_back(Tensor::empty({batch, nh_local_, config_.max_seq, hd}, compute_));
-    cache.v.push_back(Tensor::empty({batch, nh_local_, config_.max_seq, hd}, compute_));
+    cache.k.push_back(Tensor::empty({batch, nh_local_, config_.max_seq, hd}, compute_, rt_.backend));
+    cache.v.push_back(Tensor::empty({batch, nh_local_, config_.max_seq, hd}, compute_, rt_.backend));
   }
   return cache;
 }
@@ -43,10 +44,12 @@ void Gpt2Stage::prefill(KvCache& cache, const uint32_t* ids, int64_t n, float* l
     ops::kvCacheWrite(rt_, cache.k[l], cache.v[l], acts.blocks[l].qkv, n, 0);
   cache.len = n;
   Tensor emb = computeWeight("tok_emb");
+  Tensor out = act({B, V}, DType::kF32);
   for (int64_t b = 0; b < B; ++b) {
-    Tensor out = Tensor::view(logits + b * V, {1, V}, DType::kF32);
-    ops::linearForward(rt_, out, acts.lnf.rows(b * n + n - 1, 1), emb, nullptr);
+    Tensor row = out.rows(b, 1);
+    ops::linearForward(rt_, row, acts.lnf.rows(b * n + n - 1, 1), emb, nullptr);
   }
+  copyToHost(out, logits);
 }
 
 void Gpt2Stage::decodeStep(KvCache& cache, const uint32_t* ids, float* logits) {
@@ -58,7 +61,9 @@ void Gpt2Stage::decodeStep(KvCache& cache, const uint32_t* ids, float* logits) {
   // The residual stream x [B, C] is updated in place (ops::add allows out == a).
   Tensor x = act({B, C}, compute_);
   const Tensor pos_row = param("pos_emb").rows(pos, 1);  // the embedding adds row 0 of it
-  ops::embeddingForward(rt_, x, ids, B, 1, param("tok_emb"), vocab_start_, &pos_row);
+  Tensor ids_dev = act({B, 1}, DType::kU32);
+  copyFromHost(ids_dev, ids);
+  ops::embeddingForward(rt_, x, ids_dev, param("tok_emb"), vocab_start_, &pos_row);
   Tensor ln = act({B, C}, compute_), mean = act({B}, DType::kF32), rstd = act({B}, DType::kF32);
   Tensor qkv = act({B, 3 * c_local_}, compute_), att = act({B, c_local_}, compute_);
   Tensor proj = act({B, C}, compute_);
@@ -82,8 +87,9 @@ void Gpt2Stage::decodeStep(KvCache& cache, const uint32_t* ids, float* logits) {
     ops::add(rt_, x, x, proj);
   }
   ops::layernormForward(rt_, ln, mean, rstd, x, param("ln_f.weight"), param("ln_f.bias"));
-  Tensor out = Tensor::view(logits, {B, config_.vocab_size}, DType::kF32);
+  Tensor out = act({B, config_.vocab_size}, DType::kF32);
   ops::linearForward(rt_, out, ln, computeWeight("tok_emb"), nullptr);
+  copyToHost(out, logits);
   cache.len = pos + 1;
 }
 

@@ -66,7 +66,7 @@ LossSums Gpt2Stage::headLossChunks(StageActivations& acts, const ChunkLoss& loss
   }
   if (backward) {
     // The LM head's input gradient is a partial sum over the vocabulary shards.
-    if (tp_.size() > 1) tp_.allReduceSum(dlnf.raw(), dlnf.numel(), dlnf.dtype());
+    if (tp_.size() > 1) tp_.allReduceSum(dlnf);
     *dout = act({N, C}, compute_);
     Tensor dw = grad("ln_f.weight"), db = grad("ln_f.bias");
     ops::layernormBackward(rt_, *dout, false, dw, db, dlnf, acts.out, acts.lnf_mean, acts.lnf_rstd,

@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/adamw.h"
 #include "src/model/params.h"
+#include "src/tensor/runtime.h"
 #include "src/tensor/tensor.h"
 
 namespace kdgrid {
@@ -20,16 +21,18 @@ class AdamW {
  public:
   // config.lr is ignored: the schedule passes each step's rate. [begin, end) is a range of
   // the flat buffers over `layout` (it may cut tensors anywhere).
-  AdamW(const ParameterLayout& layout, const cpu::AdamWConfig& config, size_t begin, size_t end);
+  // m and v live on the runtime's backend.
+  AdamW(Runtime& rt, const ParameterLayout& layout, const cpu::AdamWConfig& config, size_t begin,
+        size_t end);
   // The whole layout.
-  AdamW(const ParameterLayout& layout, const cpu::AdamWConfig& config)
-      : AdamW(layout, config, 0, layout.totalElements()) {}
+  AdamW(Runtime& rt, const ParameterLayout& layout, const cpu::AdamWConfig& config)
+      : AdamW(rt, layout, config, 0, layout.totalElements()) {}
 
   // One update of the owned range, gradients multiplied by grad_scale first (clipping and
   // loss-scale unscaling in one pass); `step` is 1-based (bias correction). params, grads and
   // compute_copy span the whole layout; only [begin, end) is read or written. When
   // compute_copy is given (bf16/fp16 runs) the updated weights are also written there.
-  void step(float* params, const float* grads, Tensor* compute_copy, float lr, float grad_scale,
+  void step(Tensor& params, const Tensor& grads, Tensor* compute_copy, float lr, float grad_scale,
             int64_t step);
 
   size_t begin() const { return begin_; }
@@ -39,6 +42,7 @@ class AdamW {
   Tensor& v() { return v_; }
 
  private:
+  Runtime& rt_;
   const ParameterLayout& layout_;
   cpu::AdamWConfig config_;
   size_t begin_, end_;

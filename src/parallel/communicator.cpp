@@ -10,6 +10,7 @@
 
 #include "src/core/check.h"
 #include "src/core/log.h"
+#include "src/tensor/staging.h"
 
 namespace kdgrid {
 namespace {
@@ -223,6 +224,53 @@ void MpiCommunicator::allReduceSum(float* d, size_t n) {
 void MpiCommunicator::allReduceSum(double* d, size_t n) {
   allReduce(d, n, MPI_DOUBLE, MPI_SUM, 8, "all-reduce (sum)", "doubles");
 }
+void Communicator::allReduceSum(Tensor& t) {
+  HostView h(t, true);
+  allReduceSum(h.data(), t.numel(), t.dtype());
+  h.store(t);
+}
+
+void Communicator::allReduceMax(Tensor& t) {
+  KDGRID_CHECK(t.dtype() == DType::kF32, "allReduceMax: {}", t.describe());
+  HostView h(t, true);
+  allReduceMax(static_cast<float*>(h.data()), t.numel());
+  h.store(t);
+}
+
+void Communicator::reduceScatterSum(const Tensor& in, Tensor& out, const FlatShards& shards) {
+  KDGRID_CHECK(in.dtype() == DType::kF32 && out.dtype() == DType::kF32 &&
+                   static_cast<size_t>(in.numel()) == shards.total() &&
+                   static_cast<size_t>(out.numel()) >= shards.size(rank()),
+               "reduceScatterSum: in {} out {}", in.describe(), out.describe());
+  HostView hin(in, true), hout(out, false);
+  reduceScatterSum(static_cast<const float*>(hin.data()), static_cast<float*>(hout.data()),
+                   shards);
+  hout.store(out);
+}
+
+void Communicator::allGather(Tensor& t, const FlatShards& shards) {
+  KDGRID_CHECK(t.dtype() == DType::kF32 && static_cast<size_t>(t.numel()) == shards.total(),
+               "allGather: {}", t.describe());
+  HostView h(t, true);
+  allGather(static_cast<float*>(h.data()), shards);
+  h.store(t);
+}
+
+Communicator::SendTicket Communicator::send(const Tensor& t, int peer, int tag) {
+  if (t.backend().hostAccessible()) return send(t.raw(), t.bytes(), peer, tag);
+  std::vector<char> staged(t.bytes());
+  copyToHost(t, staged.data());
+  const SendTicket ticket = send(staged.data(), staged.size(), peer, tag);
+  send_staging_.emplace(ticket, std::move(staged));  // the vector's buffer does not move
+  return ticket;
+}
+
+void Communicator::recv(Tensor& t, int peer, int tag) {
+  HostView h(t, false);
+  recv(h.data(), t.bytes(), peer, tag);
+  h.store(t);
+}
+
 void MpiCommunicator::allReduceSum(void* d, size_t n, DType dtype) {
   switch (dtype) {
     case DType::kF32:
@@ -231,6 +279,8 @@ void MpiCommunicator::allReduceSum(void* d, size_t n, DType dtype) {
       return allReduce(d, n, MPI_UINT16_T, sum_bf16_, 2, "all-reduce (sum)", "bf16 values");
     case DType::kF16:
       return allReduce(d, n, MPI_UINT16_T, sum_f16_, 2, "all-reduce (sum)", "fp16 values");
+    case DType::kU32:
+      return allReduce(d, n, MPI_UINT32_T, MPI_SUM, 4, "all-reduce (sum)", "uint32 values");
   }
 }
 void MpiCommunicator::allReduceMax(float* d, size_t n) {
@@ -322,6 +372,7 @@ void MpiCommunicator::waitSend(SendTicket ticket) {
   pending_sends_.erase(pending_sends_.begin() + i);
   send_peers_.erase(send_peers_.begin() + i);
   send_tickets_.erase(send_tickets_.begin() + i);
+  send_staging_.erase(ticket);
 }
 
 void MpiCommunicator::waitSends() {
@@ -333,6 +384,7 @@ void MpiCommunicator::waitSends() {
   pending_sends_.clear();
   send_peers_.clear();
   send_tickets_.clear();
+  send_staging_.clear();
 }
 
 void MpiCommunicator::recv(void* data, size_t bytes, int peer, int tag) {

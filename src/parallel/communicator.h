@@ -9,11 +9,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "src/core/dtype.h"
 #include "src/core/world_collectives.h"
+#include "src/tensor/tensor.h"
 
 namespace kdgrid {
 
@@ -73,6 +75,18 @@ class Communicator {
   virtual void waitSends() = 0;
   virtual void barrier() = 0;
 
+  // --- Tensor forms: what the engine calls. A tensor's memory goes to MPI directly when its
+  // backend lets the host address it (the CPU), else through host staging buffers (an NCCL
+  // communicator takes device memory and the backend's stream instead). ---
+  void allReduceSum(Tensor& t);  // fp32, bf16, fp16 (as above), uint32
+  void allReduceMax(Tensor& t);  // fp32
+  // in [shards.total()], out [shards.size(rank())], fp32.
+  void reduceScatterSum(const Tensor& in, Tensor& out, const FlatShards& shards);
+  void allGather(Tensor& t, const FlatShards& shards);  // fp32 [shards.total()]
+  // Staged copies live until waitSend(ticket) or waitSends().
+  SendTicket send(const Tensor& t, int peer, int tag);
+  void recv(Tensor& t, int peer, int tag);
+
   // Bytes this rank has sent on this axis, counted as the optimal algorithm sends them
   // (ring all-reduce: 2 (p-1)/p n; reduce-scatter, all-gather of FlatShards: (p-1) shard
   // sizes, as over the padded buffer; broadcast: n from the root; send: n), so a benchmark
@@ -87,6 +101,9 @@ class Communicator {
   int rank_ = 0;
   int size_ = 1;
   uint64_t bytes_sent_ = 0;
+  // Host copies of in-flight sends by ticket (backends the host cannot address), freed when
+  // waitSend(ticket) or waitSends() retires them.
+  std::map<SendTicket, std::vector<char>> send_staging_;
 };
 
 // The collective watchdog (--collective-timeout). With a timeout > 0 every blocking operation

@@ -5,7 +5,11 @@
 #include <cmath>
 #include <cstring>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "src/core/check.h"
+#include "src/tensor/backends.h"
 
 namespace kdgrid {
 
@@ -19,11 +23,14 @@ po::options_description gridOptions(GridConfig& c) {
      "1 = shard AdamW state over data-parallel ranks (ZeRO-1)")
     ("collective-timeout", po::value(&c.collective_timeout)->default_value(c.collective_timeout),
      "seconds any communication may wait before the job fails naming the operation and the "
-     "ranks that did not arrive (0 = wait forever)");
+     "ranks that did not arrive (0 = wait forever)")
+    ("device", po::value(&c.device)->default_value(c.device)->value_name("NAME"),
+     ("backend to compute on: " + fmt::format("{}", fmt::join(backendNames(), ", "))).c_str());
   return o;
 }
 
 void GridConfig::resolve(int world_size) {
+  backendNamed(device);  // an unknown name is a usage error naming --device
   KDGRID_OPTION_CHECK(pp >= 1, "--pp must be >= 1 (got {})", pp);
   KDGRID_OPTION_CHECK(tp >= 1, "--tp must be >= 1 (got {})", tp);
   KDGRID_OPTION_CHECK(dp >= 0, "--dp must be >= 0 (got {})", dp);

@@ -20,6 +20,9 @@ struct GridConfig {
   // Seconds a collective or point-to-point wait may take before the job fails naming the
   // operation and the silent ranks (WatchdogConfig); 0 = wait forever (plain blocking MPI).
   double collective_timeout = 300;
+  // The backend every rank computes on (src/tensor/backends.h): "cpu", or what the binary
+  // registered.
+  std::string device = "cpu";
 
   // Resolves dp and checks the grid against the world size (the model's own checks:
   // resolveGridFor, src/model/config.h). Runs before any collective and gives the same verdict
@@ -27,7 +30,7 @@ struct GridConfig {
   void resolve(int world_size);
 };
 
-// --dp --pp --tp --zero
+// --dp --pp --tp --zero --collective-timeout --device
 po::options_description gridOptions(GridConfig& config);
 
 class ProcessGrid {

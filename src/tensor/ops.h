@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/adamw.h"
 #include "src/tensor/runtime.h"
 #include "src/tensor/tensor.h"
 
@@ -41,12 +42,12 @@ void geluBackwardFromDerivative(Runtime& rt, Tensor& dx, const Tensor& dy, const
 void add(Runtime& rt, Tensor& out, const Tensor& a, const Tensor& b);
 
 // out[N, C] = tok_emb[ids - vocab_start] (ids in this rank's rows, else 0) + pos_emb[t]
-// (only when add_positions). ids: [B, T] uint32 (N = B * T), tok_emb and pos_emb fp32 masters
+// (when pos_emb is given). ids: [B, T] uint32 (N = B * T), tok_emb and pos_emb fp32 masters
 // converted to out's dtype.
-void embeddingForward(Runtime& rt, Tensor& out, const uint32_t* ids, int64_t B, int64_t T,
-                      const Tensor& tok_emb, int64_t vocab_start, const Tensor* pos_emb);
+void embeddingForward(Runtime& rt, Tensor& out, const Tensor& ids, const Tensor& tok_emb,
+                      int64_t vocab_start, const Tensor* pos_emb);
 void embeddingBackward(Runtime& rt, Tensor& dtok_emb, Tensor* dpos_emb, const Tensor& dout,
-                       const uint32_t* ids, int64_t B, int64_t T, int64_t vocab_start);
+                       const Tensor& ids, int64_t vocab_start);
 
 // Causal attention over qkv [B, T, 3 * C_local] -> out [B, T, C_local], saving lse
 // [B, nh_local, T] (fp32). window 0 = full causal.
@@ -73,19 +74,34 @@ namespace kdgrid::ops {
 
 // Vocab-parallel cross-entropy over logits [n, V_local] (fp32) holding vocabulary ids
 // [vocab_start, vocab_start + V_local); ids >= vocab_valid are padding (excluded). targets
-// [n] are global ids, UINT32_MAX = ignore the row. Steps (see kernels/cpu/cross_entropy.h):
-// rowStats -> MAX-reduce max over tp -> rescaleSums -> SUM-reduce sums and target logits.
+// [n] (uint32) are global ids, UINT32_MAX = ignore the row; the statistics are fp32 [n].
+// Steps (see kernels/cpu/cross_entropy.h): rowStats -> MAX-reduce max over tp -> rescaleSums
+// -> SUM-reduce sums and target logits.
 struct VocabShard {
   int64_t start = 0, size = 0, valid = 0;
 };
-void xentRowStats(Runtime& rt, float* local_max, float* local_sum, float* target_logit,
-                  const Tensor& logits, const uint32_t* targets, const VocabShard& shard);
-void xentRescaleSums(Runtime& rt, float* sums, const float* local_max, const float* global_max,
-                     int64_t rows);
+void xentRowStats(Runtime& rt, Tensor& local_max, Tensor& local_sum, Tensor& target_logit,
+                  const Tensor& logits, const Tensor& targets, const VocabShard& shard);
+// sums[0, n) rescaled from local_max to global_max ([n] each).
+void xentRescaleSums(Runtime& rt, Tensor& sums, const Tensor& local_max,
+                     const Tensor& global_max);
 // logits <- (softmax - onehot(target)) * row_scale, in place.
-void xentBackwardInPlace(Runtime& rt, Tensor& logits, const float* global_max,
-                         const float* global_sum, const uint32_t* targets, const VocabShard& shard,
+void xentBackwardInPlace(Runtime& rt, Tensor& logits, const Tensor& global_max,
+                         const Tensor& global_sum, const Tensor& targets, const VocabShard& shard,
                          float row_scale);
+
+// --- optimizer, norms, adversarial steps (flat fp32 buffers) ---
+
+// AdamW over params, m, v, grads (fp32 [n] each; kernels/cpu/adamw.h); params_copy (bf16/fp16
+// [n], optional) receives the updated weights in the compute dtype.
+void adamwStep(Runtime& rt, Tensor& params, Tensor& m, Tensor& v, const Tensor& grads,
+               Tensor* params_copy, const cpu::AdamWConfig& config, int64_t step,
+               float grad_scale, bool apply_weight_decay);
+// sum of x[i]^2 (fp32 x, double accumulation; independent of the thread count), returned to
+// the host.
+double sumSquares(Runtime& rt, const Tensor& x);
+// x <- epsilon * sign(x), in place (0 stays 0): the FGSM step of adversarial training.
+void signScale(Runtime& rt, Tensor& x, float epsilon);
 
 }  // namespace kdgrid::ops
 

@@ -1,26 +1,29 @@
 #include "src/tensor/tensor.h"
 
-#include <cstdlib>
 #include <cstring>
-#include <new>
+
+#include "kernels/cpu/cpu_backend.h"
 
 namespace kdgrid {
 
-Buffer::Buffer(size_t bytes, Device device, bool zero) : bytes_(bytes), device_(device) {
-  KDGRID_CHECK(device == Device::kCpu, "this build allocates host buffers only here");
-  // 64-byte alignment for AVX-512 loads; aligned_alloc wants a multiple of the alignment.
-  capacity_ = bytes ? (bytes + 63) / 64 * 64 : 64;
-  data_ = std::aligned_alloc(64, capacity_);
-  if (!data_) throw std::bad_alloc();
-  if (zero) std::memset(data_, 0, capacity_);
+Backend& hostBackend() {
+  static cpu::CpuBackend backend;
+  return backend;
 }
 
-Buffer::Buffer(void* data, size_t bytes, size_t capacity, Device device,
+Buffer::Buffer(size_t bytes, Backend& backend, bool zero) : bytes_(bytes), backend_(&backend) {
+  // 64-byte alignment for AVX-512 loads.
+  capacity_ = bytes ? (bytes + 63) / 64 * 64 : 64;
+  data_ = backend.allocate(capacity_);
+  if (zero) backend.zeroFill(data_, capacity_);
+}
+
+Buffer::Buffer(void* data, size_t bytes, size_t capacity, Backend& backend,
                std::shared_ptr<BufferRecycler> recycler)
     : data_(data),
       bytes_(bytes),
       capacity_(capacity),
-      device_(device),
+      backend_(&backend),
       recycler_(std::move(recycler)) {
   KDGRID_CHECK(data_ && capacity_ >= bytes_ && recycler_, "Buffer: bad lent memory");
 }
@@ -29,7 +32,7 @@ Buffer::~Buffer() {
   if (recycler_)
     recycler_->recycle(data_, bytes_, capacity_);
   else
-    std::free(data_);
+    backend_->free(data_, capacity_);
 }
 
 int64_t Tensor::numel() const {
@@ -39,24 +42,24 @@ int64_t Tensor::numel() const {
   return n;
 }
 
-Tensor Tensor::zeros(std::vector<int64_t> shape, DType dtype, Device device) {
+Tensor Tensor::zeros(std::vector<int64_t> shape, DType dtype, Backend& backend) {
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
-  t.device_ = device;
+  t.backend_ = &backend;
   for (int64_t d : t.shape_) KDGRID_CHECK(d >= 0, "negative dimension in {}", t.describe());
-  t.owner_ = std::make_shared<Buffer>(t.bytes(), device);
+  t.owner_ = std::make_shared<Buffer>(t.bytes(), backend);
   t.data_ = t.owner_->data();
   return t;
 }
 
-Tensor Tensor::empty(std::vector<int64_t> shape, DType dtype, Device device) {
+Tensor Tensor::empty(std::vector<int64_t> shape, DType dtype, Backend& backend) {
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
-  t.device_ = device;
+  t.backend_ = &backend;
   for (int64_t d : t.shape_) KDGRID_CHECK(d >= 0, "negative dimension in {}", t.describe());
-  t.owner_ = std::make_shared<Buffer>(t.bytes(), device, /*zero=*/false);
+  t.owner_ = std::make_shared<Buffer>(t.bytes(), backend, /*zero=*/false);
   t.data_ = t.owner_->data();
   return t;
 }
@@ -65,7 +68,7 @@ Tensor Tensor::over(std::shared_ptr<Buffer> buffer, std::vector<int64_t> shape, 
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
-  t.device_ = buffer->device();
+  t.backend_ = &buffer->backend();
   for (int64_t d : t.shape_) KDGRID_CHECK(d >= 0, "negative dimension in {}", t.describe());
   KDGRID_CHECK(t.bytes() <= buffer->bytes(), "{} does not fit a buffer of {} bytes", t.describe(),
                buffer->bytes());
@@ -74,12 +77,12 @@ Tensor Tensor::over(std::shared_ptr<Buffer> buffer, std::vector<int64_t> shape, 
   return t;
 }
 
-Tensor Tensor::view(void* data, std::vector<int64_t> shape, DType dtype, Device device) {
+Tensor Tensor::view(void* data, std::vector<int64_t> shape, DType dtype, Backend& backend) {
   Tensor t;
   t.data_ = data;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
-  t.device_ = device;
+  t.backend_ = &backend;
   return t;
 }
 
@@ -100,14 +103,13 @@ Tensor Tensor::reshaped(std::vector<int64_t> shape) const {
 }
 
 void Tensor::zero() {
-  KDGRID_CHECK(device_ == Device::kCpu, "zero(): host tensors only here");
-  std::memset(data_, 0, bytes());
+  backend_->zeroFill(data_, bytes());
 }
 
 std::string Tensor::describe() const {
   std::string s = "[";
   for (size_t i = 0; i < shape_.size(); ++i) s += (i ? ", " : "") + std::to_string(shape_[i]);
-  return s + "] " + std::string(dtypeName(dtype_)) + (device_ == Device::kCpu ? " cpu" : " cuda");
+  return s + "] " + std::string(dtypeName(dtype_)) + " " + backend_->name();
 }
 
 }  // namespace kdgrid

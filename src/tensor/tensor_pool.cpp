@@ -1,10 +1,7 @@
 #include "src/tensor/tensor_pool.h"
 
 #include <bit>
-#include <cstdlib>
-#include <cstring>
 #include <mutex>
-#include <new>
 #include <unordered_map>
 
 namespace kdgrid {
@@ -22,6 +19,8 @@ size_t capacityFor(size_t bytes) {
 }  // namespace
 
 struct TensorPool::State final : BufferRecycler {
+  explicit State(Backend& b) : backend(b) {}
+  Backend& backend;
   // Serialises the free lists and counters: tensors may be dropped on another thread than
   // the one that made them.
   mutable std::mutex mutex;
@@ -30,7 +29,7 @@ struct TensorPool::State final : BufferRecycler {
   size_t live_capacity = 0, peak_capacity = 0;
 
   ~State() override {
-    for (auto& [cap, p] : free) std::free(p);
+    for (auto& [cap, p] : free) backend.free(p, cap);
   }
 
   void* take(size_t bytes, size_t capacity) {
@@ -44,10 +43,7 @@ struct TensorPool::State final : BufferRecycler {
         cached -= capacity;
       }
     }
-    if (!p) {
-      p = std::aligned_alloc(64, capacity);
-      if (!p) throw std::bad_alloc();
-    }
+    if (!p) p = backend.allocate(capacity);
     std::lock_guard<std::mutex> lock(mutex);
     live += bytes;
     live_capacity += capacity;
@@ -71,11 +67,11 @@ struct TensorPool::State final : BufferRecycler {
         }
       }
     }
-    if (!keep) std::free(data);
+    if (!keep) backend.free(data, capacity);
   }
 };
 
-TensorPool::TensorPool() : state_(std::make_shared<State>()) {}
+TensorPool::TensorPool(Backend& backend) : state_(std::make_shared<State>(backend)) {}
 TensorPool::~TensorPool() = default;
 
 Tensor TensorPool::empty(std::vector<int64_t> shape, DType dtype) {
@@ -87,13 +83,13 @@ Tensor TensorPool::empty(std::vector<int64_t> shape, DType dtype) {
   const size_t bytes = static_cast<size_t>(n) * dtypeSize(dtype);
   const size_t capacity = capacityFor(bytes);
   void* p = state_->take(bytes, capacity);
-  auto buffer = std::make_shared<Buffer>(p, bytes, capacity, Device::kCpu, state_);
+  auto buffer = std::make_shared<Buffer>(p, bytes, capacity, state_->backend, state_);
   return Tensor::over(std::move(buffer), std::move(shape), dtype);
 }
 
 Tensor TensorPool::zeros(std::vector<int64_t> shape, DType dtype) {
   Tensor t = empty(std::move(shape), dtype);
-  std::memset(t.raw(), 0, t.bytes());
+  t.zero();
   return t;
 }
 
@@ -124,7 +120,7 @@ void TensorPool::trim() {
     free.swap(state_->free);
     state_->cached = 0;
   }
-  for (auto& [cap, p] : free) std::free(p);
+  for (auto& [cap, p] : free) state_->backend.free(p, cap);
 }
 
 }  // namespace kdgrid

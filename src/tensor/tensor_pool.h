@@ -1,4 +1,4 @@
-// A cache of host buffers for tensors whose shapes repeat: a training step allocates the
+// A cache of a backend's buffers for tensors whose shapes repeat: a training step allocates the
 // same activations and activation gradients every micro-batch, so handing freed buffers back
 // out saves the allocator's work and the page faults of fresh memory (glibc returns large
 // blocks to the kernel on free). Buffers come back to the pool when their last Tensor goes.
@@ -22,12 +22,13 @@ namespace kdgrid {
 
 class TensorPool {
  public:
-  TensorPool();
+  explicit TensorPool(Backend& backend = hostBackend());
   ~TensorPool();
   TensorPool(const TensorPool&) = delete;
   TensorPool& operator=(const TensorPool&) = delete;
 
-  // Host tensors: uninitialised (every element will be written before it is read) or zeroed.
+  // Tensors of the backend's memory: uninitialised (every element will be written before it is
+  // read) or zeroed.
   Tensor empty(std::vector<int64_t> shape, DType dtype);
   Tensor zeros(std::vector<int64_t> shape, DType dtype);
 

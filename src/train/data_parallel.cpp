@@ -12,32 +12,47 @@ DataParallel::DataParallel(Communicator& dp, size_t n_params, bool zero)
       shards_(n_params, dp.size()),
       begin_(zero ? shards_.begin(dp.rank()) : 0),
       end_(zero ? shards_.end(dp.rank()) : n_params) {
-  if (zero_) shard_scratch_.resize(end_ - begin_);
 }
 
-void DataParallel::reduceGradients(float* grads) {
+void DataParallel::reduceGradients(Tensor& grads) {
   if (!zero_) {
-    dp_.allReduceSum(grads, shards_.total());
+    dp_.allReduceSum(grads);
     return;
   }
-  dp_.reduceScatterSum(grads, shard_scratch_.data(), shards_);
-  std::copy(shard_scratch_.begin(), shard_scratch_.end(), grads + begin_);
+  const int64_t n = static_cast<int64_t>(end_ - begin_);
+  if (!shard_scratch_.defined()) shard_scratch_ = Tensor::empty({n}, DType::kF32, grads.backend());
+  dp_.reduceScatterSum(grads, shard_scratch_, shards_);
+  Tensor own = grads.rows(static_cast<int64_t>(begin_), n);
+  copyTensor(own, shard_scratch_);
 }
 
 void DataParallel::sumOverShards(double& value) {
   if (zero_) dp_.allReduceSum(&value, 1);
 }
 
-void DataParallel::gatherParameters(float* params) {
+void DataParallel::gatherParameters(Tensor& params) {
   if (zero_) dp_.allGather(params, shards_);
 }
 
-RankMoments checkpointMoments(const DataParallel& dp, AdamW& optimizer) {
+CheckpointMoments::CheckpointMoments(const DataParallel& dp, AdamW& optimizer, bool for_save)
+    : optimizer_(optimizer),
+      m_(optimizer.m(), for_save),
+      v_(optimizer.v(), for_save),
+      begin_(dp.begin()),
+      end_(dp.end()),
+      sharded_(dp.zero()) {
   KDGRID_CHECK(optimizer.begin() == dp.begin() && optimizer.end() == dp.end(),
                "the optimizer's range [{}, {}) is not this rank's [{}, {})", optimizer.begin(),
                optimizer.end(), dp.begin(), dp.end());
-  return {optimizer.m().data<float>(), optimizer.v().data<float>(), dp.begin(), dp.end(),
-          dp.zero()};
+}
+
+RankMoments CheckpointMoments::moments() const {
+  return {m_.as<float>(), v_.as<float>(), begin_, end_, sharded_};
+}
+
+void CheckpointMoments::store() {
+  m_.store(optimizer_.m());
+  v_.store(optimizer_.v());
 }
 
 }  // namespace kdgrid

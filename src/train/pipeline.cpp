@@ -47,15 +47,15 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
     InFlight f;
     f.m = m;
     if (s > 0) {
-      f.input = Tensor::empty({mb.B * mb.T, C}, dtype);
-      pp.recv(f.input.raw(), f.input.bytes(), s - 1, kTagActivation);
+      f.input = Tensor::empty({mb.B * mb.T, C}, dtype, model.runtime().backend);
+      pp.recv(f.input, s - 1, kTagActivation);
     }
     const Tensor* delta = s == 0 && hooks.x0_delta ? &(*hooks.x0_delta)[m] : nullptr;
     const Tensor& out =
         model.forward(f.acts, mb.inputs, s > 0 ? &f.input : nullptr, mb.B, mb.T, delta);
     if (s < P - 1) {
       f.output = out;
-      f.output_send = pp.send(out.raw(), out.bytes(), s + 1, kTagActivation);
+      f.output_send = pp.send(out, s + 1, kTagActivation);
     } else {
       LossSums l = head ? head->lastStage(m, mb, f.acts, grad_scale, &f.grad_out)
                         : model.headForwardBackward(f.acts, mb.targets, grad_scale, &f.grad_out);
@@ -68,8 +68,8 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
   auto backward = [&]() {
     InFlight& f = in_flight.front();
     if (s < P - 1) {
-      f.grad_out = Tensor::empty({f.acts.B * f.acts.T, C}, dtype);
-      pp.recv(f.grad_out.raw(), f.grad_out.bytes(), s + 1, kTagGradient);
+      f.grad_out = Tensor::empty({f.acts.B * f.acts.T, C}, dtype, model.runtime().backend);
+      pp.recv(f.grad_out, s + 1, kTagGradient);
       // The next stage sent this gradient after it received the output: that send is done.
       pp.waitSend(f.output_send);
     }
@@ -80,8 +80,7 @@ LossSums pipelineTrainStep(Gpt2Stage& model, Communicator& pp, const std::vector
       // reach the receive of the last one: waiting for it cannot deadlock.
       pp.waitSend(grad_send.ticket);
       grad_send.buffer = std::move(grad_in);
-      grad_send.ticket =
-          pp.send(grad_send.buffer.raw(), grad_send.buffer.bytes(), s - 1, kTagGradient);
+      grad_send.ticket = pp.send(grad_send.buffer, s - 1, kTagGradient);
     }
     in_flight.pop_front();  // activations, output and gradient buffers of micro-batch m go
   };
@@ -103,13 +102,14 @@ LossSums pipelineForward(Gpt2Stage& model, Communicator& pp, const MicroBatch& m
   StageActivations acts;
   Tensor input;
   if (s > 0) {
-    input = Tensor::empty({mb.B * mb.T, model.config().d_model}, model.computeType());
-    pp.recv(input.raw(), input.bytes(), s - 1, kTagActivation);
+    input = Tensor::empty({mb.B * mb.T, model.config().d_model}, model.computeType(),
+                          model.runtime().backend);
+    pp.recv(input, s - 1, kTagActivation);
   }
   const Tensor& out = model.forward(acts, mb.inputs, s > 0 ? &input : nullptr, mb.B, mb.T);
   LossSums loss;
   if (s < P - 1) {
-    pp.send(out.raw(), out.bytes(), s + 1, kTagActivation);
+    pp.send(out, s + 1, kTagActivation);
     pp.waitSends();
   } else {
     loss = model.headForwardBackward(acts, mb.targets, 0.0f, nullptr);

@@ -16,8 +16,10 @@
 #include "src/inference/model_checkpoint.h"
 #include "src/model/gpt2.h"
 #include "src/optim/adamw.h"
+#include "src/tensor/backends.h"
 #include "src/tensor/ops.h"
 #include "src/tensor/runtime.h"
+#include "src/tensor/staging.h"
 #include "src/train/adversarial.h"
 #include "src/train/data_parallel.h"
 #include "src/train/evaluate.h"
@@ -50,15 +52,17 @@ constexpr int64_t kLossScaleWindow = 1000;
 // range [begin, end) it owns (everything, or its ZeRO shard): tensors replicated over tp are
 // counted by tp rank 0 only, and tok_emb (held by the first and last stage, gradients already
 // summed) by the first stage only.
-double localGradSquares(const Gpt2Stage& model, const float* grads, int tp_rank, size_t begin,
-                        size_t end) {
+double localGradSquares(Runtime& rt, const Gpt2Stage& model, const Tensor& grads, int tp_rank,
+                        size_t begin, size_t end) {
   double sum = 0;
   for (const LocalParam& p : model.layout().params()) {
     if (p.tp_replicated && tp_rank != 0) continue;
     if (p.spec.name == "tok_emb" && !model.firstStage()) continue;
     const size_t lo = std::max(begin, p.offset);
     const size_t hi = std::min(end, p.offset + static_cast<size_t>(p.numel()));
-    if (lo < hi) sum += cpu::sumSquares(grads + lo, static_cast<int64_t>(hi - lo));
+    if (lo < hi) {
+      sum += ops::sumSquares(rt, grads.rows(static_cast<int64_t>(lo), static_cast<int64_t>(hi - lo)));
+    }
   }
   return sum;
 }
@@ -132,13 +136,13 @@ int runTraining(TrainConfig tc, ModelConfig mc, GridConfig gc, ParsedOptions opt
   grid.world().barrier();
   log0("run directory {} (effective configuration in {}/config.ini)", tc.run_dir, tc.run_dir);
 
-  Runtime rt;
+  Runtime rt(backendNamed(gc.device));
   const DType compute = parsePrecision(tc.precision);
   Gpt2Stage model(mc, gc.pp, grid.ppRank(), grid.tpComm(), compute, parseRecompute(tc.recompute),
                   rt);
   const size_t n_params = model.layout().totalElements();
   DataParallel data_parallel(grid.dpComm(), n_params, gc.zero == 1);
-  AdamW optimizer(model.layout(),
+  AdamW optimizer(rt, model.layout(),
                   cpu::AdamWConfig{.weight_decay = static_cast<float>(tc.weight_decay)},
                   data_parallel.begin(), data_parallel.end());
   if (gc.zero == 1) {
@@ -155,10 +159,13 @@ int runTraining(TrainConfig tc, ModelConfig mc, GridConfig gc, ParsedOptions opt
     resumed = loadFirstIntact(
         *resume,
         [&](const std::string& dir) {
-          state = loadCheckpoint(dir,
-                                 rankTensorsFor(grid, model.layout(), model.params(),
-                                                checkpointMoments(data_parallel, optimizer)),
-                                 world);
+          HostView params(model.params(), /*load=*/false);
+          CheckpointMoments moments(data_parallel, optimizer, /*for_save=*/false);
+          state = loadCheckpoint(
+              dir, rankTensorsFor(grid, model.layout(), params.as<float>(), moments.moments()),
+              world);
+          params.store(model.params());
+          moments.store();
         },
         world);
   }
@@ -167,7 +174,9 @@ int runTraining(TrainConfig tc, ModelConfig mc, GridConfig gc, ParsedOptions opt
     if (state.step == 0) state.loss_scale = fresh_loss_scale;
     log0("resumed from {} at step {}", *resumed, state.step);
   } else {
-    initializeParameters(model.layout(), tc.seed, model.params());
+    HostView params(model.params(), /*load=*/false);
+    initializeParameters(model.layout(), tc.seed, params.as<float>());
+    params.store(model.params());
   }
   model.syncComputeWeights();
   if (state.step >= tc.steps) {
@@ -237,14 +246,16 @@ int runTraining(TrainConfig tc, ModelConfig mc, GridConfig gc, ParsedOptions opt
     }
     if (state.step + 1 == nan_step && worldRank() == 0) {  // reaches every rank by the sums
       sums.ce_sum = std::nan("");
-      model.grads()[0] = std::nanf("");
+      const float nan = std::nanf("");
+      Tensor first = model.grads().rows(0, 1);
+      copyFromHost(first, &nan);
     }
 
     // 3. Reduce: tied embedding between first and last stage, replicas over dp (ZeRO: each
     //    dp rank gets the sum of its shard only), the loss.
     if (Communicator* emb = grid.embeddingComm()) {
       Tensor g = model.grad("tok_emb");
-      emb->allReduceSum(g.data<float>(), g.numel());
+      emb->allReduceSum(g);
     }
     data_parallel.reduceGradients(model.grads());
     double loss_sums[4] = {sums.ce_sum, sums.kl_sum, adv_sums.ce_sum, adv_sums.kl_sum};
@@ -261,8 +272,8 @@ int runTraining(TrainConfig tc, ModelConfig mc, GridConfig gc, ParsedOptions opt
 
     // 4. Update: global norm (each parameter counted once), clip, fp16 overflow, AdamW on
     //    this rank's range, then (ZeRO) the updated shards to every dp rank.
-    double squares = localGradSquares(model, model.grads(), grid.tpRank(), data_parallel.begin(),
-                                      data_parallel.end());
+    double squares = localGradSquares(rt, model, model.grads(), grid.tpRank(),
+                                      data_parallel.begin(), data_parallel.end());
     data_parallel.sumOverShards(squares);
     grid.tpComm().allReduceSum(&squares, 1);
     grid.ppComm().allReduceSum(&squares, 1);
@@ -351,10 +362,12 @@ int runTraining(TrainConfig tc, ModelConfig mc, GridConfig gc, ParsedOptions opt
           record.contains("val_loss") &&
           (state.best_val_loss == 0 || record["val_loss"].get<double>() < state.best_val_loss);
       if (improved) state.best_val_loss = record["val_loss"].get<double>();
-      last_saved = saveCheckpoint(tc.run_dir, meta, state,
-                                  rankTensorsFor(grid, model.layout(), model.params(),
-                                                 checkpointMoments(data_parallel, optimizer)),
-                                  tc.keep_checkpoints, world);
+      const HostView params(model.params(), /*load=*/true);
+      const CheckpointMoments moments(data_parallel, optimizer, /*for_save=*/true);
+      last_saved = saveCheckpoint(
+          tc.run_dir, meta, state,
+          rankTensorsFor(grid, model.layout(), params.as<float>(), moments.moments()),
+          tc.keep_checkpoints, world);
       if (improved && worldRank() == 0) markBest(tc.run_dir, last_saved);
       log0("saved {}", last_saved);
     }
