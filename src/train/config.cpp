@@ -40,8 +40,7 @@ po::options_description trainOptions(TrainConfig& c) {
      "adversarial training: loss = (1 - W) * clean + W * adversarial, W in (0, 1)")
     ("on-nan", po::value(&c.on_nan)->default_value(c.on_nan),
      "non-finite loss or gradients (fp32/bf16): skip (the update, with a warning) | stop (exit 1, "
-     "saving nothing); fp16 always skips and halves the loss scale. Test hook: environment "
-     "KDGRID_TEST_NAN_STEP=N poisons the loss and gradients of step N");
+     "saving nothing); fp16 always skips and halves the loss scale");
   return o;
 }
 

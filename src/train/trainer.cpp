@@ -5,13 +5,13 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "checkpoints/checkpoint.h"
 #include "data/loader.h"
 #include "data/shards.h"
+#include "src/core/fault_injector.h"
 #include "src/core/log.h"
 #include "src/inference/model_checkpoint.h"
 #include "src/model/gpt2.h"
@@ -90,13 +90,6 @@ void writeProgress(int64_t step, int64_t steps, double loss, double tok_s, doubl
                int(eta / 60), int(eta) % 60);
   if (step == steps) std::fprintf(stderr, "\n");
   std::fflush(stderr);
-}
-
-// Test hook: the optimizer step (1-based) whose loss and gradients are poisoned with NaN, from
-// the environment variable KDGRID_TEST_NAN_STEP (0 = none). Tests use it to exercise --on-nan.
-int64_t testNanStep() {
-  const char* value = std::getenv("KDGRID_TEST_NAN_STEP");
-  return value ? std::atoll(value) : 0;
 }
 
 }  // namespace
@@ -189,7 +182,6 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   }
 
   std::string last_saved;
-  const int64_t nan_step = testNanStep();
   // The communicators whose byte counters a step reports (metrics comm_bytes_*).
   std::vector<std::pair<const char*, Communicator*>> axes = {{"dp", &grid.dpComm()},
                                                              {"pp", &grid.ppComm()},
@@ -221,7 +213,8 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     } else {
       sums = pipelineTrainStep(model, grid.ppComm(), micro, grad_scale, head.get());
     }
-    if (state.step + 1 == nan_step && worldRank() == 0) {  // reaches every rank by the sums
+    FaultInjector* faults = faultInjector();
+    if (faults && faults->poisonStep(state.step + 1) && worldRank() == 0) {  // sums reach all
       sums.ce_sum = std::nan("");
       model.grads()[0] = std::nanf("");
     }

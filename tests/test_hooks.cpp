@@ -1,0 +1,44 @@
+#include "tests/test_hooks.h"
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
+#include "src/core/log.h"
+
+namespace kdgrid::test {
+
+EnvFaultInjector::EnvFaultInjector() {
+  if (const char* value = std::getenv("KDGRID_TEST_NAN_STEP")) nan_step_ = std::atoll(value);
+  if (const char* value = std::getenv("KDGRID_TEST_CRASH_IN_SAVE")) crash_step_ = std::atoll(value);
+  if (const char* value = std::getenv("KDGRID_TEST_HANG_IN_SAVE")) {
+    long long step = 0;
+    int rank = 0;
+    if (std::sscanf(value, "%lld:%d", &step, &rank) == 2) {
+      hang_step_ = step;
+      hang_rank_ = rank;
+    }
+  }
+}
+
+bool EnvFaultInjector::poisonStep(int64_t step) { return nan_step_ != 0 && step == nan_step_; }
+
+void EnvFaultInjector::afterModelFile(int64_t step) {
+  if (crash_step_ == 0 || step != crash_step_) return;
+  logRank("KDGRID_TEST_CRASH_IN_SAVE={}: killing this rank in the middle of the save", step);
+  std::raise(SIGKILL);
+}
+
+void EnvFaultInjector::beforePublish(int64_t step) {
+  if (hang_step_ == 0 || step != hang_step_ || hang_rank_ != worldRank()) return;
+  logRank("KDGRID_TEST_HANG_IN_SAVE={}:{}: stopping this rank in the middle of the save", step,
+          hang_rank_);
+  std::raise(SIGSTOP);
+}
+
+void registerTestHooks() {
+  static EnvFaultInjector faults;  // lives until exit, as installFaultInjector requires
+  installFaultInjector(&faults);
+}
+
+}  // namespace kdgrid::test
