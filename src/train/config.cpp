@@ -1,6 +1,7 @@
 #include "src/train/config.h"
 
 #include <cmath>
+#include <ostream>
 
 namespace kdgrid {
 
@@ -21,8 +22,8 @@ po::options_description trainOptions(TrainConfig& c) {
      "AdamW decoupled weight decay (weights and embeddings only)")
     ("grad-clip", po::value(&c.grad_clip)->default_value(c.grad_clip), "global gradient-norm clip (0 = off)")
     ("seed", po::value(&c.seed)->default_value(c.seed), "seed for initialisation and data order")
-    ("precision", po::value(&c.precision)->default_value(c.precision), "fp32 | bf16 | fp16")
-    ("recompute", po::value(&c.recompute)->default_value(c.recompute),
+    ("precision", enumValue(&c.precision)->default_value(c.precision), "fp32 | bf16 | fp16")
+    ("recompute", enumValue(&c.recompute)->default_value(c.recompute),
      "activation recomputation: none | selective (MLP) | full (whole blocks)")
     ("eval-every", po::value(&c.eval_every)->default_value(c.eval_every),
      "validation every N steps (0 = only after the last step)")
@@ -38,7 +39,7 @@ po::options_description trainOptions(TrainConfig& c) {
      "in one extra forward and backward per micro-batch (0 = off; train and distill, any grid)")
     ("adv-weight", po::value(&c.adv_weight)->default_value(c.adv_weight),
      "adversarial training: loss = (1 - W) * clean + W * adversarial, W in (0, 1)")
-    ("on-nan", po::value(&c.on_nan)->default_value(c.on_nan),
+    ("on-nan", enumValue(&c.on_nan)->default_value(c.on_nan),
      "non-finite loss or gradients (fp32/bf16): skip (the update, with a warning) | stop (exit 1, "
      "saving nothing); fp16 always skips and halves the loss scale");
   return o;
@@ -55,10 +56,6 @@ void TrainConfig::validate() const {
   KDGRID_OPTION_CHECK(warmup_steps >= 0, "--warmup-steps must be >= 0");
   KDGRID_OPTION_CHECK(weight_decay >= 0, "--weight-decay must be >= 0");
   KDGRID_OPTION_CHECK(grad_clip >= 0, "--grad-clip must be >= 0 (0 = off)");
-  KDGRID_OPTION_CHECK(precision == "fp32" || precision == "bf16" || precision == "fp16",
-                      "--precision must be fp32, bf16 or fp16 (got '{}')", precision);
-  KDGRID_OPTION_CHECK(recompute == "none" || recompute == "selective" || recompute == "full",
-                      "--recompute must be none, selective or full (got '{}')", recompute);
   KDGRID_OPTION_CHECK(eval_every >= 0 && save_every >= 0 && val_tokens >= 0,
                       "--eval-every, --save-every and --val-tokens must be >= 0");
   KDGRID_OPTION_CHECK(keep_checkpoints >= 1, "--keep-checkpoints must be >= 1");
@@ -67,8 +64,14 @@ void TrainConfig::validate() const {
   // W = 1 would need the clean pass's input gradient without its parameter gradient.
   KDGRID_OPTION_CHECK(adv_epsilon == 0 || (adv_weight > 0 && adv_weight < 1),
                       "--adv-weight must be in (0, 1) with --adv-epsilon > 0 (got {})", adv_weight);
-  KDGRID_OPTION_CHECK(on_nan == "skip" || on_nan == "stop",
-                      "--on-nan must be skip or stop (got '{}')", on_nan);
+}
+
+void validate(boost::any& out, const std::vector<std::string>& args, OnNan*, int) {
+  parseEnumWord(out, args, kOnNanWords);
+}
+
+std::ostream& operator<<(std::ostream& os, OnNan on_nan) {
+  return os << enumWord(on_nan, kOnNanWords);
 }
 
 double learningRate(const TrainConfig& c, int64_t step) {

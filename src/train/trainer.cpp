@@ -30,10 +30,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-DType parsePrecision(const std::string& p) {
-  return p == "bf16" ? DType::kBF16 : p == "fp16" ? DType::kF16 : DType::kF32;
-}
-
 double peakMemoryMb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -116,9 +112,8 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
   log0("run directory {} (effective configuration in {}/config.ini)", tc.run_dir, tc.run_dir);
 
   Runtime rt;
-  const DType compute = parsePrecision(tc.precision);
-  Gpt2Stage model(mc, gc.pp, grid.ppRank(), grid.tpComm(), compute, parseRecompute(tc.recompute),
-                  rt);
+  const DType compute = tc.precision;
+  Gpt2Stage model(mc, gc.pp, grid.ppRank(), grid.tpComm(), compute, tc.recompute, rt);
   const size_t n_params = model.layout().totalElements();
   DataParallel data_parallel(grid.dpComm(), n_params, gc.zero == 1);
   AdamW optimizer(model.layout(),
@@ -250,7 +245,7 @@ int runTraining(const TrainConfig& tc, ModelConfig mc, GridConfig gc, const std:
     // loss and grad_norm are sums over every rank: all ranks take the same branch.
     const bool overflow = !std::isfinite(grad_norm) || !std::isfinite(loss);
     if (overflow && compute != DType::kF16) {
-      if (tc.on_nan == "stop") {
+      if (tc.on_nan == OnNan::kStop) {
         throw Error(kExitFailure,
                     fmt::format("step {}: the loss ({}) or gradient norm ({}) is not finite; "
                                 "stopping without saving (--on-nan stop; the last checkpoint is "
