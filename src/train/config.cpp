@@ -15,12 +15,12 @@ po::options_description trainOptions(TrainConfig& c) {
     ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size),
      "sequences per micro-batch per data-parallel rank")
     ("grad-accum", po::value(&c.grad_accum)->default_value(c.grad_accum), "micro-batches per step")
-    ("lr", po::value(&c.lr)->default_value(c.lr), "peak learning rate")
-    ("min-lr", po::value(&c.min_lr)->default_value(c.min_lr), "final learning rate (< 0: lr / 10)")
+    ("lr", valueWithDefault(&c.lr), "peak learning rate")
+    ("min-lr", valueWithDefault(&c.min_lr), "final learning rate (< 0: lr / 10)")
     ("warmup-steps", po::value(&c.warmup_steps)->default_value(c.warmup_steps), "linear warmup steps")
-    ("weight-decay", po::value(&c.weight_decay)->default_value(c.weight_decay),
+    ("weight-decay", valueWithDefault(&c.weight_decay),
      "AdamW decoupled weight decay (weights and embeddings only)")
-    ("grad-clip", po::value(&c.grad_clip)->default_value(c.grad_clip), "global gradient-norm clip (0 = off)")
+    ("grad-clip", valueWithDefault(&c.grad_clip), "global gradient-norm clip (0 = off)")
     ("seed", po::value(&c.seed)->default_value(c.seed), "seed for initialisation and data order")
     ("precision", enumValue(&c.precision)->default_value(c.precision), "fp32 | bf16 | fp16")
     ("recompute", enumValue(&c.recompute)->default_value(c.recompute),
@@ -34,10 +34,10 @@ po::options_description trainOptions(TrainConfig& c) {
     ("keep-checkpoints", po::value(&c.keep_checkpoints)->default_value(c.keep_checkpoints),
      "complete checkpoints kept (older ones deleted; best is kept too)")
     ("no-resume", po::bool_switch(&c.no_resume), "start fresh even if the run directory has a checkpoint")
-    ("adv-epsilon", po::value(&c.adv_epsilon)->default_value(c.adv_epsilon),
+    ("adv-epsilon", valueWithDefault(&c.adv_epsilon),
      "adversarial training: perturb the input embeddings by E * sign(d clean loss / d embeddings) "
      "in one extra forward and backward per micro-batch (0 = off; train and distill, any grid)")
-    ("adv-weight", po::value(&c.adv_weight)->default_value(c.adv_weight),
+    ("adv-weight", valueWithDefault(&c.adv_weight),
      "adversarial training: loss = (1 - W) * clean + W * adversarial, W in (0, 1)")
     ("on-nan", enumValue(&c.on_nan)->default_value(c.on_nan),
      "non-finite loss or gradients (fp32/bf16): skip (the update, with a warning) | stop (exit 1, "
