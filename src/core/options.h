@@ -7,6 +7,7 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <fmt/format.h>
 
 #include <cstddef>
 #include <iosfwd>
@@ -48,6 +49,15 @@ struct CommandLine {
 bool parseOptions(const CommandLine& cmd, const po::options_description& options,
                   po::variables_map& vm,
                   const po::positional_options_description* positional = nullptr);
+
+// po::value(field) with *field as its default, shown by --help as a person writes it: fmt's
+// shortest form that reads back to the same value ("0.0003" for 3e-4, "0.8" for 0.8f), where
+// Boost's lexical_cast writes every digit of a double ("0.00029999999999999997"). Use it for
+// floating-point options.
+template <typename T>
+po::typed_value<T>* valueWithDefault(T* field) {
+  return po::value(field)->default_value(*field, fmt::format("{}", *field));
+}
 
 // Enum options. Each enum lists its words once, as an array of EnumWord, and declares beside
 // itself, in its own namespace (Boost.Program_options finds them by argument-dependent lookup):

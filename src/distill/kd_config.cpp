@@ -15,9 +15,9 @@ po::options_description distillOptions(DistillConfig& c) {
      "offline: kdgrid-teacher-topk shards from `kdgrid teacher-logits`, one directory per "
      "--data source")
     ("kd-loss", enumValue(&c.loss)->default_value(c.loss), "forward_kl | reverse_kl | jsd")
-    ("kd-temperature", po::value(&c.temperature)->default_value(c.temperature),
+    ("kd-temperature", valueWithDefault(&c.temperature),
      "softmax temperature T of both distributions (the divergence is scaled by T^2)")
-    ("kd-alpha", po::value(&c.alpha)->default_value(c.alpha),
+    ("kd-alpha", valueWithDefault(&c.alpha),
      "weight of the divergence; 1 - alpha weighs the cross-entropy on the labels");
   // clang-format on
   return o;
