@@ -47,18 +47,18 @@ po::options_description AugmentConfig::describe() {
         ("apertium-dir", po::value(&apertium_dir)->default_value(apertium_dir)->value_name("DIR"),
          "Apertium data directory (holds modes/)")
         ("bt-lookahead-mb",
-         po::value(&bt_lookahead_mb)->default_value(bt_lookahead_mb)->value_name("MB"),
+         valueWithDefault(&bt_lookahead_mb)->value_name("MB"),
          "text sent to a translator ahead of the output awaited; must exceed what the translator "
          "buffers (memory: about this much per rank, plus one shard)");
     po::options_description eda("Perturbation (--method perturb)");
     eda.add_options()
-        ("eda-sr", po::value(&rates.sr)->default_value(rates.sr)->value_name("F"),
+        ("eda-sr", valueWithDefault(&rates.sr)->value_name("F"),
          "synonym replacement: fraction of words replaced, [0, 0.5]")
-        ("eda-ri", po::value(&rates.ri)->default_value(rates.ri)->value_name("F"),
+        ("eda-ri", valueWithDefault(&rates.ri)->value_name("F"),
          "random insertion: synonyms inserted per word, [0, 0.5]")
-        ("eda-rs", po::value(&rates.rs)->default_value(rates.rs)->value_name("F"),
+        ("eda-rs", valueWithDefault(&rates.rs)->value_name("F"),
          "random swap: pairs swapped per word, [0, 0.5]")
-        ("eda-rd", po::value(&rates.rd)->default_value(rates.rd)->value_name("F"),
+        ("eda-rd", valueWithDefault(&rates.rd)->value_name("F"),
          "random deletion: fraction of words deleted, [0, 0.5]")
         ("num-aug", po::value(&num_aug)->default_value(num_aug)->value_name("N"),
          "variants per document")
@@ -68,7 +68,7 @@ po::options_description AugmentConfig::describe() {
     adv.add_options()
         ("checkpoint", po::value(&fgsm.checkpoint)->value_name("CKPT"),
          "model to attack: a step directory or a run directory (its latest); required")
-        ("epsilon", po::value(&fgsm.epsilon)->default_value(fgsm.epsilon)->value_name("E"),
+        ("epsilon", valueWithDefault(&fgsm.epsilon)->value_name("E"),
          "step in embedding space: x' = x + E * sign(d loss / d x), then the nearest other "
          "token embedding; > 0")
         ("max-flips", po::value(&fgsm.max_flips)->default_value(fgsm.max_flips)->value_name("K"),

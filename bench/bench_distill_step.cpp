@@ -88,7 +88,8 @@ int main(int argc, char** argv) {
   ModelConfig student, teacher;
   int64_t batch = 8;
   int reps = 15, warmup = 2, profile_steps = 3;
-  std::string precision = "fp32", loss = "forward_kl";
+  std::string precision = "fp32";
+  cpu::Divergence loss = cpu::Divergence::kForwardKl;
   double temperature = 2.0, alpha = 0.5;
   po::options_description opts("bench_distill_step options");
   opts.add_options()("help,h", "print this help")(
@@ -105,7 +106,7 @@ int main(int argc, char** argv) {
       "warmup", po::value(&warmup)->default_value(2), "untimed repeats first")(
       "profile-steps", po::value(&profile_steps)->default_value(3), "profiled repeats after")(
       "precision", po::value(&precision)->default_value("fp32"), "fp32 | bf16")(
-      "kd-loss", po::value(&loss)->default_value("forward_kl"), "forward_kl | reverse_kl | jsd")(
+      "kd-loss", enumValue(&loss)->default_value(loss), "forward_kl | reverse_kl | jsd")(
       "kd-temperature", po::value(&temperature)->default_value(2.0), "distillation temperature")(
       "kd-alpha", po::value(&alpha)->default_value(0.5), "weight of the divergence");
   po::variables_map vm;
@@ -131,7 +132,7 @@ int main(int argc, char** argv) {
     Teacher head_teacher;
     head_teacher.config = teacher;
     head_teacher.stage = makeTeacher(teacher, grid, compute, rt);
-    const KdParams kd{parseDivergence(loss), temperature, alpha};
+    const KdParams kd{loss, temperature, alpha};
     OnlineDistillHead head(harness.model(), std::move(head_teacher), grid.ppComm(), grid.tpComm(),
                            kd);
     std::unique_ptr<Gpt2Stage> teacher_stage = makeTeacher(teacher, grid, compute, rt);
@@ -140,7 +141,7 @@ int main(int argc, char** argv) {
     std::printf("distill step: teacher %s, student %s, batch %lld, %s, %s T=%.1f alpha=%.2f, "
                 "%d threads\n",
                 teacher.summary().c_str(), student.summary().c_str(),
-                static_cast<long long>(batch), precision.c_str(), loss.c_str(), temperature, alpha,
+                static_cast<long long>(batch), precision.c_str(), divergenceName(loss), temperature, alpha,
                 omp_get_max_threads());
     // 0 = student train step, 1 = teacher forward, 2 = distillation step.
     auto run = [&](int which) {

@@ -52,10 +52,10 @@ int main(int argc, char** argv) {
     resolveGridFor(gc, 1, mc);
     ProcessGrid grid(gc);
     const DType dtype = precision == "bf16" ? DType::kBF16 : DType::kF32;
-    const std::vector<std::string> modes = {"none", "selective", "full"};
+    const std::vector<Recompute> modes = {Recompute::kNone, Recompute::kSelective, Recompute::kFull};
     std::vector<std::unique_ptr<bench::TrainStepHarness>> harness;
-    for (const std::string& m : modes) {
-      bench::HarnessConfig hc{mc, batch, dtype, parseRecompute(m), 0};
+    for (Recompute m : modes) {
+      bench::HarnessConfig hc{mc, batch, dtype, m, 0};
       harness.push_back(std::make_unique<bench::TrainStepHarness>(hc, grid));
     }
     const double tokens = double(batch) * mc.max_seq;
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
     const double base_tps = tokens / bench::median(times[0]);
     for (size_t i = 0; i < modes.size(); ++i) {
       const double tps = tokens / bench::median(times[i]);
-      std::printf("%-10s %14.1f %10.1f%% %13.3f %12.0f %12.1f%%\n", modes[i].c_str(),
+      std::printf("%-10s %14.1f %10.1f%% %13.3f %12.0f %12.1f%%\n", enumWord(modes[i], kRecomputeWords),
                   peak[i] / double(1 << 20), 100.0 * peak[i] / base_mem, bench::median(times[i]),
                   tps, 100.0 * tps / base_tps);
     }

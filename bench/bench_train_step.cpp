@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
   ModelConfig mc = bench::benchModel();
   int64_t batch = 8;
   int steps = 10, warmup = 2, profile_steps = 3;
-  std::string precision = "both", recompute = "none";
+  std::string precision = "both";
+  Recompute recompute = Recompute::kNone;
   po::options_description opts("bench_train_step options");
   opts.add_options()("help,h", "print this help");
   bench::addModelOptions(opts, mc);
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
       "warmup", po::value(&warmup)->default_value(2), "untimed steps first")(
       "profile-steps", po::value(&profile_steps)->default_value(3), "extra steps with op timers")(
       "precision", po::value(&precision)->default_value("both"), "fp32 | bf16 | both")(
-      "recompute", po::value(&recompute)->default_value("none"), "none | selective | full")(
+      "recompute", enumValue(&recompute)->default_value(recompute), "none | selective | full")(
       "no-peak", "skip the GEMM peak measurement (profiling runs)");
   po::variables_map vm;
   if (const auto code = bench::parseOptions(argc, argv, opts, vm, "bench_train_step")) return *code;
@@ -62,13 +63,13 @@ int main(int argc, char** argv) {
 
     std::vector<std::unique_ptr<bench::TrainStepHarness>> harness;
     for (DType t : types) {
-      bench::HarnessConfig hc{mc, batch, t, parseRecompute(recompute), 0};
+      bench::HarnessConfig hc{mc, batch, t, recompute, 0};
       harness.push_back(std::make_unique<bench::TrainStepHarness>(hc, grid));
     }
     const double flops = bench::trainStepFlops(mc, batch);
     const double tokens = double(batch) * mc.max_seq;
     std::printf("train step: %s, batch %lld, recompute %s, %d threads\n", mc.summary().c_str(),
-                static_cast<long long>(batch), recompute.c_str(), omp_get_max_threads());
+                static_cast<long long>(batch), enumWord(recompute, kRecomputeWords), omp_get_max_threads());
     std::printf("model FLOPs per step: %.2f GFLOP (%.2f MFLOP per token)\n", flops * 1e-9,
                 flops / tokens * 1e-6);
 

@@ -7,9 +7,7 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
-#include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <unordered_map>
@@ -21,6 +19,7 @@
 #include "data/h5_parallel.h"
 #include "src/core/agreement.h"
 #include "src/core/check.h"
+#include "src/core/fault_injector.h"
 #include "src/core/log.h"
 
 namespace kdgrid {
@@ -193,33 +192,6 @@ void writeOptimizerFile(const std::string& path, const TrainingState& state, con
   file.close();
 }
 
-// Test hook: environment KDGRID_TEST_CRASH_IN_SAVE=STEP kills this process (SIGKILL, as a
-// node failure would) while it saves step STEP, after model.h5 is written and before
-// optimizer.h5 is: the crash-during-save tests check that the previous checkpoint survives.
-void crashHereIfTesting(int64_t step) {
-  const char* value = std::getenv("KDGRID_TEST_CRASH_IN_SAVE");
-  if (value && std::atoll(value) == step) {
-    logRank("KDGRID_TEST_CRASH_IN_SAVE={}: killing this rank in the middle of the save", step);
-    std::raise(SIGKILL);
-  }
-}
-
-// Test hook: environment KDGRID_TEST_HANG_IN_SAVE=STEP:RANK stops world rank RANK (SIGSTOP, as
-// a hung process would be) while it saves step STEP, after both files are written and closed
-// and before rank 0 publishes the directory: the other ranks wait in the save's watched
-// collectives, and the faults test checks that the watchdog names the stopped rank.
-void hangHereIfTesting(int64_t step) {
-  const char* value = std::getenv("KDGRID_TEST_HANG_IN_SAVE");
-  if (!value) return;
-  long long hang_step = 0;
-  int hang_rank = 0;
-  if (std::sscanf(value, "%lld:%d", &hang_step, &hang_rank) != 2) return;
-  if (hang_step == step && hang_rank == worldRank()) {
-    logRank("KDGRID_TEST_HANG_IN_SAVE={}: stopping this rank in the middle of the save", value);
-    std::raise(SIGSTOP);
-  }
-}
-
 // Fails early, before any HDF5 file exists, when the files cannot fit: the file-size limit
 // (ulimit -f) of any rank or the free space on rank 0's view of the file system is below the
 // tensor bytes (their metadata adds a little more). HDF5 1.10 cannot close a file it failed
@@ -370,9 +342,9 @@ std::string saveCheckpoint(const std::string& run_dir, const CheckpointMeta& met
   checkRoom(ckpt_dir, final_dir, model_bytes, tensors.m ? 2 * model_bytes : 0, world);
   try {
     writeModelFile((fs::path(tmp_dir) / kModelFileName).string(), meta, state, tensors, world);
-    crashHereIfTesting(state.step);
+    if (FaultInjector* faults = faultInjector()) faults->afterModelFile(state.step);
     writeOptimizerFile((fs::path(tmp_dir) / kOptimizerFileName).string(), state, tensors, world);
-    hangHereIfTesting(state.step);
+    if (FaultInjector* faults = faultInjector()) faults->beforePublish(state.step);
   } catch (const Error& e) {
     throw Error(e.exitCode(), fmt::format("cannot save checkpoint '{}' (earlier checkpoints and "
                                           "'latest' are untouched): {}",

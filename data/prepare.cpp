@@ -241,7 +241,7 @@ po::options_description prepareOptions(PrepareConfig& c) {
       ("tokenizer", po::value(&c.tokenizer)->required()->value_name("FILE"),
        "tokenizer JSON written by `kdgrid tokenizer`")
       ("out", po::value(&c.out)->required()->value_name("DIR"), "writes DIR/train/ and DIR/val/")
-      ("val-fraction", po::value(&c.val_fraction)->default_value(c.val_fraction)->value_name("F"),
+      ("val-fraction", valueWithDefault(&c.val_fraction)->value_name("F"),
        "every round(1/F)-th document goes to validation; F in (0, 0.5]")
       ("shard-tokens", po::value(&c.shard_tokens)->default_value(c.shard_tokens)->value_name("N"),
        "a shard takes whole documents until it holds at least N tokens");

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Faults a training job survives, through the real binary (`kdgrid train` under mpirun).
 
-usage: faults_test.py CASE   (KDGRID_BIN, optionally KDGRID_MPIEXEC, in the environment)
+usage: faults_test.py CASE   (KDGRID_TEST_BIN, optionally KDGRID_MPIEXEC, in the environment)
+
+The binary is build/kdgrid-test ($KDGRID_TEST_BIN): kdgrid with the test hooks of
+tests/test_hooks.h installed (KDGRID_TEST_* below); build/kdgrid itself carries none.
 
   kill9        kill -9 of one rank of a 2-rank job while it trains: every other rank is gone and
                mpirun exits non-zero; a rerun resumes from the newest checkpoint and ends with
@@ -448,4 +451,5 @@ if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:
         print(f"usage: {sys.argv[0]} {'|'.join(CASES)}")
         sys.exit(2)
+    k.use_test_binary()
     k.main(CASES[sys.argv[1]])

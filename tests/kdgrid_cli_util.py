@@ -22,6 +22,16 @@ SHA = "3f" * 32
 ABORT_BANNER = "MPI_ABORT"
 
 
+def use_test_binary():
+    """Runs $KDGRID_TEST_BIN (build/kdgrid-test: kdgrid plus the test hooks of tests/test_hooks.h,
+    e.g. the KDGRID_TEST_* fault injection) instead of $KDGRID_BIN from here on."""
+    global BIN
+    BIN = os.environ.get("KDGRID_TEST_BIN")
+    if not BIN:
+        print("FAIL: KDGRID_TEST_BIN is not set")
+        sys.exit(1)
+
+
 class TestFailure(Exception):
     pass
 

@@ -7,6 +7,8 @@
 #include <set>
 
 #include "src/core/options.h"
+#include "src/distill/kd_config.h"
+#include "src/train/config.h"
 #include "tests/test_util.h"
 
 namespace kdgrid {
@@ -131,6 +133,67 @@ TEST(Cli, IniValuesAreReadAndReplaced) {
   setIniValue(ini, "input", "r");  // one line instead of two
   setIniValue(ini, "d-model", "64");  // appended
   EXPECT_EQ(ini, "steps = 7\nlr = 0.0003\ninput = r\nseed = 3\nd-model = 64\n");
+}
+
+// --precision, --recompute, --on-nan and --kd-loss are typed at parse time and written back
+// as the words a person gives (config.ini and the checkpoints' config attribute).
+struct EnumDemo {
+  TrainConfig train;
+  DistillConfig distill;
+  po::options_description options;
+  EnumDemo() { options.add(trainOptions(train)).add(distillOptions(distill)); }
+};
+
+TEST(Cli, EnumOptionsParseAndDumpAsWords) {
+  test::TempDir dir;
+  EnumDemo a;
+  po::variables_map vma;
+  ASSERT_TRUE(parseOptions({"train", "", {"--precision", "bf16", "--recompute", "full", "--on-nan",
+                                          "skip", "--kd-loss", "jsd"}},
+                           a.options, vma));
+  EXPECT_EQ(a.train.precision, DType::kBF16);
+  EXPECT_EQ(a.train.recompute, Recompute::kFull);
+  EXPECT_EQ(a.train.on_nan, OnNan::kSkip);
+  EXPECT_EQ(a.distill.loss, cpu::Divergence::kJsd);
+  const std::string ini = dumpIni(a.options, vma);
+  for (const char* line : {"\nprecision = bf16\n", "\nrecompute = full\n", "\non-nan = skip\n",
+                           "\nkd-loss = jsd\n"}) {
+    EXPECT_NE(ini.find(line), std::string::npos) << line << " not in\n" << ini;
+  }
+  std::ofstream(dir / "dump.ini") << ini;
+  EnumDemo b;
+  po::variables_map vmb;
+  ASSERT_TRUE(parseOptions({"train", "", {"--config", dir / "dump.ini"}}, b.options, vmb));
+  EXPECT_EQ(b.train.precision, DType::kBF16);
+  EXPECT_EQ(b.train.recompute, Recompute::kFull);
+  EXPECT_EQ(b.train.on_nan, OnNan::kSkip);
+  EXPECT_EQ(b.distill.loss, cpu::Divergence::kJsd);
+
+  EnumDemo defaults;
+  po::variables_map vmd;
+  ASSERT_TRUE(parseOptions({"train", "", {}}, defaults.options, vmd));
+  EXPECT_NE(dumpIni(defaults.options, vmd).find("\nprecision = fp32\n"), std::string::npos);
+}
+
+TEST(Cli, BadEnumWordIsAParseErrorNamingTheOption) {
+  const std::pair<const char*, const char*> cases[] = {{"--precision", "fp8"},
+                                                       {"--recompute", "some"},
+                                                       {"--on-nan", "maybe"},
+                                                       {"--kd-loss", "kl"}};
+  for (const auto& [option, word] : cases) {
+    EnumDemo d;
+    po::variables_map vm;
+    try {
+      parseOptions({"train", "", {option, word}}, d.options, vm);
+      ADD_FAILURE() << option << " " << word << ": no error";
+    } catch (const OptionError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(option), std::string::npos) << what;
+      EXPECT_NE(what.find(word), std::string::npos) << what;
+      EXPECT_NE(what.find("valid: "), std::string::npos) << what;
+      EXPECT_EQ(e.exitCode(), kExitUsage);
+    }
+  }
 }
 
 }  // namespace

@@ -27,9 +27,9 @@ int runGenerate(const CommandLine& cmd) {
     ("prompt", po::value(&prompt)->default_value(""), "text to continue (empty: start after end-of-text)")
     ("max-new-tokens", po::value(&max_new_tokens)->default_value(max_new_tokens), "tokens to generate")
     ("samples", po::value(&samples)->default_value(samples), "independent samples")
-    ("temperature", po::value(&s.temperature)->default_value(s.temperature), "softmax temperature (0 = greedy)")
+    ("temperature", valueWithDefault(&s.temperature), "softmax temperature (0 = greedy)")
     ("top-k", po::value(&s.top_k)->default_value(s.top_k), "sample among the k most likely tokens (0 = all)")
-    ("top-p", po::value(&s.top_p)->default_value(s.top_p), "nucleus sampling mass (1 = off)")
+    ("top-p", valueWithDefault(&s.top_p), "nucleus sampling mass (1 = off)")
     ("seed", po::value(&seed)->default_value(seed), "sampling seed")
     ("device", po::value(&device)->default_value(device)->value_name("NAME"), "backend to compute on");
   po::variables_map vm;

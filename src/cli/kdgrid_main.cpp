@@ -1,29 +1,27 @@
-// kdgrid: one binary, one subcommand per job. kdgridMain() owns MPI and the error policy:
-// errors are thrown anywhere, caught here, printed once, and end every rank.
+#include "src/cli/kdgrid_main.h"
+
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
 
 #include "src/cli/commands.h"
-#include "src/cli/kdgrid_main.h"
 #include "src/core/check.h"
 #include "src/core/log.h"
 #include "src/core/mpi_session.h"
 
+namespace kdgrid {
 namespace {
 
 void printUsage() {
   std::printf("Usage: kdgrid SUBCOMMAND [options]   (kdgrid SUBCOMMAND --help for its options)\n\n");
   std::printf("Subcommands:\n");
-  for (const auto& c : kdgrid::kCommands) std::printf("  %-14s %s\n", c.name, c.summary);
+  for (const auto& c : kCommands) std::printf("  %-14s %s\n", c.name, c.summary);
   std::printf("\nExit codes: 0 done, 1 failure, 2 usage/configuration/input error, "
               "75 stopped after a checkpoint (resumable).\n");
 }
 
 }  // namespace
-
-namespace kdgrid {
 
 int kdgridMain(int argc, char** argv) {
   MpiSession mpi(&argc, &argv);

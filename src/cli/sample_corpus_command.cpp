@@ -14,7 +14,7 @@ int runSampleCorpus(const CommandLine& cmd) {
   po::options_description o("sample-corpus");
   o.add_options()("out", po::value(&options.out)->required()->value_name("FILE"),
                   "output text file (documents separated by blank lines)")(
-      "max-mb", po::value(&max_mb)->default_value(max_mb)->value_name("N"),
+      "max-mb", valueWithDefault(&max_mb)->value_name("N"),
       "upper bound on the file size in MB (10^6 bytes)")(
       "fortunes-dir", po::value(&options.fortunes_dir)->default_value(options.fortunes_dir),
       "fortune files (Debian packages fortunes, fortunes-min)")(

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <fstream>
 #include <iostream>
+#include <ostream>
 #include <sstream>
 
 #include "src/core/log.h"
@@ -72,6 +73,14 @@ bool formatValue(const boost::any& value, std::vector<std::string>& out) {
 
 }  // namespace
 
+void validate(boost::any& out, const std::vector<std::string>& args, DType*, int) {
+  parseEnumWord(out, args, kPrecisionWords);
+}
+
+std::ostream& operator<<(std::ostream& os, DType dtype) {
+  return os << enumWord(dtype, kPrecisionWords);
+}
+
 std::string dumpIni(const po::options_description& options, const po::variables_map& vm) {
   std::ostringstream ini;
   for (const auto& option : options.options()) {
@@ -82,7 +91,12 @@ std::string dumpIni(const po::options_description& options, const po::variables_
       continue;
     }
     std::vector<std::string> values;
-    KDGRID_CHECK(formatValue(it->second.value(), values), "dumpIni: option --{} has a type it cannot print", name);
+    if (auto printable = dynamic_cast<const PrintableValue*>(option->semantic().get())) {
+      values.push_back(printable->print(it->second.value()));  // enumValue(): an enum's word
+    } else {
+      KDGRID_CHECK(formatValue(it->second.value(), values),
+                   "dumpIni: option --{} has a type it cannot print", name);
+    }
     for (const auto& v : values) ini << name << " = " << v << "\n";
   }
   return ini.str();

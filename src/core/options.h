@@ -7,12 +7,17 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <fmt/format.h>
 
+#include <cstddef>
+#include <iosfwd>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "src/core/check.h"
+#include "src/core/dtype.h"
 
 namespace kdgrid {
 
@@ -45,6 +50,86 @@ struct CommandLine {
 bool parseOptions(const CommandLine& cmd, const po::options_description& options,
                   po::variables_map& vm,
                   const po::positional_options_description* positional = nullptr);
+
+// po::value(field) with *field as its default, shown by --help as a person writes it: fmt's
+// shortest form that reads back to the same value ("0.0003" for 3e-4, "0.8" for 0.8f), where
+// Boost's lexical_cast writes every digit of a double ("0.00029999999999999997"). Use it for
+// floating-point options.
+template <typename T>
+po::typed_value<T>* valueWithDefault(T* field) {
+  return po::value(field)->default_value(*field, fmt::format("{}", *field));
+}
+
+// Enum options. Each enum lists its words once, as an array of EnumWord, and declares beside
+// itself, in its own namespace (Boost.Program_options finds them by argument-dependent lookup):
+//   void validate(boost::any& out, const std::vector<std::string>& args, E*, int);
+//     -> parseEnumWord(out, args, kWords): a bad word is a usage error naming the option and
+//        listing the valid words, at parse time (command line and --config alike)
+//   std::ostream& operator<<(std::ostream& os, E value);   -> os << enumWord(value, kWords)
+//     (--help's default, and dumpIni's config.ini text)
+// Bind the option with enumValue(&field) so that dumpIni can write it.
+template <typename E>
+struct EnumWord {
+  E value;
+  const char* word;
+};
+
+template <typename E, size_t N>
+const char* enumWord(E value, const EnumWord<E> (&words)[N]) {
+  for (const EnumWord<E>& w : words) {
+    if (w.value == value) return w.word;
+  }
+  return "?";
+}
+
+template <typename E, size_t N>
+void parseEnumWord(boost::any& out, const std::vector<std::string>& args,
+                   const EnumWord<E> (&words)[N]) {
+  po::validators::check_first_occurrence(out);
+  const std::string& word = po::validators::get_single_string(args);
+  std::string valid;
+  for (const EnumWord<E>& w : words) {
+    if (word == w.word) {
+      out = w.value;
+      return;
+    }
+    valid += (valid.empty() ? "" : " | ") + std::string(w.word);
+  }
+  po::invalid_option_value error(word);  // Boost adds the option's name as it passes by
+  error.m_error_template =
+      "the argument ('%value%') for option '%canonical_option%' is invalid (valid: " + valid + ")";
+  throw error;
+}
+
+// A bound option whose stored value dumpIni cannot name by type (an enum): it prints itself.
+class PrintableValue {
+ public:
+  virtual ~PrintableValue() = default;
+  virtual std::string print(const boost::any& value) const = 0;
+};
+
+template <typename E>
+class EnumValue final : public po::typed_value<E>, public PrintableValue {
+ public:
+  explicit EnumValue(E* store) : po::typed_value<E>(store) {}
+  std::string print(const boost::any& value) const override {
+    std::ostringstream text;
+    text << boost::any_cast<E>(value);
+    return text.str();
+  }
+};
+
+// po::value(&field) for an enum field (see above).
+template <typename E>
+EnumValue<E>* enumValue(E* store) {
+  return new EnumValue<E>(store);
+}
+
+// --precision: fp32 | bf16 | fp16, as DType.
+inline constexpr EnumWord<DType> kPrecisionWords[] = {
+    {DType::kF32, "fp32"}, {DType::kBF16, "bf16"}, {DType::kF16, "fp16"}};
+void validate(boost::any& out, const std::vector<std::string>& args, DType*, int);
+std::ostream& operator<<(std::ostream& os, DType dtype);
 
 // The effective configuration as INI text: every option of `options`, one `name = value`
 // line (lists as repeated lines), readable back with --config.

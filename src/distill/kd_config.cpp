@@ -1,6 +1,7 @@
 #include "src/distill/kd_config.h"
 
 #include <cmath>
+#include <ostream>
 
 namespace kdgrid {
 
@@ -13,10 +14,10 @@ po::options_description distillOptions(DistillConfig& c) {
     ("teacher-logits", po::value(&c.teacher_logits)->value_name("DIR[,DIR...]"),
      "offline: kdgrid-teacher-topk shards from `kdgrid teacher-logits`, one directory per "
      "--data source")
-    ("kd-loss", po::value(&c.loss)->default_value(c.loss), "forward_kl | reverse_kl | jsd")
-    ("kd-temperature", po::value(&c.temperature)->default_value(c.temperature),
+    ("kd-loss", enumValue(&c.loss)->default_value(c.loss), "forward_kl | reverse_kl | jsd")
+    ("kd-temperature", valueWithDefault(&c.temperature),
      "softmax temperature T of both distributions (the divergence is scaled by T^2)")
-    ("kd-alpha", po::value(&c.alpha)->default_value(c.alpha),
+    ("kd-alpha", valueWithDefault(&c.alpha),
      "weight of the divergence; 1 - alpha weighs the cross-entropy on the labels");
   // clang-format on
   return o;
@@ -26,17 +27,12 @@ void DistillConfig::validate() const {
   KDGRID_OPTION_CHECK(teacher.empty() != teacher_logits.empty(),
                       "give exactly one of --teacher CKPT (online) and --teacher-logits DIR "
                       "(offline)");
-  parseDivergence(loss);
   KDGRID_OPTION_CHECK(temperature > 0 && std::isfinite(temperature),
                       "--kd-temperature must be a positive number (got {})", temperature);
   KDGRID_OPTION_CHECK(alpha >= 0 && alpha <= 1, "--kd-alpha must be in [0, 1] (got {})", alpha);
   for (const std::string& dir : teacherLogitsDirs())
     KDGRID_OPTION_CHECK(!dir.empty(), "--teacher-logits: empty directory name in '{}'",
                         teacher_logits);
-}
-
-cpu::Divergence DistillConfig::divergence() const {
-  return parseDivergence(loss);
 }
 
 std::vector<std::string> DistillConfig::teacherLogitsDirs() const {
@@ -52,27 +48,22 @@ std::vector<std::string> DistillConfig::teacherLogitsDirs() const {
   return dirs;
 }
 
-cpu::Divergence parseDivergence(const std::string& name) {
-  if (name == "forward_kl") return cpu::Divergence::kForwardKl;
-  if (name == "reverse_kl") return cpu::Divergence::kReverseKl;
-  if (name == "jsd") return cpu::Divergence::kJsd;
-  throw OptionError("--kd-loss must be forward_kl, reverse_kl or jsd (got '" + name + "')");
+namespace cpu {
+
+void validate(boost::any& out, const std::vector<std::string>& args, Divergence*, int) {
+  parseEnumWord(out, args, kDivergenceWords);
 }
 
-const char* divergenceName(cpu::Divergence d) {
-  switch (d) {
-    case cpu::Divergence::kForwardKl:
-      return "forward_kl";
-    case cpu::Divergence::kReverseKl:
-      return "reverse_kl";
-    case cpu::Divergence::kJsd:
-      return "jsd";
-  }
-  return "?";
+std::ostream& operator<<(std::ostream& os, Divergence divergence) {
+  return os << enumWord(divergence, kDivergenceWords);
 }
+
+}  // namespace cpu
+
+const char* divergenceName(cpu::Divergence d) { return enumWord(d, cpu::kDivergenceWords); }
 
 KdParams kdParams(const DistillConfig& c) {
-  return {c.divergence(), c.temperature, c.alpha};
+  return {c.loss, c.temperature, c.alpha};
 }
 
 }  // namespace kdgrid

@@ -2,6 +2,7 @@
 // top-k shards) and the loss L = alpha * T^2 * D(teacher/T, student/T) + (1 - alpha) * CE.
 #pragma once
 
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -10,24 +11,32 @@
 
 namespace kdgrid {
 
+// --kd-loss: forward_kl | reverse_kl | jsd, an enum option (src/core/options.h) in the kernels'
+// namespace, where Boost finds its validate and operator<<.
+namespace cpu {
+inline constexpr EnumWord<Divergence> kDivergenceWords[] = {{Divergence::kForwardKl, "forward_kl"},
+                                                           {Divergence::kReverseKl, "reverse_kl"},
+                                                           {Divergence::kJsd, "jsd"}};
+void validate(boost::any& out, const std::vector<std::string>& args, Divergence*, int);
+std::ostream& operator<<(std::ostream& os, Divergence divergence);
+}  // namespace cpu
+
 struct DistillConfig {
   std::string teacher;         // CKPT: online distillation
   std::string teacher_logits;  // DIR[,DIR...]: offline, one top-k directory per --data source
-  std::string loss = "forward_kl";
+  cpu::Divergence loss = cpu::Divergence::kForwardKl;  // --kd-loss
   double temperature = 2.0;
   double alpha = 0.5;
 
-  // Exactly one of --teacher and --teacher-logits; a known --kd-loss; T > 0; alpha in [0, 1].
+  // Exactly one of --teacher and --teacher-logits; T > 0; alpha in [0, 1].
   void validate() const;
-  cpu::Divergence divergence() const;
   std::vector<std::string> teacherLogitsDirs() const;  // --teacher-logits split at commas
 };
 
 // --teacher --teacher-logits --kd-loss --kd-temperature --kd-alpha
 po::options_description distillOptions(DistillConfig& config);
 
-// "forward_kl" | "reverse_kl" | "jsd"; OptionError naming --kd-loss otherwise.
-cpu::Divergence parseDivergence(const std::string& name);
+// The --kd-loss word of `d` ("forward_kl", ...), for logs.
 const char* divergenceName(cpu::Divergence d);
 
 // What the loss needs of the options (the kernels take them as float).

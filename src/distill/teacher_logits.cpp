@@ -102,7 +102,7 @@ po::options_description teacherLogitsOptions(TeacherLogitsConfig& c) {
     ("out", po::value(&c.out)->value_name("DIR"),
      "where the kdgrid-teacher-topk shards go (same file names as the token shards)")
     ("topk", po::value(&c.topk)->default_value(c.topk), "ids kept per position")
-    ("kd-temperature", po::value(&c.temperature)->default_value(c.temperature),
+    ("kd-temperature", valueWithDefault(&c.temperature),
      "temperature T of the stored log-softmax(z / T) (distill may use another)")
     ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size),
      "windows per forward pass per data-parallel replica")

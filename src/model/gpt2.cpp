@@ -10,13 +10,6 @@
 
 namespace kdgrid {
 
-Recompute parseRecompute(const std::string& name) {
-  if (name == "none") return Recompute::kNone;
-  if (name == "selective") return Recompute::kSelective;
-  if (name == "full") return Recompute::kFull;
-  throw UsageError("--recompute must be none, selective or full (got '" + name + "')");
-}
-
 namespace {
 std::string blockName(int layer, const char* what) {
   return "blocks." + std::to_string(layer) + "." + what;

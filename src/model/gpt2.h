@@ -15,18 +15,12 @@
 
 #include "src/model/config.h"
 #include "src/model/params.h"
+#include "src/model/recompute.h"
 #include "src/parallel/communicator.h"
 #include "src/tensor/runtime.h"
 #include "src/tensor/tensor.h"
 
 namespace kdgrid {
-
-enum class Recompute : uint8_t {
-  kNone,       // keep every activation backward needs
-  kSelective,  // drop the MLP's [N, d_ff] activations (fc1 output, GELU output); recompute them
-  kFull,       // keep only each block's input; recompute the whole block in backward
-};
-Recompute parseRecompute(const std::string& name);
 
 // What backward needs from one micro-batch's forward on this stage. `x` tensors are the
 // residual stream [N, C]; local widths are C_local = C / tp and F_local = d_ff / tp.

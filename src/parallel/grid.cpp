@@ -21,7 +21,7 @@ po::options_description gridOptions(GridConfig& c) {
     ("tp", po::value(&c.tp)->default_value(c.tp), "tensor-parallel ranks")
     ("zero", po::value(&c.zero)->default_value(c.zero),
      "1 = shard AdamW state over data-parallel ranks (ZeRO-1)")
-    ("collective-timeout", po::value(&c.collective_timeout)->default_value(c.collective_timeout),
+    ("collective-timeout", valueWithDefault(&c.collective_timeout),
      "seconds any communication may wait before the job fails naming the operation and the "
      "ranks that did not arrive (0 = wait forever)")
     ("device", po::value(&c.device)->default_value(c.device)->value_name("NAME"),

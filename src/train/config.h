@@ -2,11 +2,23 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <string>
+#include <vector>
 
+#include "src/core/dtype.h"
 #include "src/core/options.h"
+#include "src/model/recompute.h"
 
 namespace kdgrid {
+
+// --on-nan: what a non-finite loss or gradient norm does in fp32/bf16 (fp16 always skips and
+// halves its loss scale): kSkip the update (weights and AdamW state unchanged, a warning,
+// `skipped` in metrics) or kStop (exit 1 naming the step, nothing saved).
+enum class OnNan : uint8_t { kSkip, kStop };
+inline constexpr EnumWord<OnNan> kOnNanWords[] = {{OnNan::kSkip, "skip"}, {OnNan::kStop, "stop"}};
+void validate(boost::any& out, const std::vector<std::string>& args, OnNan*, int);
+std::ostream& operator<<(std::ostream& os, OnNan on_nan);
 
 struct TrainConfig {
   std::string run_dir;
@@ -21,8 +33,8 @@ struct TrainConfig {
   double weight_decay = 0.1;
   double grad_clip = 1.0;  // 0 = off
   uint64_t seed = 0;
-  std::string precision = "fp32";  // fp32 | bf16 | fp16
-  std::string recompute = "none";  // none | selective | full
+  DType precision = DType::kF32;    // compute dtype: fp32 | bf16 | fp16
+  Recompute recompute = Recompute::kNone;
   int64_t eval_every = 0;          // 0 = only at the end when --val-data is given
   int64_t val_tokens = 0;          // 0 = the whole validation set
   int64_t save_every = 0;          // 0 = only after the last step
@@ -31,10 +43,7 @@ struct TrainConfig {
   // Online adversarial training (train/adversarial.h): 0 = off.
   double adv_epsilon = 0;  // L-inf radius of the embedding perturbation
   double adv_weight = 0.5; // loss = (1 - W) clean + W adversarial
-  // A non-finite loss or gradient norm in fp32/bf16: "skip" the update (weights and AdamW state
-  // unchanged, a warning, `skipped` in metrics) or "stop" (exit 1 naming the step, nothing
-  // saved). fp16 always skips and halves its loss scale.
-  std::string on_nan = "stop";
+  OnNan on_nan = OnNan::kStop;
 
   double minLr() const { return min_lr < 0 ? lr / 10 : min_lr; }
   void validate() const;
