@@ -36,6 +36,11 @@
 # ("torch-ompblas"), and prints torch's fp32 matmul rate for each; ratios are given against
 # both. bf16 matmuls go through oneDNN inside torch and do not depend on the BLAS.
 #
+# KDGRID_BASELINE=PATH adds a second kdgrid binary (e.g. one built from an older commit) to the
+# alternation: each run times kdgrid, then the baseline, under the same conditions, and the
+# summary prints kdgrid/baseline, the regression check of a change. BENCH_TORCH=0 leaves
+# PyTorch out (then only the two kdgrid binaries run).
+#
 # The goal (>= 2x) is judged against torch-ompblas, torch's best BLAS on this machine:
 # launch/setup.sh therefore installs libopenblas0-openmp (a small package) next to the
 # pthread build that python3-torch pulls in. It does not switch the libblas.so.3 alternative
@@ -49,6 +54,8 @@ runs="${1:-3}"
 steps="${2:-10}"
 warmup="${3:-3}"
 kdgrid="${KDGRID:-$PWD/build/kdgrid}"
+baseline="${KDGRID_BASELINE:-}"
+[ -z "$baseline" ] || [ -x "$baseline" ] || { echo "KDGRID_BASELINE=$baseline is not executable" >&2; exit 2; }
 python=/usr/bin/python3
 [ -x "$kdgrid" ] || { echo "no kdgrid binary at $kdgrid (build first or set KDGRID)" >&2; exit 2; }
 work="${BENCH_WORK:-$(mktemp -d /tmp/kdgrid_vs_torch.XXXXXX)}"
@@ -81,10 +88,10 @@ model=(--n-layer 4 --d-model 256 --n-head 4 --d-ff 1024 --max-seq 256 --batch-si
 clean_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=2)
 [ -z "${BENCH_OMP_WAIT_POLICY:-}" ] || clean_env+=(OMP_WAIT_POLICY="$BENCH_OMP_WAIT_POLICY")
 
-# Median tokens/s of one kdgrid run ($1 = precision).
+# Median tokens/s of one kdgrid run ($1 = precision, $2 = binary, default $kdgrid).
 kdgrid_run() {
   rm -rf "$work/run"
-  "${clean_env[@]}" "$kdgrid" train --data "$work/shards/train" --run-dir "$work/run" --no-resume \
+  "${clean_env[@]}" "${2:-$kdgrid}" train --data "$work/shards/train" --run-dir "$work/run" --no-resume \
     --steps $((warmup + steps)) --precision "$1" --lr 3e-4 --weight-decay 0.1 --grad-clip 1.0 \
     "${model[@]}" >"$work/kdgrid.log" 2>&1 || { cat "$work/kdgrid.log" >&2; exit 1; }
   "$python" - "$work/run/metrics.jsonl" "$warmup" <<'PY'
@@ -97,6 +104,7 @@ PY
 ompblas=/usr/lib/x86_64-linux-gnu/openblas-openmp
 torch_configs=(torch)
 [ -e "$ompblas/libblas.so.3" ] && torch_configs+=(torch-ompblas)
+[ "${BENCH_TORCH:-1}" = 0 ] && torch_configs=()
 
 # Median tokens/s of one PyTorch run ($1 = precision, $2 = torch | torch-ompblas).
 torch_run() {
@@ -135,6 +143,12 @@ for r in $(seq 1 "$runs"); do
     k=$(kdgrid_run "$p")
     res[kdgrid $p]+="$k "
     line=$(printf 'run %d %-4s  kdgrid %6.0f (%s)' "$r" "$p" "$k" "$q")
+    if [ -n "$baseline" ]; then
+      q=$(wait_quiet)
+      b=$(kdgrid_run "$p" "$baseline")
+      res[baseline $p]+="$b "
+      line+=$(printf '   baseline %6.0f (%s) ratio %4.3f' "$b" "$q" "$(echo "$k / $b" | bc -l)")
+    fi
     for c in "${torch_configs[@]}"; do
       q=$(wait_quiet)
       t=$(torch_run "$p" "$c")
@@ -149,6 +163,7 @@ echo
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 for p in fp32 bf16; do
   args=("$p" "${res[kdgrid $p]}")
+  [ -z "$baseline" ] || args+=(baseline "${res[baseline $p]}")
   for c in "${torch_configs[@]}"; do args+=("$c" "${res[$c $p]}"); done
   "$python" - "${args[@]}" <<'PY'
 import statistics, sys

@@ -11,8 +11,9 @@ import json
 import os
 import sys
 
-import h5py
 import numpy as np
+
+from kdgrid_cli_util import datasets, latest
 
 FIELDS = ["step", "tokens_seen", "loss", "ce", "kl", "lr", "grad_norm", "loss_scale",
           "val_loss", "adv_ce", "adv_kl"]
@@ -21,20 +22,6 @@ FIELDS = ["step", "tokens_seen", "loss", "ce", "kl", "lr", "grad_norm", "loss_sc
 def metrics(run):
     with open(os.path.join(run, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def latest(run):
-    ckpt = os.path.join(run, "checkpoints")
-    with open(os.path.join(ckpt, "latest")) as f:
-        return os.path.join(ckpt, f.read().strip())
-
-
-def datasets(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()])
-                     if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 def compare_shards(a, b):
