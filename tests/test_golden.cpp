@@ -1,4 +1,4 @@
-// Golden test: kdgrid's GPT-2 (fp32, CPU) against an independent PyTorch reference,
+// Golden test: kdgrid's GPT-2 (fp32; CPU and the guarded test device) against an independent PyTorch reference,
 // tests/golden/gpt2_reference.py, which rebuilds the model from DESIGN sections 4 and 5 alone.
 //
 // For a tiny model (2 layers, d_model 32, 4 heads, vocab 61, max_seq 16), with full causal
@@ -23,14 +23,18 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <span>
+#include <string>
+#include <tuple>
 
 #include "checkpoints/checkpoint.h"
 #include "data/h5.h"
 #include "data/loader.h"
 #include "data/shards.h"
+#include "kernels/guarded/guarded_backend.h"
 #include "src/inference/model_checkpoint.h"
 #include "src/model/gpt2.h"
 #include "src/parallel/grid.h"
+#include "src/tensor/staging.h"
 #include "tests/test_util.h"
 
 namespace kdgrid {
@@ -133,23 +137,46 @@ std::span<const float> tensorOf(const float* flat, const LocalParam& p) {
   return {flat + p.offset, static_cast<size_t>(p.numel())};
 }
 
-class Golden : public ::testing::TestWithParam<int> {};
+// (attention window, device): the CPU backend, and the guarded test device
+// (kernels/guarded/guarded_backend.h), whose memory the host code cannot touch: the same
+// comparison passing there shows the model and the trainer reach tensor data only through the
+// ops and the staging calls.
+class Golden : public ::testing::TestWithParam<std::tuple<int, std::string>> {};
+
+// The backend called `device`; the guarded one made once per process (its SIGSEGV handler and
+// pool are process-wide).
+Backend& goldenBackend(const std::string& device) {
+  if (device == "cpu") return hostBackend();
+  static guarded::GuardedBackend guarded(size_t{1} << 32);
+  return guarded;
+}
+
+// The binary that runs `kdgrid train`: kdgrid-test carries the guarded device.
+std::string trainBinary(const std::string& device) {
+  if (device == "cpu") return test::kdgridBinary();
+  const char* bin = std::getenv("KDGRID_TEST_BIN");
+  return bin ? bin : test::kdgridBinary() + "-test";
+}
 
 TEST_P(Golden, MatchesPyTorchReference) {
   test::TempDir dir("kdgrid-golden");
-  const ModelConfig mc = tinyModel(GetParam());
+  const auto& [window, device] = GetParam();
+  const ModelConfig mc = tinyModel(window);
   const int64_t T = mc.max_seq;
   GridConfig gc{.dp = 1, .pp = 1, .tp = 1};
   resolveGridFor(gc, 1, mc);
   ProcessGrid grid(gc);
-  Runtime rt;
+  Runtime rt(goldenBackend(device));
   Gpt2Stage model(mc, 1, 0, grid.tpComm(), DType::kF32, Recompute::kNone, rt);
-  initializeParameters(model.layout(), kSeed, model.params().data<float>());
+  // The initial weights, on the host (through a staged copy where the backend needs one).
+  std::vector<float> initial(model.layout().totalElements());
+  initializeParameters(model.layout(), kSeed, initial.data());
+  copyFromHost(model.params(), initial.data());
 
   // The initial weights as model.h5 (what `kdgrid train --seed kSeed` starts from, too).
   const CheckpointMeta meta = checkpointMeta(mc, "1,1,1", "", kSha);
   const std::string init_dir = saveCheckpoint(
-      dir / "init", meta, TrainingState{}, rankTensorsFor(grid, model.layout(), model.params().data<float>()), 0);
+      dir / "init", meta, TrainingState{}, rankTensorsFor(grid, model.layout(), initial.data()), 0);
 
   // Known tokens: the gradient windows are the stream's first windows; the training shard
   // holds kShardWindows windows plus a tail the loader must drop.
@@ -232,9 +259,10 @@ TEST_P(Golden, MatchesPyTorchReference) {
   EXPECT_NEAR(loss, ref_loss, kLossRelTol * ref_loss) << "mean cross-entropy";
 
   double worst_grad = 0;
+  const std::vector<float> grads = toHost<float>(model.grads());
   for (const LocalParam& p : model.layout().params()) {
     const std::string name = "f64/grads/" + p.spec.name;
-    const MaxError e = compare<float, double>(tensorOf(model.grads().data<float>(), p), readDoubles(ref, name));
+    const MaxError e = compare<float, double>(tensorOf(grads.data(), p), readDoubles(ref, name));
     const MaxError e32 = compare<double, double>(readDoubles(ref, "f32/grads/" + p.spec.name),
                                                  readDoubles(ref, name));
     EXPECT_LE(e.relative(), kGradTol)
@@ -250,9 +278,10 @@ TEST_P(Golden, MatchesPyTorchReference) {
   const std::string run = dir / "run";
   const int train_rc = test::runCommand(
       fmt::format("{} train --data {} --run-dir {} --n-layer {} --n-head {} --d-model {} --d-ff {} "
-                  "--max-seq {} --attn-window {} --batch-size {} --seed {} --precision fp32 {}",
-                  test::kdgridBinary(), dir / "data", run, mc.n_layer, mc.n_head, mc.d_model,
-                  mc.d_ff, mc.max_seq, mc.attn_window, kTrainBatch, kSeed, hyper),
+                  "--max-seq {} --attn-window {} --batch-size {} --seed {} --precision fp32 {} "
+                  "--device {}",
+                  trainBinary(device), dir / "data", run, mc.n_layer, mc.n_head, mc.d_model,
+                  mc.d_ff, mc.max_seq, mc.attn_window, kTrainBatch, kSeed, hyper, device),
       &out);
   ASSERT_EQ(train_rc, 0) << out;
 
@@ -288,8 +317,8 @@ TEST_P(Golden, MatchesPyTorchReference) {
     std::vector<float> got = ckpt.openDataset("model/" + p.spec.name).read<float>();
     std::vector<double> want = readDoubles(ref, "f64/train/final/" + p.spec.name);
     std::vector<double> want32 = readDoubles(ref, "f32/train/final/" + p.spec.name);
-    std::vector<float> start(tensorOf(model.params().data<float>(), p).begin(),
-                             tensorOf(model.params().data<float>(), p).end());
+    std::vector<float> start(tensorOf(initial.data(), p).begin(),
+                             tensorOf(initial.data(), p).end());
     if (p.spec.name.ends_with("attn.qkv.bias")) {
       // Rows [C, 2C) are the K bias (see kKeyBiasTol): checked on their own, then cut out.
       const int64_t C = mc.d_model;
@@ -316,8 +345,14 @@ TEST_P(Golden, MatchesPyTorchReference) {
               worst_key_bias);
 }
 
-INSTANTIATE_TEST_SUITE_P(AttentionWindow, Golden, ::testing::Values(0, 5),
-                         [](const auto& info) { return fmt::format("window{}", info.param); });
+INSTANTIATE_TEST_SUITE_P(AttentionWindow, Golden,
+                         ::testing::Values(std::tuple<int, std::string>{0, "cpu"},
+                                           std::tuple<int, std::string>{5, "cpu"},
+                                           std::tuple<int, std::string>{0, "guarded"}),
+                         [](const auto& info) {
+                           return fmt::format("window{}_{}", std::get<0>(info.param),
+                                              std::get<1>(info.param));
+                         });
 
 }  // namespace
 }  // namespace kdgrid

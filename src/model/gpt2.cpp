@@ -132,7 +132,7 @@ void Gpt2Stage::blockForward(int l, BlockActivations& a, int64_t B, int64_t T, T
   ops::linearForward(rt_, a.qkv, a.ln1, w("attn.qkv.weight"), &qkv_b);
   a.att = act({N, c_local_}, compute_);
   a.att_lse = act({B, nh_local_, T}, DType::kF32);
-  ops::attentionForward(rt_, a.att, a.att_lse, a.qkv, B, T, nh_local_, config_.attn_window);
+  ops::attentionForward(rt_, a.att, a.att_lse, a.qkv, B, T, attentionHeads());
   // Row-parallel projection: with tp > 1, partial sums over tp, then the (replicated) bias
   // once; with tp == 1 the GEMM adds the bias as it stores (one rounding to the compute type
   // instead of two, and no extra pass).
@@ -266,7 +266,7 @@ Tensor Gpt2Stage::backward(StageActivations& acts, Tensor dout, Tensor* d_x0) {
     Tensor datt = a.att;  // d att over att
     ops::linearBackward(rt_, &datt, false, &dw, &db, dx, a.att, w("attn.out.weight"), assign);
     Tensor dqkv = act({N, 3 * c_local_}, compute_);
-    ops::attentionBackward(rt_, dqkv, datt, a.qkv, a.att_lse, B, T, nh_local_, config_.attn_window);
+    ops::attentionBackward(rt_, dqkv, datt, a.qkv, a.att_lse, B, T, attentionHeads());
     a.att = a.att_lse = a.qkv = datt = Tensor();
     dw = g("attn.qkv.weight");
     db = g("attn.qkv.bias");

@@ -17,6 +17,7 @@
 #include "src/model/params.h"
 #include "src/model/recompute.h"
 #include "src/parallel/communicator.h"
+#include "src/tensor/ops.h"
 #include "src/tensor/runtime.h"
 #include "src/tensor/tensor.h"
 
@@ -156,6 +157,8 @@ class Gpt2Stage {
   // y = x . w^T summed over the tp ranks (each holds a slice of the inputs), + b once.
   void rowParallelLinear(Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b);
   Tensor computeWeight(const std::string& name);  // weight in the compute dtype
+  // This rank's heads (GPT-2: as many key/value heads as query heads) and the window.
+  ops::AttentionHeads attentionHeads() const { return {nh_local_, nh_local_, config_.attn_window}; }
   // An activation-sized tensor from the runtime's pool, contents uninitialised.
   Tensor act(std::vector<int64_t> shape, DType dtype) {
     return rt_.pool.empty(std::move(shape), dtype);

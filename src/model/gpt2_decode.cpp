@@ -75,7 +75,7 @@ void Gpt2Stage::decodeStep(KvCache& cache, const uint32_t* ids, float* logits) {
     const Tensor qkv_b = p("attn.qkv.bias");
     ops::linearForward(rt_, qkv, ln, w("attn.qkv.weight"), &qkv_b);
     ops::kvCacheWrite(rt_, cache.k[l], cache.v[l], qkv, 1, pos);
-    ops::decodeAttention(rt_, att, qkv, cache.k[l], cache.v[l], pos + 1, config_.attn_window);
+    ops::decodeAttention(rt_, att, qkv, cache.k[l], cache.v[l], pos + 1, attentionHeads());
     const Tensor out_b = p("attn.out.bias");
     ops::linearForward(rt_, proj, att, w("attn.out.weight"), &out_b);
     ops::add(rt_, x, x, proj);

@@ -215,10 +215,24 @@ void embeddingBackward(Runtime& rt, Tensor& dtok_emb, Tensor* dpos_emb, const Te
   });
 }
 
+namespace {
+// What kernels/cpu's attention computes today (ops.h, AttentionHeads).
+void requireSupported(const AttentionHeads& heads, const Tensor* lengths, const char* op) {
+  KDGRID_CHECK(heads.n_head >= 1 && heads.n_kv_head == heads.n_head,
+               "{}: {} query heads over {} key/value heads: kernels/cpu has no grouped-query "
+               "attention yet",
+               op, heads.n_head, heads.n_kv_head);
+  KDGRID_CHECK(lengths == nullptr, "{}: kernels/cpu has no per-sequence lengths yet", op);
+}
+}  // namespace
+
 void attentionForward(Runtime& rt, Tensor& out, Tensor& lse, const Tensor& qkv, int64_t B,
-                      int64_t T, int64_t n_head_local, int window) {
+                      int64_t T, const AttentionHeads& heads, const Tensor* lengths) {
   KDGRID_OP_TIMER(rt, "attention.fwd");
   requireBackend(rt, qkv, "attentionForward");
+  requireSupported(heads, lengths, "attentionForward");
+  const int64_t n_head_local = heads.n_head;
+  const int window = heads.window;
   const int64_t C = out.dim(-1);
   KDGRID_CHECK(qkv.numel() == B * T * 3 * C && out.numel() == B * T * C &&
                    lse.numel() == B * n_head_local * T && C % n_head_local == 0,
@@ -232,9 +246,13 @@ void attentionForward(Runtime& rt, Tensor& out, Tensor& lse, const Tensor& qkv, 
 }
 
 void attentionBackward(Runtime& rt, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                       const Tensor& lse, int64_t B, int64_t T, int64_t n_head_local, int window) {
+                       const Tensor& lse, int64_t B, int64_t T, const AttentionHeads& heads,
+                       const Tensor* lengths) {
   KDGRID_OP_TIMER(rt, "attention.bwd");
   requireBackend(rt, qkv, "attentionBackward");
+  requireSupported(heads, lengths, "attentionBackward");
+  const int64_t n_head_local = heads.n_head;
+  const int window = heads.window;
   requireSame(dqkv, qkv, "attentionBackward");
   const int64_t C = dout.dim(-1);
   KDGRID_CHECK(dout.numel() * 3 == qkv.numel() && dout.dtype() == qkv.dtype(),
@@ -275,10 +293,15 @@ void kvCacheWrite(Runtime& rt, Tensor& k_cache, Tensor& v_cache, const Tensor& q
 }
 
 void decodeAttention(Runtime& rt, Tensor& out, const Tensor& qkv, const Tensor& k_cache,
-                     const Tensor& v_cache, int64_t len, int window) {
+                     const Tensor& v_cache, int64_t len, const AttentionHeads& heads,
+                     const Tensor* lengths) {
   KDGRID_OP_TIMER(rt, "attention.decode");
   checkKvCache(rt, k_cache, v_cache, qkv, "decodeAttention");
+  requireSupported(heads, lengths, "decodeAttention");
+  const int window = heads.window;
   const int64_t B = k_cache.dim(0), nh = k_cache.dim(1), S = k_cache.dim(2), hd = k_cache.dim(3);
+  KDGRID_CHECK(nh == heads.n_kv_head, "decodeAttention: caches {} for {} key/value heads",
+               k_cache.describe(), heads.n_kv_head);
   KDGRID_CHECK(qkv.numel() == B * 3 * nh * hd && out.numel() == B * nh * hd &&
                    out.dtype() == qkv.dtype() && len >= 1 && len <= S,
                "decodeAttention: qkv {} out {} length {} over {}", qkv.describe(), out.describe(),

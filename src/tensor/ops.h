@@ -49,21 +49,36 @@ void embeddingForward(Runtime& rt, Tensor& out, const Tensor& ids, const Tensor&
 void embeddingBackward(Runtime& rt, Tensor& dtok_emb, Tensor* dpos_emb, const Tensor& dout,
                        const Tensor& ids, int64_t vocab_start);
 
-// Causal attention over qkv [B, T, 3 * C_local] -> out [B, T, C_local], saving lse
-// [B, nh_local, T] (fp32). window 0 = full causal.
-void attentionForward(Runtime& rt, Tensor& out, Tensor& lse, const Tensor& qkv, int64_t B,
-                      int64_t T, int64_t n_head_local, int window);
-void attentionBackward(Runtime& rt, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                       const Tensor& lse, int64_t B, int64_t T, int64_t n_head_local, int window);
+// The heads of this rank's attention: n_head query heads over n_kv_head key/value heads
+// (grouped-query attention, DESIGN section 4: query head h uses KV head h / (n_head /
+// n_kv_head); GPT-2 has n_kv_head == n_head), and the window (0 = full causal; W > 0: a query
+// sees itself and the W-1 keys before it). The Llama/Qwen2 and sequence-level distillation
+// issues fill in what kernels/cpu does not do yet (n_kv_head < n_head, per-sequence lengths):
+// these signatures already carry them, and the ops refuse them by name until then.
+struct AttentionHeads {
+  int64_t n_head = 0, n_kv_head = 0;
+  int window = 0;
+};
 
-// Autoregressive decoding (kernels/cpu/decode_attention.h). k_cache, v_cache [B, nh_local,
+// Causal attention over qkv [B, T, (n_head + 2 n_kv_head) * hd] -> out [B, T, n_head * hd],
+// saving lse [B, n_head, T] (fp32). lengths (optional, uint32 [B]): each sequence's valid
+// length (later positions are padding); null = T for all.
+void attentionForward(Runtime& rt, Tensor& out, Tensor& lse, const Tensor& qkv, int64_t B,
+                      int64_t T, const AttentionHeads& heads, const Tensor* lengths = nullptr);
+void attentionBackward(Runtime& rt, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
+                       const Tensor& lse, int64_t B, int64_t T, const AttentionHeads& heads,
+                       const Tensor* lengths = nullptr);
+
+// Autoregressive decoding (kernels/cpu/decode_attention.h). k_cache, v_cache [B, n_kv_head,
 // S, hd] in qkv's dtype. kvCacheWrite: K and V of qkv [B, n, 3 * C_local] into positions
 // pos0..pos0+n-1. decodeAttention: out [B, C_local] = attention of each sequence's query (qkv
-// [B, 3 * C_local], at position len - 1) over cache positions < len (window 0 = all).
+// [B, 3 * C_local], at position len - 1) over cache positions < len (window 0 = all);
+// lengths (optional, uint32 [B]): each sequence's own length instead (len is their maximum).
 void kvCacheWrite(Runtime& rt, Tensor& k_cache, Tensor& v_cache, const Tensor& qkv, int64_t n,
                   int64_t pos0);
 void decodeAttention(Runtime& rt, Tensor& out, const Tensor& qkv, const Tensor& k_cache,
-                     const Tensor& v_cache, int64_t len, int window);
+                     const Tensor& v_cache, int64_t len, const AttentionHeads& heads,
+                     const Tensor* lengths = nullptr);
 
 // Converts between storage types (same shape).
 void convert(Runtime& rt, Tensor& dst, const Tensor& src);
