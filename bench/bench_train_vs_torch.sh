@@ -173,6 +173,8 @@ line = f"{p}: kdgrid {mk:6.0f} tokens/s"
 for name, vals in zip(sys.argv[3::2], sys.argv[4::2]):
     mt = statistics.median(float(x) for x in vals.split())
     line += f" | {name} {mt:6.0f} tokens/s, kdgrid/{name} = {mk / mt:.2f}x"
-print(line + f"   (medians of {len(kd)} runs; goal >= 2.0x)")
+goals = "; goal >= 2.0x against torch" if "torch" in " ".join(sys.argv[3::2]) else ""
+goals += "; no regression: kdgrid/baseline >= 0.97" if "baseline" in sys.argv[3::2] else ""
+print(line + f"   (medians of {len(kd)} runs{goals})")
 PY
 done

@@ -16,6 +16,7 @@
 #include "src/core/log.h"
 #include "src/distill/stage_forward.h"
 #include "src/distill/teacher.h"
+#include "src/tensor/ops.h"
 
 namespace kdgrid {
 namespace {
@@ -33,26 +34,31 @@ struct Candidate {
   }
 };
 
-// The top-k of log-softmax(logits / T) for one chunk of rows, vocabulary-parallel over `tp`,
-// selected on the host: logits [n, V_local] is a staged host copy (scaled in place); ids_below:
-// only ids below it are candidates. Fills ids and logprobs [n, k].
-void topkChunk(std::vector<float>& logits, int64_t n, const cpu::VocabSlice& slice,
-               uint32_t ids_below, int64_t k, float temperature, Communicator& tp, uint32_t* ids,
-               float* logprobs) {
-  float* z = logits.data();
-  const float inv_t = 1.0f / temperature;
-  for (int64_t i = 0; i < n * slice.size; ++i) z[i] *= inv_t;
+// The top-k of log-softmax(logits / T) for one chunk of rows, vocabulary-parallel over `tp`.
+// logits [n, V_local] fp32 on rt's backend (scaled in place); ids_below: only ids below it are
+// candidates. The log-normaliser is formed by ops; the selection runs on the host over staged
+// copies. Fills ids and logprobs [n, k] (host).
+void topkChunk(Runtime& rt, Tensor& logits, const cpu::VocabSlice& slice, uint32_t ids_below,
+               int64_t k, float temperature, Communicator& tp, uint32_t* ids, float* logprobs) {
+  const int64_t n = logits.dim(0);
+  ops::scale(rt, logits, 1.0f / temperature);
   // log-normaliser over the full vocabulary: cross-entropy's row statistics with any valid
   // target (its target logit is unused).
-  std::vector<uint32_t> any_target(n, 0);
-  std::vector<float> local_max(n), global_max, sums(2 * n);
-  cpu::xentRowStats(local_max.data(), sums.data(), sums.data() + n, z, any_target.data(), n, slice);
-  global_max = local_max;
+  const Tensor any_target = rt.pool.zeros({n}, DType::kU32);
+  Tensor local_max = rt.pool.zeros({n}, DType::kF32), global_max = rt.pool.zeros({n}, DType::kF32);
+  Tensor stats = rt.pool.zeros({2 * n}, DType::kF32);  // [sum of exp | target logit]
+  Tensor sum_exp = stats.rows(0, n), target_logit = stats.rows(n, n);
+  const ops::VocabShard shard{slice.start, slice.size, slice.valid};
+  ops::xentRowStats(rt, local_max, sum_exp, target_logit, logits, any_target, shard);
+  copyTensor(global_max, local_max);
   if (tp.size() > 1) {
-    tp.allReduceMax(global_max.data(), n);
-    cpu::xentRescaleSums(sums.data(), local_max.data(), global_max.data(), n);
-    tp.allReduceSum(sums.data(), n);
+    tp.allReduceMax(global_max);
+    ops::xentRescaleSums(rt, stats, local_max, global_max);
+    tp.allReduceSum(sum_exp);
   }
+  const std::vector<float> z_host = toHost<float>(logits), max_host = toHost<float>(global_max),
+                           sums = toHost<float>(sum_exp);
+  const float* z = z_host.data();
   // This rank's top-k candidates per row: [n, k] values and ids (ids carried as floats in the
   // gather; exact below 2^24, checked by the caller). Missing ones: -inf, id UINT32_MAX.
   const int64_t local_end = std::clamp<int64_t>(int64_t(ids_below) - slice.start, 0, slice.size);
@@ -83,7 +89,7 @@ void topkChunk(std::vector<float>& logits, int64_t n, const cpu::VocabSlice& sli
     }
     KDGRID_CHECK(int64_t(row.size()) >= k, "top-k: {} candidates for k = {}", row.size(), k);
     std::partial_sort(row.begin(), row.begin() + k, row.end());
-    const double lse = double(global_max[r]) + std::log(double(sums[r]));
+    const double lse = double(max_host[r]) + std::log(double(sums[r]));
     for (int64_t j = 0; j < k; ++j) {
       ids[r * k + j] = row[j].id;
       logprobs[r * k + j] = static_cast<float>(double(row[j].value) - lse);
@@ -191,9 +197,8 @@ void writeTeacherLogits(const TeacherLogitsConfig& c, GridConfig gc) {
         const int64_t n = std::min(kChunkRows, N - r0);
         Tensor logits = rt.zeros({n, slice.size}, DType::kF32);
         model.headLogits(acts, r0, logits);
-        std::vector<float> host = toHost<float>(logits);
-        topkChunk(host, n, slice, data_vocab, k, static_cast<float>(c.temperature), grid.tpComm(),
-                  ids.data() + r0 * k, logprobs.data() + r0 * k);
+        topkChunk(rt, logits, slice, data_vocab, k, static_cast<float>(c.temperature),
+                  grid.tpComm(), ids.data() + r0 * k, logprobs.data() + r0 * k);
       }
       if (out) out->write(begin, N, ids.data(), logprobs.data());
     }

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/cpu/elementwise.h"
 #include "src/tensor/ops.h"
 #include "src/tensor/staging.h"
 

@@ -400,6 +400,15 @@ double sumSquares(Runtime& rt, const Tensor& x) {
   return cpu::sumSquares(at<float>(x), x.numel());
 }
 
+void scale(Runtime& rt, Tensor& x, float factor) {
+  KDGRID_OP_TIMER(rt, "scale");
+  requireBackend(rt, x, "scale");
+  byType(x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    cpu::scaleInPlace(at<T>(x), factor, x.numel());
+  });
+}
+
 void signScale(Runtime& rt, Tensor& x, float epsilon) {
   KDGRID_OP_TIMER(rt, "sign_scale");
   requireBackend(rt, x, "signScale");

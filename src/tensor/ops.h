@@ -115,6 +115,8 @@ void adamwStep(Runtime& rt, Tensor& params, Tensor& m, Tensor& v, const Tensor& 
 // sum of x[i]^2 (fp32 x, double accumulation; independent of the thread count), returned to
 // the host.
 double sumSquares(Runtime& rt, const Tensor& x);
+// x <- x * factor, in place.
+void scale(Runtime& rt, Tensor& x, float factor);
 // x <- epsilon * sign(x), in place (0 stays 0): the FGSM step of adversarial training.
 void signScale(Runtime& rt, Tensor& x, float epsilon);
 
