@@ -35,6 +35,9 @@ using Clock = std::chrono::steady_clock;
 // The watchdog's roll call (see WatchdogConfig): a message on its own tag, above the pipeline's
 // tags and below 32767, the least MPI_TAG_UB the standard allows.
 constexpr int kRollCallTag = 32001;
+// The ring reduce-scatter's messages (reduceScatterSum), apart from the pipeline's and the
+// roll call's.
+constexpr int kReduceScatterTag = 32002;
 constexpr int64_t kRollCall = 0;  // "I gave up waiting at op #N"
 constexpr int64_t kAnswer = 1;    // "I am alive, at op #N"
 // How long a rank that timed out collects answers: ranks waiting on the same axis answer
@@ -303,6 +306,11 @@ void MpiCommunicator::shardCounts(const FlatShards& shards, std::vector<int>& co
   }
 }
 
+// A ring: in p - 1 steps each rank passes a shard's partial sum to its right neighbour and adds
+// its own addend to the one arriving from the left, so rank r ends with shard r summed in a
+// fixed order (x_{r+1} + x_{r+2} + ... + x_r). Two shard-sized buffers, whatever the rank:
+// Open MPI's (I)reduce_scatter reduces the whole buffer to one rank first, which costs that rank
+// a full-size copy of the gradients (ZeRO-1 exists to save memory).
 void MpiCommunicator::reduceScatterSum(const float* in, float* out, const FlatShards& shards) {
   std::vector<int> counts, displs;
   shardCounts(shards, counts, displs);
@@ -311,13 +319,28 @@ void MpiCommunicator::reduceScatterSum(const float* in, float* out, const FlatSh
     return;
   }
   ++collective_seq_;
-  if (watchdog_.timeout_s <= 0) {
-    KDGRID_MPI(MPI_Reduce_scatter(in, out, counts.data(), MPI_FLOAT, MPI_SUM, comm_));
-  } else {
-    MPI_Request request;
-    KDGRID_MPI(
-        MPI_Ireduce_scatter(in, out, counts.data(), MPI_FLOAT, MPI_SUM, comm_, &request));
-    waitOne(request, {"reduce-scatter (sum)", shards.total(), "floats", {}, collective_seq_});
+  const int p = size_, right = (rank_ + 1) % p, left = (rank_ + p - 1) % p;
+  auto shard = [p](int c) { return ((c % p) + p) % p; };
+  // `partial` is sent while the next partial sum arrives in `out` (the caller's shard buffer),
+  // so the ring needs one shard of its own; a rank whose own shard is shorter than the others
+  // (the last, when p does not divide the buffer) takes them in a buffer of their size.
+  std::vector<float> partial(shards.shardSize()), longer;
+  if (static_cast<size_t>(counts[rank_]) < shards.shardSize()) longer.resize(shards.shardSize());
+  float* arriving = longer.empty() ? out : longer.data();
+  const int first = shard(rank_ - 1);
+  std::copy(in + displs[first], in + displs[first] + counts[first], partial.begin());
+  for (int k = 0; k < p - 1; ++k) {
+    const int send_c = shard(rank_ - k - 1), recv_c = shard(rank_ - k - 2);
+    std::vector<MPI_Request> requests(2);
+    KDGRID_MPI(MPI_Irecv(arriving, counts[recv_c], MPI_FLOAT, left, kReduceScatterTag, comm_,
+                         &requests[0]));
+    KDGRID_MPI(MPI_Isend(partial.data(), counts[send_c], MPI_FLOAT, right, kReduceScatterTag,
+                         comm_, &requests[1]));
+    // A collective: the watchdog names the ranks of the axis that did not arrive.
+    waitAll(requests, {"reduce-scatter (sum)", shards.total(), "floats", {}, collective_seq_});
+    const float* own = in + displs[recv_c];
+    float* sum = k + 1 < p - 1 ? partial.data() : out;  // the last step's sum is this rank's
+    for (int i = 0; i < counts[recv_c]; ++i) sum[i] = arriving[i] + own[i];
   }
   bytes_sent_ += (size_ - 1) * shards.shardSize() * 4;
 }
