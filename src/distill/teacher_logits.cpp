@@ -16,6 +16,7 @@
 #include "src/core/log.h"
 #include "src/distill/stage_forward.h"
 #include "src/distill/teacher.h"
+#include "src/model/xent_stats.h"
 #include "src/tensor/ops.h"
 
 namespace kdgrid {
@@ -45,19 +46,11 @@ void topkChunk(Runtime& rt, Tensor& logits, const cpu::VocabSlice& slice, uint32
   // log-normaliser over the full vocabulary: cross-entropy's row statistics with any valid
   // target (its target logit is unused).
   const Tensor any_target = rt.pool.zeros({n}, DType::kU32);
-  Tensor local_max = rt.pool.zeros({n}, DType::kF32), global_max = rt.pool.zeros({n}, DType::kF32);
-  Tensor stats = rt.pool.zeros({2 * n}, DType::kF32);  // [sum of exp | target logit]
-  Tensor sum_exp = stats.rows(0, n), target_logit = stats.rows(n, n);
-  const ops::VocabShard shard{slice.start, slice.size, slice.valid};
-  ops::xentRowStats(rt, local_max, sum_exp, target_logit, logits, any_target, shard);
-  copyTensor(global_max, local_max);
-  if (tp.size() > 1) {
-    tp.allReduceMax(global_max);
-    ops::xentRescaleSums(rt, stats, local_max, global_max);
-    tp.allReduceSum(sum_exp);
-  }
-  const std::vector<float> z_host = toHost<float>(logits), max_host = toHost<float>(global_max),
-                           sums = toHost<float>(sum_exp);
+  const XentStats st = reduceXentStats(rt, tp, logits, any_target,
+                                       {slice.start, slice.size, slice.valid});
+  const std::vector<float> z_host = toHost<float>(logits);
+  const std::vector<float> max_host = toHost<float>(st.global_max);
+  const std::vector<float> sums = toHost<float>(st.sumExp());
   const float* z = z_host.data();
   // This rank's top-k candidates per row: [n, k] values and ids (ids carried as floats in the
   // gather; exact below 2^24, checked by the caller). Missing ones: -inf, id UINT32_MAX.

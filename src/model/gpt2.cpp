@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "src/model/xent_stats.h"
 #include "src/tensor/ops.h"
 #include "src/tensor/staging.h"
 
@@ -179,25 +180,16 @@ LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* 
   const int64_t N = acts.B * acts.T;
   Tensor all_targets = act({N}, DType::kU32);  // [N] on the backend
   copyFromHost(all_targets, targets);
-  // Per row of a chunk: local max, global max, then [sum of exp, target logit] reduced as one
-  // (statistics fp32 on the backend; the loss sums are formed on the host from a staged copy).
+  // Per chunk: the statistics on the backend; the loss sums formed on the host from a staged
+  // copy of them.
   std::vector<float> host_max, host_sums;
   auto cross_entropy = [&](Tensor& lg, int64_t r0, int64_t n, bool backward) {
-    Tensor local_max = rt_.pool.zeros({n}, DType::kF32), global_max = act({n}, DType::kF32);
-    Tensor sums = rt_.pool.zeros({2 * n}, DType::kF32);  // [sum of exp | target logit]
-    Tensor sum_exp = sums.rows(0, n), target_logit = sums.rows(n, n);
     const Tensor row_targets = all_targets.rows(r0, n);
-    ops::xentRowStats(rt_, local_max, sum_exp, target_logit, lg, row_targets, shard);
-    copyTensor(global_max, local_max);
-    if (tp_.size() > 1) {
-      tp_.allReduceMax(global_max);
-      ops::xentRescaleSums(rt_, sums, local_max, global_max);
-      tp_.allReduceSum(sums);
-    }
+    const XentStats st = reduceXentStats(rt_, tp_, lg, row_targets, shard);
     host_max.resize(n);
     host_sums.resize(2 * n);
-    copyToHost(global_max, host_max.data());
-    copyToHost(sums, host_sums.data());
+    copyToHost(st.global_max, host_max.data());
+    copyToHost(st.sums, host_sums.data());
     LossSums chunk;
     for (int64_t i = 0; i < n; ++i) {
       if (targets[r0 + i] == UINT32_MAX) continue;
@@ -205,7 +197,8 @@ LossSums Gpt2Stage::headForwardBackward(StageActivations& acts, const uint32_t* 
       chunk.tokens += 1;
     }
     if (backward) {
-      ops::xentBackwardInPlace(rt_, lg, global_max, sum_exp, row_targets, shard, grad_scale);
+      ops::xentBackwardInPlace(rt_, lg, st.global_max, st.sumExp(), row_targets, shard,
+                               grad_scale);
     }
     return chunk;
   };

@@ -308,9 +308,9 @@ void MpiCommunicator::shardCounts(const FlatShards& shards, std::vector<int>& co
 
 // A ring: in p - 1 steps each rank passes a shard's partial sum to its right neighbour and adds
 // its own addend to the one arriving from the left, so rank r ends with shard r summed in a
-// fixed order (x_{r+1} + x_{r+2} + ... + x_r). Two shard-sized buffers, whatever the rank:
-// Open MPI's (I)reduce_scatter reduces the whole buffer to one rank first, which costs that rank
-// a full-size copy of the gradients (ZeRO-1 exists to save memory).
+// fixed order (x_{r+1} + x_{r+2} + ... + x_r). One shard-sized buffer per rank (two on a rank
+// whose own shard is the short last one): Open MPI's (I)reduce_scatter reduced the whole buffer
+// onto rank 0 first, a full-size copy of the gradients there (ZeRO-1 exists to save memory).
 void MpiCommunicator::reduceScatterSum(const float* in, float* out, const FlatShards& shards) {
   std::vector<int> counts, displs;
   shardCounts(shards, counts, displs);
